@@ -1,0 +1,1 @@
+"""Adapters for the ports in ``scoreboard.ports``; chosen by ``scoreboard.bootstrap`` only."""

@@ -1,0 +1,49 @@
+"""In-process bus: board events go to this process's subscribers only (embedded mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from scoreboard.events import BoardChanged
+
+_QUEUE_LIMIT = 1024
+
+
+class MemoryBus:
+    """Every subscriber has its own bounded queue. A subscriber that falls more than
+    ``_QUEUE_LIMIT`` events behind loses the oldest ones, which is harmless: each event carries
+    the whole top of the board, so the newest one is enough to catch up."""
+
+    def __init__(self) -> None:
+        self._seq: dict[str, int] = defaultdict(int)
+        self._queues: dict[str, set[asyncio.Queue[BoardChanged]]] = defaultdict(set)
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def next_seq(self, board: str) -> int:
+        self._seq[board] += 1
+        return self._seq[board]
+
+    async def current_seq(self, board: str) -> int:
+        return self._seq[board]
+
+    async def publish(self, event: BoardChanged) -> None:
+        for queue in self._queues[event.board]:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    async def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
+        queue: asyncio.Queue[BoardChanged] = asyncio.Queue(_QUEUE_LIMIT)
+        self._queues[board].add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues[board].discard(queue)

@@ -1,0 +1,71 @@
+"""In-process rank index: a sorted list of ranking keys plus a dict of each user's entry.
+
+``sortedcontainers.SortedList`` keeps the keys ordered with O(log n) insert, remove and
+position lookup, and O(log n + k) slicing, so the rank of a user and a page of k entries never
+scan the board. Memory is one key tuple and one dict entry per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sortedcontainers import SortedList
+
+from scoreboard.model import RankedEntry, UserTotal, rank_key
+
+
+class MemoryRankIndex:
+    def __init__(self) -> None:
+        self._keys: SortedList = SortedList()
+        self._users: dict[str, UserTotal] = {}
+
+    async def apply(self, total: UserTotal) -> bool:
+        return self._put(total)
+
+    def _put(self, total: UserTotal) -> bool:
+        old = self._users.get(total.user_id)
+        if old is not None:
+            if old.version >= total.version:
+                return False
+            self._keys.remove(rank_key(old.score, old.reached, old.user_id))
+        self._users[total.user_id] = total
+        self._keys.add(rank_key(total.score, total.reached, total.user_id))
+        return True
+
+    async def load(self, totals: Iterable[UserTotal]) -> None:
+        if not self._users:
+            # Bulk path for a rebuild into an empty index: one sort instead of n inserts.
+            for total in totals:
+                old = self._users.get(total.user_id)
+                if old is None or old.version < total.version:
+                    self._users[total.user_id] = total
+            self._keys = SortedList(
+                rank_key(t.score, t.reached, t.user_id) for t in self._users.values()
+            )
+            return
+        for total in totals:
+            self._put(total)
+
+    async def clear(self) -> None:
+        self._keys = SortedList()
+        self._users.clear()
+
+    async def top(self, k: int) -> tuple[RankedEntry, ...]:
+        return self._slice(0, k)
+
+    def _slice(self, start: int, count: int) -> tuple[RankedEntry, ...]:
+        users = self._users
+        out = []
+        for offset, key in enumerate(self._keys.islice(start, start + count)):
+            total = users[key[2]]
+            out.append(RankedEntry(start + offset + 1, total.user_id, total.username, total.score))
+        return tuple(out)
+
+    async def rank(self, user_id: str) -> int | None:
+        total = self._users.get(user_id)
+        if total is None:
+            return None
+        return int(self._keys.index(rank_key(total.score, total.reached, user_id))) + 1
+
+    async def size(self) -> int:
+        return len(self._users)

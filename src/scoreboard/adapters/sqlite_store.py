@@ -1,0 +1,206 @@
+"""SQLite score store with group commit (embedded mode).
+
+SQLite allows one writer at a time and each commit costs an fsync, so a commit per request would
+cap updates at the disk's fsync rate. Instead every update waits in a queue; one writer thread
+takes everything queued, applies it in **one transaction**, commits once, and only then resolves
+each waiting request. Under load a commit carries many updates; alone, an update commits at once
+(there is no timer). Each client still waits for the commit that holds its own update.
+
+The database runs in WAL mode with ``synchronous=FULL``: a commit is on disk before it is
+acknowledged, and readers (a second connection on its own thread) never block the writer.
+The schema is created by the Alembic migrations in ``scoreboard/migrations``; this module only
+reads and writes rows, through the sqlite3 driver directly, because the ORM's per-statement
+overhead would be most of the cost of an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from scoreboard.errors import ActionConflict, Unavailable
+from scoreboard.model import Applied, ScoreUpdate, UserTotal
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MAX_BATCH = 512
+_CHUNK = 10_000
+
+_SELECT_ACTION = "SELECT score_delta FROM scores WHERE user_id = ? AND action_id = ?"
+_ENSURE_USER = (
+    "INSERT INTO users (user_id, username, score, version, reached_seq, created_at, updated_at)"
+    " VALUES (?, ?, 0, 0, 0, ?, ?) ON CONFLICT (user_id) DO NOTHING"
+)
+_INSERT_EVENT = (
+    "INSERT INTO scores (user_id, score_delta, action_id, created_at) VALUES (?, ?, ?, ?)"
+)
+_ADD_TO_TOTAL = (
+    "UPDATE users SET score = score + ?, version = version + 1, reached_seq = ?,"
+    " username = COALESCE(?, username), updated_at = ? WHERE user_id = ?"
+    " RETURNING username, score, version"
+)
+_SELECT_USER = "SELECT user_id, username, score, version, reached_seq FROM users WHERE user_id = ?"
+_SELECT_TOTALS = "SELECT user_id, username, score, version, reached_seq FROM users"
+
+
+def sqlite_path(database_url: str) -> Path:
+    """The file of a ``sqlite:///PATH`` URL (relative to the working directory)."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix) or len(database_url) == len(prefix):
+        raise ValueError(f"not a sqlite:///PATH URL: {database_url}")
+    return Path(database_url[len(prefix) :])
+
+
+def _now() -> str:
+    # The text form SQLAlchemy uses for DateTime on SQLite: sortable, UTC.
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class SqliteScoreStore:
+    def __init__(self, path: Path, *, max_batch: int = _MAX_BATCH) -> None:
+        self.path = path
+        self.max_batch = max_batch
+        self._pending: list[tuple[ScoreUpdate, asyncio.Future[Applied]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self.batch_sizes: list[int] = []
+        """Sizes of the most recent commits (bounded), for metrics and benchmarks."""
+
+    async def open(self) -> None:
+        self._wconn = await self._run(self._writer, self._connect)
+        self._rconn = await self._run(self._reader, self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        for executor, conn in ((self._writer, self._wconn), (self._reader, self._rconn)):
+            if conn is not None:
+                await self._run(executor, conn.close)
+            executor.shutdown(wait=True)
+        self._wconn = self._rconn = None
+
+    @staticmethod
+    async def _run(executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def apply(self, update: ScoreUpdate) -> Applied:
+        if self._wconn is None:
+            raise Unavailable("the store is not open")
+        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
+        self._pending.append((update, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            updates = [update for update, _ in batch]
+            try:
+                outcomes = await self._run(
+                    self._writer, functools.partial(self._apply_batch, updates)
+                )
+            except sqlite3.Error as exc:
+                log.error("sqlite commit failed: %s", exc)
+                error = Unavailable("the score store is unavailable, try again shortly")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            self.batch_sizes.append(len(batch))
+            if len(self.batch_sizes) > 1024:
+                del self.batch_sizes[:512]
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the request went away; its update is committed anyway
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _apply_batch(self, updates: list[ScoreUpdate]) -> list[Applied | Exception]:
+        conn = self._wconn
+        assert conn is not None
+        now = _now()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = [self._apply_one(conn, update, now) for update in updates]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    @staticmethod
+    def _apply_one(conn: sqlite3.Connection, update: ScoreUpdate, now: str) -> Applied | Exception:
+        action_id = update.action_id
+        if action_id is not None:
+            row = conn.execute(_SELECT_ACTION, (update.user_id, action_id)).fetchone()
+            if row is not None:
+                if row[0] != update.delta:
+                    return ActionConflict(
+                        "this action_id was already used with a different score_delta"
+                    )
+                user = conn.execute(_SELECT_USER, (update.user_id,)).fetchone()
+                return Applied(UserTotal(*user), replayed=True)
+        else:
+            action_id = uuid.uuid4().hex
+        conn.execute(_ENSURE_USER, (update.user_id, update.username or update.user_id, now, now))
+        event_id = conn.execute(
+            _INSERT_EVENT, (update.user_id, update.delta, action_id, now)
+        ).lastrowid
+        username, score, version = conn.execute(
+            _ADD_TO_TOTAL, (update.delta, event_id, update.username, now, update.user_id)
+        ).fetchone()
+        assert event_id is not None
+        return Applied(UserTotal(update.user_id, username, score, version, event_id))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> UserTotal | None:
+        conn = self._rconn
+        if conn is None:
+            raise Unavailable("the store is not open")
+        try:
+            row = await self._run(
+                self._reader, lambda: conn.execute(_SELECT_USER, (user_id,)).fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable("the score store is unavailable") from exc
+        return None if row is None else UserTotal(*row)
+
+    async def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
+        conn = self._rconn
+        if conn is None:
+            raise Unavailable("the store is not open")
+        cursor = await self._run(self._reader, lambda: conn.execute(_SELECT_TOTALS))
+        try:
+            while rows := await self._run(self._reader, lambda: cursor.fetchmany(_CHUNK)):
+                yield [UserTotal(*row) for row in rows]
+        finally:
+            await self._run(self._reader, cursor.close)

@@ -1,0 +1,158 @@
+"""The ``scoreboard`` command: serve, migrate, token.
+
+Every failure a user can cause (a bad flag, a bad setting) ends in one line on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from scoreboard import logs
+from scoreboard.settings import Settings, describe_error
+
+log = logging.getLogger("scoreboard")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"scoreboard: error: {message}\n")
+    raise SystemExit(2)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        _fail(describe_error(exc))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="scoreboard",
+        description="A live leaderboard service. Configuration comes from SCOREBOARD_* "
+        "environment variables or a .env file (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="apply pending migrations, then serve HTTP and WebSocket"
+    )
+    serve.add_argument("--host", help="address to listen on (default: SCOREBOARD_HOST)")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: SCOREBOARD_PORT, 8000)"
+    )
+
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+    token = commands.add_parser(
+        "token",
+        help="print a signed token for a user, to try the API with curl",
+        description="Print a token signed with the server's secret (SCOREBOARD_JWT_SECRET, "
+        "or the one generated in the data folder).",
+    )
+    token.add_argument("user_id", metavar="USER_ID", help="the user the token speaks for")
+    token.add_argument(
+        "--ttl", type=int, default=3600, help="seconds until it expires (default 3600)"
+    )
+    token.add_argument("--name", help="display name shown on the board")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        _serve(args.host, args.port)
+    elif args.command == "migrate":
+        _migrate()
+    elif args.command == "token":
+        _token(args.user_id, args.ttl, args.name)
+
+
+def _migrate(settings: Settings | None = None) -> None:
+    from scoreboard import migrate
+
+    settings = settings or _settings()
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        migrate.upgrade(settings.database_url)
+    except Exception as exc:  # a database we cannot reach or write: one line, not a traceback
+        _fail(f"migration failed: {exc}".splitlines()[0])
+
+
+def _serve(host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from scoreboard import bootstrap
+    from scoreboard.web.app import create_app
+
+    settings = _settings(host=host, port=port)
+    _migrate(settings)
+    try:
+        bootstrap.build(settings)  # fail fast, before uvicorn starts, on what we cannot run
+    except (bootstrap.ConfigurationError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    log.info(
+        "starting",
+        extra={
+            "listen": f"http://{settings.host}:{settings.port}",
+            "database": settings.database_url,
+            "delta_range": f"{settings.min_delta}..{settings.max_delta}",
+            "jwt_audience": settings.jwt_audience,
+            "jwt_issuer": settings.jwt_issuer,
+            "log_format": settings.log_format,
+        },
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_message,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
+        ws_per_message_deflate=False,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _token(user_id: str, ttl: int, name: str | None) -> None:
+    from scoreboard import tokens
+    from scoreboard.model import is_valid_user_id
+
+    if not is_valid_user_id(user_id):
+        _fail("USER_ID must be 1-64 characters of letters, digits and _-.:@")
+    if ttl <= 0:
+        _fail("--ttl must be a positive number of seconds")
+    settings = _settings()
+    logs.configure(settings.log_format, settings.log_level)
+    secret = tokens.load_or_create_secret(settings)
+    print(
+        tokens.mint(
+            secret,
+            user_id,
+            ttl=ttl,
+            name=name,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Value types and the ranking rule.
+
+The ranking rule, written once: **higher score first; equal scores are ordered by who reached
+that score first**. "First" is measured by ``reached``, the store's sequence number of the score
+event that produced the user's current total (smaller is earlier). Every rank index orders users
+by :func:`rank_key` and must pass the same contract tests for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_BOARD = "main"
+"""The one board the service has today. Kept as a value passed around, not a global assumption."""
+
+TOP_K = 10
+
+USER_ID_MAX = 64
+ACTION_ID_MAX = 128
+USERNAME_MAX = 128
+
+_USER_ID_RE = re.compile(r"[A-Za-z0-9_\-.:@]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserTotal:
+    """A user's current total as the store holds it.
+
+    ``version`` rises by one with every applied event of this user, so a rank index can drop a
+    write older than the one it holds. ``reached`` is the ranking tie-breaker (see module doc).
+    """
+
+    user_id: str
+    username: str
+    score: int
+    version: int
+    reached: int
+
+
+@dataclass(frozen=True, slots=True)
+class RankedEntry:
+    """One row of a board: 1-based rank, who, and their score."""
+
+    rank: int
+    user_id: str
+    username: str
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreUpdate:
+    """A validated request to add ``delta`` to a user's score.
+
+    ``action_id`` is the idempotency key: ``None`` means the caller gave none and the store makes
+    one up, so the update can never be matched as a retry. ``username`` is ``None`` when the
+    token carried no name (the stored name is then kept, or the user id for a new user).
+    """
+
+    user_id: str
+    delta: int
+    action_id: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What the store did with an update: the user's total afterwards, and whether the update
+    was a retry of an action already applied (then nothing was added)."""
+
+    total: UserTotal
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """The answer to an accepted update: the total after it and the user's rank."""
+
+    user_id: str
+    new_score: int
+    rank: int
+
+
+def rank_key(score: int, reached: int, user_id: str) -> tuple[int, int, str]:
+    """Sort key of the ranking rule: ascending order of this key is descending rank.
+
+    The user id is the last resort; two distinct events never share ``reached``, so it only
+    matters for totals that were never reached by an event (none in practice).
+    """
+    return (-score, reached, user_id)
+
+
+def is_valid_user_id(value: object) -> bool:
+    """1-64 characters of ASCII letters, digits and ``_-.:@``."""
+    return isinstance(value, str) and _USER_ID_RE.fullmatch(value) is not None
+
+
+def is_valid_action_id(value: object) -> bool:
+    """1-128 printable characters (no control characters, no line breaks)."""
+    return isinstance(value, str) and 0 < len(value) <= ACTION_ID_MAX and value.isprintable()
+
+
+def is_valid_delta(value: object, minimum: int, maximum: int) -> bool:
+    """A JSON integer (not a bool, not a float even if whole) in ``[minimum, maximum]``, not 0."""
+    return type(value) is int and value != 0 and minimum <= value <= maximum

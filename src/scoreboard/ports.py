@@ -1,0 +1,83 @@
+"""The three ports the core talks to. Adapters live in ``scoreboard.adapters``.
+
+Each port is small on purpose. The in-memory adapters are the defaults for embedded mode and the
+fakes of the unit tests; every adapter passes the same contract tests (``tests/contract``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+from scoreboard.events import BoardChanged
+from scoreboard.model import Applied, RankedEntry, ScoreUpdate, UserTotal
+
+
+class ScoreStore(Protocol):
+    """The source of truth: users' totals and the score events that built them."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def apply(self, update: ScoreUpdate) -> Applied:
+        """Apply one update in one transaction and return only once it is durable.
+
+        Inserts the score event (unique per ``(user_id, action_id)``) and adds the delta to the
+        user's total. The same ``action_id`` with the same delta again is a retry: nothing is
+        added and ``Applied.replayed`` is true. With a different delta it raises
+        ``ActionConflict``. A backend failure raises ``Unavailable`` and changes nothing.
+        """
+        ...
+
+    async def get_user(self, user_id: str) -> UserTotal | None: ...
+
+    def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
+        """Every user's total, in chunks, for rebuilding a rank index."""
+        ...
+
+
+class RankIndex(Protocol):
+    """Users ordered by the ranking rule (``scoreboard.model.rank_key``)."""
+
+    async def apply(self, total: UserTotal) -> bool:
+        """Store a user's total unless the index already holds that user at a version as new
+        or newer. Returns whether it was stored."""
+        ...
+
+    async def load(self, totals: Iterable[UserTotal]) -> None:
+        """Add many totals at once (a rebuild), with the same version rule as ``apply``."""
+        ...
+
+    async def clear(self) -> None: ...
+
+    async def top(self, k: int) -> tuple[RankedEntry, ...]:
+        """The first ``k`` entries of the board, best first."""
+        ...
+
+    async def rank(self, user_id: str) -> int | None:
+        """1-based rank of a user, or ``None`` if the user is not on the board."""
+        ...
+
+    async def size(self) -> int: ...
+
+
+class Bus(Protocol):
+    """Carries board events between processes. At most once: a lost event is healed by the
+    next one, because every event carries the whole top of the board."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def next_seq(self, board: str) -> int:
+        """The next sequence number of ``board``, from a counter every process shares."""
+        ...
+
+    async def current_seq(self, board: str) -> int: ...
+
+    async def publish(self, event: BoardChanged) -> None: ...
+
+    def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
+        """Events of ``board`` published from now on, by any process (this one included)."""
+        ...

@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket edge: parses requests, calls the service, maps errors to statuses."""

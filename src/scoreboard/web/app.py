@@ -1,0 +1,41 @@
+"""The application factory. ``create_app(settings)`` builds nothing until its lifespan runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from scoreboard import __version__, bootstrap
+from scoreboard.settings import Settings
+from scoreboard.web import errors, live, routes
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        components = bootstrap.build(settings)
+        async with bootstrap.running(components):
+            app.state.components = components
+            yield
+
+    app = FastAPI(
+        title="Scoreboard",
+        version=__version__,
+        summary="A live leaderboard: authenticated score updates, pushed to every open page.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(live.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+
+    return app

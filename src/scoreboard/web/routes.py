@@ -1,0 +1,160 @@
+"""HTTP routes: the score update and the top 10.
+
+The update route reads the raw body and parses it itself (``update_body``) rather than through
+a FastAPI model, because the contract is stricter than model coercion; the OpenAPI schema is
+still generated from the documentation models below.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from scoreboard.bootstrap import Components
+from scoreboard.errors import PayloadTooLarge, ScoreboardError, Unauthorized
+from scoreboard.model import ScoreUpdate
+from scoreboard.web import update_body
+
+log = logging.getLogger("scoreboard.audit")
+
+router = APIRouter()
+
+
+class UpdateRequest(BaseModel):
+    """Add ``score_delta`` to ``user_id``'s score. The token may come here or as a Bearer."""
+
+    user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:@]+$")]
+    score_delta: Annotated[int, Field(description="non-zero, within the configured range")]
+    auth_token: Annotated[str | None, Field(description="JWT; wins over the header")] = None
+    action_id: Annotated[
+        str | None, Field(min_length=1, max_length=128, description="idempotency key")
+    ] = None
+
+
+class UpdateResponse(BaseModel):
+    user_id: str
+    new_score: int
+    rank: int
+
+
+class BoardEntry(BaseModel):
+    rank: int
+    user_id: str
+    username: str
+    score: int
+
+
+class TopResponse(BaseModel):
+    scores: list[BoardEntry]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    text = {
+        400: "Invalid request data; nothing changed",
+        401: "Missing, invalid or expired token, or a token of another user; nothing changed",
+        409: "action_id already used with a different score_delta; nothing changed",
+        413: "Body over the size limit; nothing changed",
+        500: "Unexpected error",
+        503: "The store is unavailable; nothing changed, retry after Retry-After",
+    }
+    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
+
+
+def components(request: Request) -> Components:
+    value: Components = request.app.state.components
+    return value
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` before reading it all."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <token>'", code="token_invalid"
+        )
+    return token.strip()
+
+
+@router.post(
+    "/api/scores/update",
+    response_model=UpdateResponse,
+    responses=_errors(400, 401, 409, 413, 500, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": UpdateRequest.model_json_schema()}},
+        }
+    },
+    summary="Add to a user's score",
+)
+async def update_score(request: Request) -> Response:
+    """Applies the update durably, then answers with the new total and rank.
+
+    The same ``action_id`` with the same delta again is a retry: 200 with the current result,
+    nothing added. Only a 200 changes anything.
+    """
+    parts = components(request)
+    user_id: str | None = None
+    try:
+        body = update_body.parse(await read_body(request, parts.settings.max_body))
+        user_id = body.user_id
+        update = ScoreUpdate(body.user_id, body.score_delta, body.action_id)
+        parts.service.validate(update)
+        token = body.auth_token if body.auth_token is not None else bearer(request)
+        if token is None:
+            raise Unauthorized("an auth_token or a Bearer token is required", code="token_missing")
+        identity = parts.verifier.verify(token)
+        if identity.user_id != body.user_id:
+            raise Unauthorized("the token is for another user", code="wrong_user")
+        result = await parts.service.update(
+            ScoreUpdate(body.user_id, body.score_delta, body.action_id, identity.name)
+        )
+    except ScoreboardError as exc:
+        client = request.client.host if request.client else None
+        log.warning(
+            "update rejected",
+            extra={"reason": exc.code, "user_id": user_id, "client": client},
+        )
+        raise
+    return Response(
+        orjson.dumps(
+            {"user_id": result.user_id, "new_score": result.new_score, "rank": result.rank}
+        ),
+        media_type="application/json",
+    )
+
+
+@router.get("/api/scores/top10", response_model=TopResponse, summary="The top 10")
+async def top10(request: Request) -> Response:
+    """At most 10 entries, best first; equal scores ranked by who reached the score first.
+    The body is encoded once per board change and served from memory."""
+    return Response(
+        components(request).service.current_board().top_body, media_type="application/json"
+    )

@@ -1,0 +1,78 @@
+"""Strict parsing of the ``POST /api/scores/update`` body.
+
+Stricter than a generic JSON model on purpose: no type coercion (``"5"``, ``5.0`` and ``true``
+are not integers), no unknown fields (no mass assignment), no duplicate keys (two parsers could
+disagree on which one wins), no ``NaN``/``Infinity``, and integers of more than a few thousand
+digits fail fast instead of costing quadratic time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from scoreboard.errors import InvalidRequest
+
+FIELDS = frozenset({"user_id", "score_delta", "auth_token", "action_id"})
+_MAX_DEPTH_MESSAGE = "the body is nested too deeply"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBody:
+    user_id: str
+    score_delta: int
+    auth_token: str | None
+    action_id: str | None
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Duplicate
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _load(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except _Duplicate:
+        raise InvalidRequest("the body has a duplicate key", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequest(_MAX_DEPTH_MESSAGE, code="invalid_json") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, NaN, oversized integers
+        raise InvalidRequest("the body is not valid JSON", code="invalid_json") from None
+
+
+def parse(raw: bytes) -> UpdateBody:
+    """The update body's fields, type-checked; range and format checks are the service's."""
+    data = _load(raw)
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object", code="invalid_body")
+    unknown = set(data) - FIELDS
+    if unknown:
+        names = ", ".join(sorted(repr(name)[:40] for name in unknown)[:5])
+        raise InvalidRequest(f"unknown field(s): {names}", code="unknown_field")
+    for name in ("user_id", "score_delta"):
+        if name not in data:
+            raise InvalidRequest(f"the field '{name}' is required", code="missing_field")
+    user_id, delta = data["user_id"], data["score_delta"]
+    if not isinstance(user_id, str):
+        raise InvalidRequest("user_id must be a string", code="invalid_user_id")
+    if type(delta) is not int:
+        raise InvalidRequest("score_delta must be a JSON integer", code="invalid_score_delta")
+    token = data.get("auth_token")
+    if token is not None and not isinstance(token, str):
+        raise InvalidRequest("auth_token must be a string", code="invalid_auth_token")
+    action_id = data.get("action_id")
+    if "action_id" in data and not isinstance(action_id, str):
+        raise InvalidRequest("action_id must be a string", code="invalid_action_id")
+    return UpdateBody(user_id, delta, token, action_id)
