@@ -55,6 +55,10 @@ class RankIndex(Protocol):
         """The first ``k`` entries of the board, best first."""
         ...
 
+    async def page(self, offset: int, limit: int) -> tuple[RankedEntry, ...]:
+        """Up to ``limit`` entries starting at 0-based position ``offset``, in O(log n + k)."""
+        ...
+
     async def rank(self, user_id: str) -> int | None:
         """1-based rank of a user, or ``None`` if the user is not on the board."""
         ...

@@ -53,6 +53,9 @@ class MemoryRankIndex:
     async def top(self, k: int) -> tuple[RankedEntry, ...]:
         return self._slice(0, k)
 
+    async def page(self, offset: int, limit: int) -> tuple[RankedEntry, ...]:
+        return self._slice(offset, limit)
+
     def _slice(self, start: int, count: int) -> tuple[RankedEntry, ...]:
         users = self._users
         out = []
