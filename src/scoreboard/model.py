@@ -49,6 +49,19 @@ class RankedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Board:
+    """The top of a board and its sequence number.
+
+    ``seq`` rises by one each time ``top`` changes (membership, order, a score or a name in it)
+    and is assigned by the rank index in the same step as the change, so that across processes
+    a higher ``seq`` always means a newer ``top``.
+    """
+
+    seq: int
+    top: tuple[RankedEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreUpdate:
     """A validated request to add ``delta`` to a user's score.
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
 from scoreboard.events import BoardChanged
-from scoreboard.model import Applied, RankedEntry, ScoreUpdate, UserTotal
+from scoreboard.model import Applied, Board, RankedEntry, ScoreUpdate, UserTotal
 
 
 class ScoreStore(Protocol):
@@ -38,15 +38,25 @@ class ScoreStore(Protocol):
 
 
 class RankIndex(Protocol):
-    """Users ordered by the ranking rule (``scoreboard.model.rank_key``)."""
+    """Users of one board ordered by the ranking rule (``scoreboard.model.rank_key``).
 
-    async def apply(self, total: UserTotal) -> bool:
+    The index also owns the board's sequence number: when a write changes the top ``top_k``
+    entries, the index assigns the next ``seq`` in the same atomic step, so a higher ``seq``
+    always carries a newer top, whichever process wrote it.
+    """
+
+    async def apply(self, total: UserTotal) -> Board | None:
         """Store a user's total unless the index already holds that user at a version as new
-        or newer. Returns whether it was stored."""
+        or newer. Returns the new top with its new ``seq`` if the top changed, else ``None``."""
+        ...
+
+    async def board(self) -> Board:
+        """The current top and its ``seq``."""
         ...
 
     async def load(self, totals: Iterable[UserTotal]) -> None:
-        """Add many totals at once (a rebuild), with the same version rule as ``apply``."""
+        """Add many totals at once (a rebuild), with the same version rule as ``apply``.
+        A rebuild that changes the top advances ``seq`` once."""
         ...
 
     async def clear(self) -> None: ...
@@ -73,12 +83,6 @@ class Bus(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
-
-    async def next_seq(self, board: str) -> int:
-        """The next sequence number of ``board``, from a counter every process shares."""
-        ...
-
-    async def current_seq(self, board: str) -> int: ...
 
     async def publish(self, event: BoardChanged) -> None: ...
 

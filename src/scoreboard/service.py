@@ -1,8 +1,8 @@
 """The use cases: apply a score update, read the board.
 
 The service owns the order of one update: durable commit first, then the rank index, then (only
-if the top of the board changed) a board event with the next ``seq`` to the local live board and
-the bus. It imports no web framework, database driver or Redis client.
+if the index reports that the top of the board changed, with its new ``seq``) a board event to
+the local live board and to the bus. It imports no web framework, database driver or Redis client.
 """
 
 from __future__ import annotations
@@ -43,22 +43,19 @@ class ScoreService:
         min_delta: int,
         max_delta: int,
         board: str = DEFAULT_BOARD,
-        top_k: int = TOP_K,
     ) -> None:
         self.store = store
         self.index = index
         self.bus = bus
         self.board = board
-        self.top_k = top_k
         self.min_delta = min_delta
         self.max_delta = max_delta
         self._live: LiveBoard | None = None
 
     async def start(self) -> None:
         await self.rebuild_index()
-        top = await self.index.top(self.top_k)
-        seq = await self.bus.current_seq(self.board)
-        self._live = LiveBoard(BoardChanged(self.board, seq, "", 0, top))
+        board = await self.index.board()
+        self._live = LiveBoard(BoardChanged(self.board, board.seq, "", 0, board.top))
 
     async def rebuild_index(self) -> int:
         """Load every total from the store into the index; returns how many users."""
@@ -105,22 +102,17 @@ class ScoreService:
         self.validate(update)
         applied = await self.store.apply(update)
         total = applied.total
-        if not applied.replayed and await self.index.apply(total):
-            await self._publish_if_changed(total.user_id, total.score)
+        if not applied.replayed:
+            moved = await self.index.apply(total)
+            if moved is not None:
+                event = BoardChanged(self.board, moved.seq, total.user_id, total.score, moved.top)
+                self.live.offer(event)
+                await self.bus.publish(event)
         rank = await self.index.rank(total.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
             await self.index.apply(total)
             rank = await self.index.rank(total.user_id) or 0
         return UpdateResult(user_id=total.user_id, new_score=total.score, rank=rank)
 
-    async def _publish_if_changed(self, user_id: str, new_score: int) -> None:
-        top = await self.index.top(self.top_k)
-        if top == self.live.current.event.rankings:
-            return
-        seq = await self.bus.next_seq(self.board)
-        event = BoardChanged(self.board, seq, user_id, new_score, top)
-        self.live.offer(event)
-        await self.bus.publish(event)
-
-    async def top(self) -> tuple[RankedEntry, ...]:
-        return await self.index.top(self.top_k)
+    async def top(self, k: int = TOP_K) -> tuple[RankedEntry, ...]:
+        return await self.index.top(k)

@@ -17,7 +17,6 @@ class MemoryBus:
     the whole top of the board, so the newest one is enough to catch up."""
 
     def __init__(self) -> None:
-        self._seq: dict[str, int] = defaultdict(int)
         self._queues: dict[str, set[asyncio.Queue[BoardChanged]]] = defaultdict(set)
 
     async def open(self) -> None:
@@ -25,13 +24,6 @@ class MemoryBus:
 
     async def close(self) -> None:
         return None
-
-    async def next_seq(self, board: str) -> int:
-        self._seq[board] += 1
-        return self._seq[board]
-
-    async def current_seq(self, board: str) -> int:
-        return self._seq[board]
 
     async def publish(self, event: BoardChanged) -> None:
         for queue in self._queues[event.board]:

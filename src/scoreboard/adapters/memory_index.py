@@ -3,6 +3,9 @@
 ``sortedcontainers.SortedList`` keeps the keys ordered with O(log n) insert, remove and
 position lookup, and O(log n + k) slicing, so the rank of a user and a page of k entries never
 scan the board. Memory is one key tuple and one dict entry per user.
+
+A write can only change the top ``top_k`` if the user was in it or enters it, which two
+O(log n) position lookups tell; only then is the top rebuilt and compared.
 """
 
 from __future__ import annotations
@@ -11,26 +14,41 @@ from collections.abc import Iterable
 
 from sortedcontainers import SortedList
 
-from scoreboard.model import RankedEntry, UserTotal, rank_key
+from scoreboard.model import TOP_K, Board, RankedEntry, UserTotal, rank_key
 
 
 class MemoryRankIndex:
-    def __init__(self) -> None:
+    def __init__(self, *, top_k: int = TOP_K) -> None:
+        self.top_k = top_k
         self._keys: SortedList = SortedList()
         self._users: dict[str, UserTotal] = {}
+        self._board = Board(0, ())
 
-    async def apply(self, total: UserTotal) -> bool:
-        return self._put(total)
-
-    def _put(self, total: UserTotal) -> bool:
+    async def apply(self, total: UserTotal) -> Board | None:
         old = self._users.get(total.user_id)
+        if old is not None and old.version >= total.version:
+            return None
+        touches_top = False
         if old is not None:
-            if old.version >= total.version:
-                return False
-            self._keys.remove(rank_key(old.score, old.reached, old.user_id))
+            old_key = rank_key(old.score, old.reached, old.user_id)
+            touches_top = self._keys.bisect_left(old_key) < self.top_k
+            self._keys.remove(old_key)
+        new_key = rank_key(total.score, total.reached, total.user_id)
         self._users[total.user_id] = total
-        self._keys.add(rank_key(total.score, total.reached, total.user_id))
-        return True
+        self._keys.add(new_key)
+        if touches_top or self._keys.bisect_left(new_key) < self.top_k:
+            return self._advance()
+        return None
+
+    def _advance(self) -> Board | None:
+        top = self._slice(0, self.top_k)
+        if top == self._board.top:
+            return None
+        self._board = Board(self._board.seq + 1, top)
+        return self._board
+
+    async def board(self) -> Board:
+        return self._board
 
     async def load(self, totals: Iterable[UserTotal]) -> None:
         if not self._users:
@@ -42,13 +60,21 @@ class MemoryRankIndex:
             self._keys = SortedList(
                 rank_key(t.score, t.reached, t.user_id) for t in self._users.values()
             )
-            return
-        for total in totals:
-            self._put(total)
+        else:
+            for total in totals:
+                old = self._users.get(total.user_id)
+                if old is not None:
+                    if old.version >= total.version:
+                        continue
+                    self._keys.remove(rank_key(old.score, old.reached, old.user_id))
+                self._users[total.user_id] = total
+                self._keys.add(rank_key(total.score, total.reached, total.user_id))
+        self._advance()
 
     async def clear(self) -> None:
         self._keys = SortedList()
         self._users.clear()
+        self._advance()
 
     async def top(self, k: int) -> tuple[RankedEntry, ...]:
         return self._slice(0, k)
