@@ -1,0 +1,151 @@
+"""The service over the in-memory adapters: the order of an update and what it publishes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from scoreboard.adapters.memory_bus import MemoryBus
+from scoreboard.adapters.memory_index import MemoryRankIndex
+from scoreboard.adapters.memory_store import MemoryScoreStore
+from scoreboard.errors import ActionConflict, InvalidRequest
+from scoreboard.events import BoardChanged, EncodedBoard
+from scoreboard.model import ScoreUpdate
+from scoreboard.service import ScoreService
+
+
+class Recorder:
+    """A live-board subscriber that keeps every board it is handed."""
+
+    def __init__(self) -> None:
+        self.boards: list[EncodedBoard] = []
+
+    def deliver(self, board: EncodedBoard) -> None:
+        self.boards.append(board)
+
+
+async def make_service(store: MemoryScoreStore | None = None) -> ScoreService:
+    service = ScoreService(
+        store or MemoryScoreStore(), MemoryRankIndex(), MemoryBus(), min_delta=1, max_delta=1000
+    )
+    await service.start()
+    return service
+
+
+def top(service: ScoreService) -> list[tuple[str, int]]:
+    return [(e.user_id, e.score) for e in service.current_board().event.rankings]
+
+
+async def test_update_returns_total_and_rank() -> None:
+    service = await make_service()
+    await service.update(ScoreUpdate("alice", 10))
+    result = await service.update(ScoreUpdate("bob", 5))
+    assert (result.new_score, result.rank) == (5, 2)
+    result = await service.update(ScoreUpdate("bob", 6))
+    assert (result.new_score, result.rank) == (11, 1)
+
+
+async def test_ties_go_to_who_reached_the_score_first() -> None:
+    service = await make_service()
+    await service.update(ScoreUpdate("zed", 7))
+    await service.update(ScoreUpdate("amy", 7))
+    assert top(service) == [("zed", 7), ("amy", 7)]
+    await service.update(ScoreUpdate("zed", 1))
+    await service.update(ScoreUpdate("amy", 1))
+    assert top(service) == [("zed", 8), ("amy", 8)]
+
+
+async def test_each_top_change_gets_the_next_seq_and_reaches_subscribers() -> None:
+    service = await make_service()
+    recorder = Recorder()
+    service.live.subscribe(recorder)
+    for i in range(3):
+        await service.update(ScoreUpdate(f"u{i}", 10 + i))
+    assert [b.event.seq for b in recorder.boards] == [1, 2, 3]
+    last = recorder.boards[-1]
+    assert last.update is not None
+    assert '"SCORE_UPDATE"' in last.update
+    assert [e.user_id for e in last.event.rankings] == ["u2", "u1", "u0"]
+
+
+async def test_updates_below_the_top_10_publish_nothing() -> None:
+    service = await make_service()
+    for i in range(10):
+        await service.update(ScoreUpdate(f"top{i}", 100 + i))
+    recorder = Recorder()
+    service.live.subscribe(recorder)
+    result = await service.update(ScoreUpdate("minnow", 1))
+    assert result.rank == 11
+    assert recorder.boards == []
+    # ...but climbing into the top 10 does.
+    await service.update(ScoreUpdate("minnow", 200))
+    assert [b.event.rankings[0].user_id for b in recorder.boards] == ["minnow"]
+
+
+async def test_retry_with_same_action_adds_nothing_and_returns_current_result() -> None:
+    store = MemoryScoreStore()
+    service = await make_service(store)
+    first = await service.update(ScoreUpdate("alice", 5, action_id="a1"))
+    await service.update(ScoreUpdate("alice", 3))
+    again = await service.update(ScoreUpdate("alice", 5, action_id="a1"))
+    assert first.new_score == 5
+    assert again.new_score == 8  # the current total, not 13
+    assert store.event_count == 2
+
+
+async def test_same_action_with_another_delta_is_a_conflict_and_changes_nothing() -> None:
+    store = MemoryScoreStore()
+    service = await make_service(store)
+    await service.update(ScoreUpdate("alice", 5, action_id="a1"))
+    board = service.current_board()
+    with pytest.raises(ActionConflict):
+        await service.update(ScoreUpdate("alice", 6, action_id="a1"))
+    assert store.event_count == 1
+    assert service.current_board() is board
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        ScoreUpdate("alice", 0),
+        ScoreUpdate("alice", 1001),
+        ScoreUpdate("alice", -1),
+        ScoreUpdate("bad id", 5),
+        ScoreUpdate("alice", 5, action_id=""),
+        ScoreUpdate("alice", 5, action_id="line\nbreak"),
+    ],
+)
+async def test_invalid_updates_change_nothing(update: ScoreUpdate) -> None:
+    store = MemoryScoreStore()
+    service = await make_service(store)
+    with pytest.raises(InvalidRequest):
+        await service.update(update)
+    assert store.event_count == 0
+    assert top(service) == []
+
+
+async def test_start_rebuilds_the_board_from_the_store() -> None:
+    store = MemoryScoreStore()
+    first = await make_service(store)
+    await first.update(ScoreUpdate("alice", 5))
+    await first.update(ScoreUpdate("bob", 9))
+    second = await make_service(store)  # a restart: new index, same store
+    assert top(second) == [("bob", 9), ("alice", 5)]
+    assert (await second.index.rank("alice")) == 2
+
+
+async def test_bus_events_from_other_processes_reach_the_live_board() -> None:
+    service = await make_service()
+    recorder = Recorder()
+    service.live.subscribe(recorder)
+    remote = BoardChanged("main", 7, "x", 3, ())
+    assert service.live.offer(remote)
+    assert not service.live.offer(remote)  # a duplicate is dropped by seq
+    assert [b.event.seq for b in recorder.boards] == [7]
+
+
+async def test_concurrent_updates_of_one_user_all_count() -> None:
+    service = await make_service()
+    await asyncio.gather(*(service.update(ScoreUpdate("alice", 1)) for _ in range(200)))
+    assert top(service) == [("alice", 200)]
