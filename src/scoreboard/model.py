@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 DEFAULT_BOARD = "main"
 """The one board the service has today. Kept as a value passed around, not a global assumption."""
@@ -59,6 +60,38 @@ class Board:
 
     seq: int
     top: tuple[RankedEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    """A user's row as the store holds it, for ``GET /api/users/{id}``."""
+
+    user_id: str
+    username: str
+    score: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreEvent:
+    """One applied update in a user's history: ``score`` is the user's total right after it."""
+
+    event_id: int
+    at: datetime
+    delta: int
+    score: int
+    action_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """The user's score at the end of the bucket that starts at ``at`` (an hour or a day)."""
+
+    at: datetime
+    score: int
+
+
+BUCKETS = ("hour", "day")
 
 
 @dataclass(frozen=True, slots=True)

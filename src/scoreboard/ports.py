@@ -7,10 +7,20 @@ fakes of the unit tests; every adapter passes the same contract tests (``tests/c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from typing import Protocol
 
 from scoreboard.events import BoardChanged
-from scoreboard.model import Applied, Board, RankedEntry, ScoreUpdate, UserTotal
+from scoreboard.model import (
+    Applied,
+    Board,
+    HistoryPoint,
+    RankedEntry,
+    ScoreEvent,
+    ScoreUpdate,
+    UserProfile,
+    UserTotal,
+)
 
 
 class ScoreStore(Protocol):
@@ -31,6 +41,36 @@ class ScoreStore(Protocol):
         ...
 
     async def get_user(self, user_id: str) -> UserTotal | None: ...
+
+    async def profile(self, user_id: str) -> UserProfile | None: ...
+
+    async def history(
+        self,
+        user_id: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[ScoreEvent]:
+        """The user's events with ``since <= at < until``, ordered by ``(at, event_id)``,
+        starting after the position ``after`` (a cursor: the last event's ``(at, event_id)``),
+        at most ``limit``. Served by the ``(user_id, created_at)`` index, never a scan."""
+        ...
+
+    async def history_buckets(
+        self,
+        user_id: str,
+        *,
+        bucket: str,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[HistoryPoint]:
+        """The score at the end of each ``bucket`` (``hour`` or ``day``, UTC) in which the
+        user's score changed, for events with ``since <= at < until``, oldest first, at most
+        ``limit`` buckets. Buckets without events are left out: the score did not change."""
+        ...
 
     def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
         """Every user's total, in chunks, for rebuilding a rank index."""

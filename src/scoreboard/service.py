@@ -8,16 +8,21 @@ the local live board and to the bus. It imports no web framework, database drive
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from scoreboard.broadcast import LiveBoard
-from scoreboard.errors import InvalidRequest
+from scoreboard.errors import InvalidRequest, NotFound
 from scoreboard.events import BoardChanged, EncodedBoard
 from scoreboard.model import (
+    BUCKETS,
     DEFAULT_BOARD,
     TOP_K,
+    HistoryPoint,
     RankedEntry,
+    ScoreEvent,
     ScoreUpdate,
     UpdateResult,
+    UserProfile,
     is_valid_action_id,
     is_valid_delta,
     is_valid_user_id,
@@ -25,6 +30,10 @@ from scoreboard.model import (
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 
 log = logging.getLogger(__name__)
+
+PAGE_MAX = 100
+RADIUS_MAX = 50
+HISTORY_MAX = 1000
 
 
 class ScoreService:
@@ -77,11 +86,7 @@ class ScoreService:
 
     def validate(self, update: ScoreUpdate) -> None:
         """Raise ``InvalidRequest`` unless the update is well formed and in range."""
-        if not is_valid_user_id(update.user_id):
-            raise InvalidRequest(
-                "user_id must be 1-64 characters of letters, digits and _-.:@",
-                code="invalid_user_id",
-            )
+        self._check_user_id(update.user_id)
         if not is_valid_delta(update.delta, self.min_delta, self.max_delta):
             raise InvalidRequest(
                 f"score_delta must be a non-zero integer from {self.min_delta} to {self.max_delta}",
@@ -116,3 +121,77 @@ class ScoreService:
 
     async def top(self, k: int = TOP_K) -> tuple[RankedEntry, ...]:
         return await self.index.top(k)
+
+    # -- reads beyond the top 10 --------------------------------------------------------------
+
+    async def page(self, offset: int, limit: int) -> tuple[tuple[RankedEntry, ...], int]:
+        """A page of the board and the number of users on it."""
+        if offset < 0 or not 1 <= limit <= PAGE_MAX:
+            raise InvalidRequest(f"offset must be >= 0 and limit 1-{PAGE_MAX}")
+        return await self.index.page(offset, limit), await self.index.size()
+
+    async def user(self, user_id: str) -> tuple[UserProfile, int]:
+        """A user's stored row and current rank; ``NotFound`` for a user with no score."""
+        self._check_user_id(user_id)
+        profile = await self.store.profile(user_id)
+        rank = await self.index.rank(user_id)
+        if profile is None or rank is None:
+            raise NotFound(f"no score for user '{user_id}'", code="unknown_user")
+        return profile, rank
+
+    async def around(self, user_id: str, radius: int) -> tuple[int, tuple[RankedEntry, ...]]:
+        """The user's rank and the entries from ``radius`` above to ``radius`` below it."""
+        self._check_user_id(user_id)
+        if not 1 <= radius <= RADIUS_MAX:
+            raise InvalidRequest(f"radius must be 1-{RADIUS_MAX}")
+        rank = await self.index.rank(user_id)
+        if rank is None:
+            raise NotFound(f"no score for user '{user_id}'", code="unknown_user")
+        start = max(0, rank - 1 - radius)
+        return rank, await self.index.page(start, rank + radius - start)
+
+    async def history(
+        self,
+        user_id: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[ScoreEvent]:
+        """The user's score events (each with the total after it), oldest first."""
+        self._check_history(user_id, since, until, limit)
+        return await self.store.history(user_id, since=since, until=until, after=after, limit=limit)
+
+    async def history_buckets(
+        self,
+        user_id: str,
+        *,
+        bucket: str,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[HistoryPoint]:
+        """The user's score at the end of each hour or day in which it changed."""
+        self._check_history(user_id, since, until, limit)
+        if bucket not in BUCKETS:
+            raise InvalidRequest("bucket must be 'hour' or 'day'", code="invalid_bucket")
+        return await self.store.history_buckets(
+            user_id, bucket=bucket, since=since, until=until, limit=limit
+        )
+
+    def _check_user_id(self, user_id: str) -> None:
+        if not is_valid_user_id(user_id):
+            raise InvalidRequest(
+                "user_id must be 1-64 characters of letters, digits and _-.:@",
+                code="invalid_user_id",
+            )
+
+    def _check_history(
+        self, user_id: str, since: datetime | None, until: datetime | None, limit: int
+    ) -> None:
+        self._check_user_id(user_id)
+        if not 1 <= limit <= HISTORY_MAX:
+            raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")
+        if since is not None and until is not None and since >= until:
+            raise InvalidRequest("since must be before until", code="invalid_time")

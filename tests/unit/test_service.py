@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -149,3 +150,32 @@ async def test_concurrent_updates_of_one_user_all_count() -> None:
     service = await make_service()
     await asyncio.gather(*(service.update(ScoreUpdate("alice", 1)) for _ in range(200)))
     assert top(service) == [("alice", 200)]
+
+
+async def test_history_lists_events_with_running_totals_and_buckets() -> None:
+    times = iter(
+        datetime(2026, 1, 1, 10, 5, tzinfo=UTC) + timedelta(minutes=m) for m in (0, 30, 70, 1500)
+    )
+    store = MemoryScoreStore(clock=lambda: next(times))
+    service = await make_service(store)
+    for delta in (1, 2, 3, 4):
+        await service.update(ScoreUpdate("alice", delta, action_id=f"a{delta}"))
+    events = await service.history("alice", since=None, until=None, after=None, limit=10)
+    assert [(e.delta, e.score, e.action_id) for e in events] == [
+        (1, 1, "a1"),
+        (2, 3, "a2"),
+        (3, 6, "a3"),
+        (4, 10, "a4"),
+    ]
+    second = await service.history(
+        "alice", since=None, until=None, after=(events[1].at, events[1].event_id), limit=10
+    )
+    assert [e.delta for e in second] == [3, 4]
+    hours = await service.history_buckets("alice", bucket="hour", since=None, until=None, limit=9)
+    assert [(p.at.day, p.at.hour, p.score) for p in hours] == [(1, 10, 3), (1, 11, 6), (2, 11, 10)]
+    days = await service.history_buckets("alice", bucket="day", since=None, until=None, limit=9)
+    assert [(p.at.day, p.score) for p in days] == [(1, 6), (2, 10)]
+    late = await service.history_buckets(
+        "alice", bucket="day", since=datetime(2026, 1, 2, tzinfo=UTC), until=None, limit=9
+    )
+    assert [(p.at.day, p.score) for p in late] == [(2, 10)]

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from scoreboard.errors import ActionConflict, Unavailable
-from scoreboard.model import Applied, ScoreUpdate, UserTotal
+from scoreboard.model import (
+    Applied,
+    HistoryPoint,
+    ScoreEvent,
+    ScoreUpdate,
+    UserProfile,
+    UserTotal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +48,10 @@ _ENSURE_USER = (
     "INSERT INTO users (user_id, username, score, version, reached_seq, created_at, updated_at)"
     " VALUES (?, ?, 0, 0, 0, ?, ?) ON CONFLICT (user_id) DO NOTHING"
 )
+# One writer at a time (SQLite), so the total read here is the one the UPDATE below adds to.
 _INSERT_EVENT = (
-    "INSERT INTO scores (user_id, score_delta, action_id, created_at) VALUES (?, ?, ?, ?)"
+    "INSERT INTO scores (user_id, score_delta, action_id, created_at, score_after)"
+    " SELECT ?, ?, ?, ?, score + ? FROM users WHERE user_id = ?"
 )
 _ADD_TO_TOTAL = (
     "UPDATE users SET score = score + ?, version = version + 1, reached_seq = ?,"
@@ -51,6 +60,27 @@ _ADD_TO_TOTAL = (
 )
 _SELECT_USER = "SELECT user_id, username, score, version, reached_seq FROM users WHERE user_id = ?"
 _SELECT_TOTALS = "SELECT user_id, username, score, version, reached_seq FROM users"
+_SELECT_PROFILE = "SELECT user_id, username, score, updated_at FROM users WHERE user_id = ?"
+# Ordered by (created_at, score_id): the (user_id, created_at) index ends in the rowid, which is
+# score_id, so SQLite reads a page straight off the index.
+_SELECT_HISTORY = (
+    "SELECT score_id, created_at, score_delta, score_after, action_id FROM scores"
+    " WHERE user_id = ? AND created_at >= ? AND created_at < ?"
+    " AND (created_at > ? OR (created_at = ? AND score_id > ?))"
+    " ORDER BY created_at, score_id LIMIT ?"
+)
+# SQLite's bare-column rule: with MAX(score_id), score_after comes from that same row, so each
+# bucket reports the total after its last event.
+_SELECT_BUCKETS = (
+    "SELECT substr(created_at, 1, ?) AS bucket, MAX(score_id), score_after FROM scores"
+    " WHERE user_id = ? AND created_at >= ? AND created_at < ?"
+    " GROUP BY bucket ORDER BY bucket LIMIT ?"
+)
+_BUCKET_PREFIX = {"hour": 13, "day": 10}
+# Bounds in the stored text form. (Not "0000"/"9999": the column has NUMERIC affinity, so SQLite
+# would compare a number-like bound as a number, and every text value is greater than a number.)
+_MIN_TIME = "0001-01-01 00:00:00.000000"
+_MAX_TIME = "9999-12-31 23:59:59.999999"
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -61,9 +91,28 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url[len(prefix) :])
 
 
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def _now() -> str:
     # The text form SQLAlchemy uses for DateTime on SQLite: sortable, UTC.
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return datetime.now(UTC).strftime(_TIME_FORMAT)
+
+
+def _to_text(moment: datetime | None, default: str) -> str:
+    if moment is None:
+        return default
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _bucket_start(prefix: str) -> datetime:
+    if len(prefix) == _BUCKET_PREFIX["hour"]:
+        return datetime.strptime(prefix, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return datetime.strptime(prefix, "%Y-%m-%d").replace(tzinfo=UTC)
 
 
 class SqliteScoreStore:
@@ -172,7 +221,8 @@ class SqliteScoreStore:
             action_id = uuid.uuid4().hex
         conn.execute(_ENSURE_USER, (update.user_id, update.username or update.user_id, now, now))
         event_id = conn.execute(
-            _INSERT_EVENT, (update.user_id, update.delta, action_id, now)
+            _INSERT_EVENT,
+            (update.user_id, update.delta, action_id, now, update.delta, update.user_id),
         ).lastrowid
         username, score, version = conn.execute(
             _ADD_TO_TOTAL, (update.delta, event_id, update.username, now, update.user_id)
@@ -183,16 +233,63 @@ class SqliteScoreStore:
     # -- reads ------------------------------------------------------------------------------
 
     async def get_user(self, user_id: str) -> UserTotal | None:
+        row = await self._read(lambda c: c.execute(_SELECT_USER, (user_id,)).fetchone())
+        return None if row is None else UserTotal(*row)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._rconn
         if conn is None:
             raise Unavailable("the store is not open")
         try:
-            row = await self._run(
-                self._reader, lambda: conn.execute(_SELECT_USER, (user_id,)).fetchone()
-            )
+            return await self._run(self._reader, functools.partial(fn, conn))
         except sqlite3.Error as exc:
             raise Unavailable("the score store is unavailable") from exc
-        return None if row is None else UserTotal(*row)
+
+    async def profile(self, user_id: str) -> UserProfile | None:
+        row = await self._read(lambda c: c.execute(_SELECT_PROFILE, (user_id,)).fetchone())
+        if row is None:
+            return None
+        return UserProfile(row[0], row[1], row[2], _from_text(row[3]))
+
+    async def history(
+        self,
+        user_id: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[ScoreEvent]:
+        after_at = _to_text(after[0], _MIN_TIME) if after else _MIN_TIME
+        after_id = after[1] if after else 0
+        args = (
+            user_id,
+            _to_text(since, _MIN_TIME),
+            _to_text(until, _MAX_TIME),
+            after_at,
+            after_at,
+            after_id,
+            limit,
+        )
+        rows = await self._read(lambda c: c.execute(_SELECT_HISTORY, args).fetchall())
+        return [
+            ScoreEvent(event_id, _from_text(at), delta, score, action_id)
+            for event_id, at, delta, score, action_id in rows
+        ]
+
+    async def history_buckets(
+        self,
+        user_id: str,
+        *,
+        bucket: str,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[HistoryPoint]:
+        prefix = _BUCKET_PREFIX[bucket]
+        args = (prefix, user_id, _to_text(since, _MIN_TIME), _to_text(until, _MAX_TIME), limit)
+        rows = await self._read(lambda c: c.execute(_SELECT_BUCKETS, args).fetchall())
+        return [HistoryPoint(_bucket_start(b), score) for b, _, score in rows]
 
     async def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
         conn = self._rconn

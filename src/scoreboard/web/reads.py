@@ -1,0 +1,245 @@
+"""Public reads beyond the top 10: pages, one user, around a user, a user's history.
+
+Query parameters are typed here (FastAPI's 422 becomes our 400 in ``web.errors``); the ranges
+and the meaning are the service's. History cursors are opaque to clients: base64url of the
+last event's position, so a page boundary never repeats or skips an event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from scoreboard.errors import InvalidRequest
+from scoreboard.model import RankedEntry
+from scoreboard.service import HISTORY_MAX, PAGE_MAX, RADIUS_MAX, ScoreService
+from scoreboard.web.routes import BoardEntry, ErrorBody
+
+router = APIRouter()
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A parameter is invalid"},
+}
+_ERRORS_404: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    404: {"model": ErrorBody, "description": "The user has no score"},
+}
+
+_INTEGER_PARAMS = ("offset", "limit", "radius")
+
+UserId = Annotated[str, Path(description="1-64 of A-Za-z0-9_-.:@")]
+
+
+class PageResponse(BaseModel):
+    scores: list[BoardEntry]
+    total: int
+    offset: int
+    limit: int
+
+
+class UserResponse(BaseModel):
+    user_id: str
+    username: str
+    score: int
+    rank: int
+    updated_at: str
+
+
+class AroundResponse(BaseModel):
+    user_id: str
+    rank: int
+    scores: list[BoardEntry]
+
+
+class HistoryEvent(BaseModel):
+    at: str
+    delta: int
+    score: int
+    action_id: str
+
+
+class HistoryPointBody(BaseModel):
+    at: str
+    score: int
+
+
+class HistoryResponse(BaseModel):
+    user_id: str
+    bucket: str | None
+    events: list[HistoryEvent] | None = None
+    points: list[HistoryPointBody] | None = None
+    next_cursor: str | None
+
+
+def _service(request: Request) -> ScoreService:
+    # FastAPI would take "5.0" or " 5" for an integer; the contract says anything but digits
+    # is a 400, so every integer parameter is checked as text first.
+    for name in _INTEGER_PARAMS:
+        value = request.query_params.get(name)
+        if value is not None and not (value.isascii() and value.isdigit() and len(value) < 10):
+            raise InvalidRequest(f"{name} must be a whole number", code="invalid_parameter")
+    service: ScoreService = request.app.state.components.service
+    return service
+
+
+def _json(data: object) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+def _entries(entries: tuple[RankedEntry, ...]) -> list[dict[str, Any]]:
+    return [
+        {"rank": e.rank, "user_id": e.user_id, "username": e.username, "score": e.score}
+        for e in entries
+    ]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    """ISO 8601; a time without an offset is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"{name} must be an ISO 8601 time, e.g. 2026-11-27T10:00:00Z", code="invalid_time"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def encode_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequest(
+            "cursor is not one this service issued", code="invalid_cursor"
+        ) from None
+
+
+def _event_position(cursor: str) -> tuple[datetime, int]:
+    at, _, event_id = decode_cursor(cursor).partition("|")
+    moment = parse_time(at, "cursor")
+    if moment is None or not event_id.isdigit():
+        raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
+    return moment, int(event_id)
+
+
+@router.get(
+    "/api/scores", response_model=PageResponse, responses=_ERRORS, summary="A page of the board"
+)
+async def board_page(
+    request: Request,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 10,
+) -> Response:
+    """Entries ``offset`` to ``offset + limit - 1`` (0-based), with 1-based ranks."""
+    entries, total = await _service(request).page(offset, limit)
+    return _json({"scores": _entries(entries), "total": total, "offset": offset, "limit": limit})
+
+
+@router.get(
+    "/api/users/{user_id}",
+    response_model=UserResponse,
+    responses=_ERRORS_404,
+    summary="One user's score and rank",
+)
+async def user(request: Request, user_id: UserId) -> Response:
+    profile, rank = await _service(request).user(user_id)
+    return _json(
+        {
+            "user_id": profile.user_id,
+            "username": profile.username,
+            "score": profile.score,
+            "rank": rank,
+            "updated_at": iso(profile.updated_at),
+        }
+    )
+
+
+@router.get(
+    "/api/users/{user_id}/around",
+    response_model=AroundResponse,
+    responses=_ERRORS_404,
+    summary="The entries around a user",
+)
+async def around(
+    request: Request,
+    user_id: UserId,
+    radius: Annotated[int, Query(ge=1, le=RADIUS_MAX)] = 5,
+) -> Response:
+    """The entries ranked ``radius`` above to ``radius`` below the user."""
+    rank, entries = await _service(request).around(user_id, radius)
+    return _json({"user_id": user_id, "rank": rank, "scores": _entries(entries)})
+
+
+@router.get(
+    "/api/users/{user_id}/history",
+    response_model=HistoryResponse,
+    responses=_ERRORS,
+    summary="A user's score over time",
+)
+async def history(
+    request: Request,
+    user_id: UserId,
+    since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
+    bucket: Annotated[str | None, Query(description="hour or day")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 100,
+) -> Response:
+    """Without ``bucket``: each event (``at``, ``delta``, ``score`` after it, ``action_id``),
+    oldest first, paged by ``next_cursor``. With ``bucket=hour|day``: the score at the end of
+    each hour or day (UTC) in which it changed; buckets where nothing changed are left out."""
+    service = _service(request)
+    start = parse_time(since, "since")
+    end = parse_time(until, "until")
+    if bucket is None:
+        after = _event_position(cursor) if cursor is not None else None
+        events = await service.history(user_id, since=start, until=end, after=after, limit=limit)
+        next_cursor = None
+        if len(events) == limit:
+            last = events[-1]
+            next_cursor = encode_cursor(f"{iso(last.at)}|{last.event_id}")
+        return _json(
+            {
+                "user_id": user_id,
+                "bucket": None,
+                "events": [
+                    {"at": iso(e.at), "delta": e.delta, "score": e.score, "action_id": e.action_id}
+                    for e in events
+                ],
+                "next_cursor": next_cursor,
+            }
+        )
+    if cursor is not None:  # a bucket cursor is where the next page starts
+        start = parse_time(decode_cursor(cursor), "cursor")
+    points = await service.history_buckets(
+        user_id, bucket=bucket, since=start, until=end, limit=limit
+    )
+    next_cursor = None
+    if len(points) == limit:
+        step = 3600 if bucket == "hour" else 86400
+        following = datetime.fromtimestamp(points[-1].at.timestamp() + step, UTC)
+        next_cursor = encode_cursor(iso(following))
+    return _json(
+        {
+            "user_id": user_id,
+            "bucket": bucket,
+            "points": [{"at": iso(p.at), "score": p.score} for p in points],
+            "next_cursor": next_cursor,
+        }
+    )
