@@ -140,10 +140,14 @@ def make_api(tmp_path: Path, migrated_database: Path, isolated_env: None) -> Api
     counter = iter(range(1_000_000))
 
     @contextlib.asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[Api]:
-        folder = tmp_path / f"app{next(counter)}"
-        folder.mkdir()
-        shutil.copyfile(migrated_database, folder / "scoreboard.db")
+    async def factory(*, reuse: Path | None = None, **overrides: Any) -> AsyncIterator[Api]:
+        """``reuse``: the folder of an earlier app, to start again on its database."""
+        if reuse is None:
+            folder = tmp_path / f"app{next(counter)}"
+            folder.mkdir()
+            shutil.copyfile(migrated_database, folder / "scoreboard.db")
+        else:
+            folder = reuse
         settings = settings_for(folder, **overrides)
         app = create_app(settings)
         # raise_app_exceptions=False: a 500 must reach the test as the response a client gets.
