@@ -1,4 +1,4 @@
-"""The ``scoreboard`` command: serve, migrate, token.
+"""The ``scoreboard`` command: serve, migrate, token, demo.
 
 Every failure a user can cause (a bad flag, a bad setting) ends in one line on stderr and exit
 status 2, never a traceback.
@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from scoreboard import logs
+from scoreboard import demo, logs
 from scoreboard.settings import Settings, describe_error
 
 log = logging.getLogger("scoreboard")
@@ -66,6 +66,25 @@ def _parser() -> argparse.ArgumentParser:
         "--ttl", type=int, default=3600, help="seconds until it expires (default 3600)"
     )
     token.add_argument("--name", help="display name shown on the board")
+
+    demo_cmd = commands.add_parser(
+        "demo",
+        help="post realistic score updates to a running server, to watch the page move",
+        description="Mint tokens with the server's secret (run it in the server's folder) and "
+        "post score updates for a cast of players, printing a line each second.",
+    )
+    demo_cmd.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the server (default %(default)s)"
+    )
+    demo_cmd.add_argument(
+        "--users", type=demo.users_arg, default=20, help="players, 1-1000 (default 20)"
+    )
+    demo_cmd.add_argument(
+        "--rate", type=demo.rate_arg, default=5.0, help="updates a second, max 1000 (default 5)"
+    )
+    demo_cmd.add_argument(
+        "--duration", type=demo.duration_arg, default=120.0, help="seconds (default 120)"
+    )
     return parser
 
 
@@ -77,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _migrate()
     elif args.command == "token":
         _token(args.user_id, args.ttl, args.name)
+    elif args.command == "demo":
+        _demo(args)
 
 
 def _migrate(settings: Settings | None = None) -> None:
@@ -152,6 +173,27 @@ def _token(user_id: str, ttl: int, name: str | None) -> None:
             issuer=settings.jwt_issuer,
         )
     )
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from scoreboard import tokens
+
+    settings = _settings()
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        demo.run(
+            args.url,
+            secret=tokens.load_or_create_secret(settings),
+            users=args.users,
+            rate=args.rate,
+            duration=args.duration,
+            delta_range=(max(1, settings.min_delta), settings.max_delta),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            out=sys.stdout,
+        )
+    except (demo.DemoError, ValueError) as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":
