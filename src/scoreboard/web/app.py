@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
-from scoreboard.web import errors, live, reads, routes
+from scoreboard.web import errors, live, page, reads, routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(reads.router)
     app.include_router(live.router)
+    app.include_router(page.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -1,0 +1,88 @@
+"""The live page: ``GET /`` (the page), ``GET /embed`` (the board alone, for an ``<iframe>``) and
+the few static files they use.
+
+The files ship in the package (``web/static``) and are read once, when this module is first
+imported, then served from memory with an ETag, so a reload costs a 304. There is no build step
+and no outside request: the Content-Security-Policy allows only this origin, so even an edited
+page cannot fetch a font or script from elsewhere. Neither page sets ``frame-ancestors`` or
+``X-Frame-Options``: being embedded anywhere is the point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+router = APIRouter(include_in_schema=False)
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# 'self' in connect-src also admits ws:/wss: to this host (CSP level 3, all current browsers).
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def _load() -> dict[str, Asset]:
+    assets: dict[str, Asset] = {}
+    for entry in (resources.files("scoreboard.web") / "static").iterdir():
+        suffix = entry.name[entry.name.rfind(".") :]
+        if entry.is_file() and suffix in _TYPES:
+            body = entry.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+            assets[entry.name] = Asset(body, _TYPES[suffix], etag)
+    return assets
+
+
+_ASSETS = _load()
+
+
+def _serve(request: Request, name: str) -> Response:
+    asset = _ASSETS.get(name)
+    if asset is None:
+        raise HTTPException(status_code=404)
+    headers = {
+        "ETag": asset.etag,
+        "Cache-Control": "no-cache",  # revalidate each time: cheap (304) and never stale
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    if name.endswith(".html"):
+        headers["Content-Security-Policy"] = _CSP
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def page(request: Request) -> Response:
+    return _serve(request, "index.html")
+
+
+@router.api_route("/embed", methods=["GET", "HEAD"])
+async def embed(request: Request) -> Response:
+    return _serve(request, "embed.html")
+
+
+@router.api_route("/static/{name}", methods=["GET", "HEAD"])
+async def static(request: Request, name: str) -> Response:
+    if name.endswith(".html"):  # the pages have their own paths
+        raise HTTPException(status_code=404)
+    return _serve(request, name)

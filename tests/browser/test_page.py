@@ -1,0 +1,300 @@
+"""The live page in a real Chromium, against a real server process."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import chromium
+
+chromium.require()
+
+from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+
+from scoreboard import demo  # noqa: E402
+from tests.browser.conftest import Api, Tab  # noqa: E402
+from tests.support.server import SECRET, ServerProcess  # noqa: E402
+from tests.support.timing import scaled  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
+
+_ROWS_JS = """() => Array.from(document.querySelectorAll("#board tbody tr"),
+                                r => Array.from(r.cells, c => c.textContent))"""
+
+
+def shown(page: Page) -> list[list[str]]:
+    rows: list[list[str]] = page.evaluate(_ROWS_JS)
+    return rows
+
+
+def rows_of(scores: list[dict[str, Any]]) -> list[list[str]]:
+    """What the page must show for a top 10 (en-US number format)."""
+    return [[str(e["rank"]), e["username"], f"{e['score']:,}"] for e in scores]
+
+
+def wait_for_rows(page: Page, rows: list[list[str]], within: float, since: float) -> None:
+    """Wait until the table shows exactly ``rows``, at most ``scaled(within)`` after ``since``."""
+    remaining = since + scaled(within) - time.monotonic()
+    try:
+        page.wait_for_function(
+            f"want => JSON.stringify(({_ROWS_JS})()) === JSON.stringify(want)",
+            arg=rows,
+            timeout=max(remaining, 0.001) * 1000,
+        )
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"within {scaled(within):.1f}s the page should show {rows}, it shows {shown(page)}"
+        ) from None
+
+
+def status(page: Page) -> Any:
+    return page.locator("#status")
+
+
+def only_own_origin(tab: Tab, server: ServerProcess) -> None:
+    outside = [u for u in tab.requests if not u.startswith(server.base_url + "/")]
+    assert outside == [], f"requests outside the server: {outside}"
+    assert all(u == server.ws_url for u in tab.sockets), tab.sockets
+
+
+def test_the_page_shows_the_current_board_on_load(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    for i in range(12):  # p00..p11 score 10..65: two of them below the top 10
+        api.update(f"p{i:02d}", 10 + 5 * i, name=f"Player {i}")
+    api.update("late", 60, name="Late")  # ties p10 at 60, reached it later: ranked after
+    api.update("mallory", 62, name='<img src=x onerror="window.pwned=1">')
+    want = [
+        ["1", "Player 11", "65"],
+        ["2", '<img src=x onerror="window.pwned=1">', "62"],
+        ["3", "Player 10", "60"],
+        ["4", "Late", "60"],
+        ["5", "Player 9", "55"],
+        ["6", "Player 8", "50"],
+        ["7", "Player 7", "45"],
+        ["8", "Player 6", "40"],
+        ["9", "Player 5", "35"],
+        ["10", "Player 4", "30"],
+    ]
+    assert rows_of(api.top10()) == want  # the server agrees with the test's arithmetic
+
+    page = tab.page
+    page.goto(server.base_url + "/")
+    wait_for_rows(page, want, within=5, since=time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+    expect(status(page)).to_have_text("Live")
+    expect(page.locator("h1")).to_have_text("Scoreboard")
+    # A real table: column headers, a header cell per row, and a polite live region.
+    headers = page.locator("#board thead th")
+    expect(headers).to_have_text(["Rank", "Name", "Score"])
+    assert headers.evaluate_all("hs => hs.every(h => h.scope === 'col')")
+    assert page.locator("#board tbody th[scope=row]").count() == 10
+    expect(page.locator("#announcer")).to_have_attribute("aria-live", "polite")
+    assert page.evaluate("window.pwned") is None  # the name was shown as text
+    only_own_origin(tab, server)
+    assert tab.errors == []
+
+
+def test_embed_is_the_board_without_the_page_around_it(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    api.update("ada", 7, name="Ada")
+    page = tab.page
+    page.goto(server.base_url + "/embed")
+    wait_for_rows(page, [["1", "Ada", "7"]], within=5, since=time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+    assert page.locator("h1, header, footer").count() == 0
+    only_own_origin(tab, server)
+    assert tab.errors == []
+
+
+def test_an_update_appears_within_a_second_in_order_without_reload(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    api.update("alice", 10, name="Alice")
+    api.update("bob", 20, name="Bob")
+    api.update("carol", 30, name="Carol")
+    page = tab.page
+    page.goto(server.base_url + "/")
+    wait_for_rows(
+        page,
+        [["1", "Carol", "30"], ["2", "Bob", "20"], ["3", "Alice", "10"]],
+        within=5,
+        since=time.monotonic(),
+    )
+    page.evaluate("window.sameDocument = true")
+    alice_row = page.locator('tr[data-user="alice"]').element_handle()
+    moves = page.evaluate("window.scoreboard.moves")
+
+    since = time.monotonic()
+    api.update("alice", 25)  # 35: from last to first
+    wait_for_rows(
+        page, [["1", "Alice", "35"], ["2", "Carol", "30"], ["3", "Bob", "20"]], 1.0, since
+    )
+
+    assert page.evaluate("window.sameDocument") is True  # no reload
+    assert alice_row.evaluate("r => r.isConnected")  # the row moved; it was not rebuilt
+    assert page.evaluate("window.scoreboard.moves") > moves  # ...and its move was animated
+    expect(page.locator('tr[data-user="alice"] td.score')).to_have_class(re.compile(r"\bflash\b"))
+    expect(page.locator('tr[data-user="bob"] td.score')).not_to_have_class(re.compile(r"\bflash\b"))
+    expect(page.locator("#announcer")).to_have_text(
+        "Alice: 35 points, rank 1", timeout=scaled(5) * 1000
+    )
+    assert tab.errors == []
+
+
+def test_reduced_motion_updates_the_board_without_moving_rows(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    api.update("alice", 10, name="Alice")
+    api.update("bob", 20, name="Bob")
+    page = tab.page
+    page.emulate_media(reduced_motion="reduce")
+    page.goto(server.base_url + "/")
+    wait_for_rows(page, [["1", "Bob", "20"], ["2", "Alice", "10"]], 5, time.monotonic())
+    api.update("alice", 15)
+    wait_for_rows(page, [["1", "Alice", "25"], ["2", "Bob", "20"]], 5, time.monotonic())
+    assert page.evaluate("window.scoreboard.moves") == 0
+    assert page.evaluate("document.getAnimations().filter(a => a.effect.target.tagName === 'TR')"
+                         ".length") == 0  # fmt: skip
+
+
+def test_a_restarted_server_shows_reconnecting_then_live_with_the_current_board(
+    server: ServerProcess, api: Api, tab: Tab, tmp_path: Path
+) -> None:
+    api.update("alice", 10, name="Alice")
+    api.update("bob", 20, name="Bob")
+    page = tab.page
+    page.goto(server.base_url + "/")
+    wait_for_rows(page, [["1", "Bob", "20"], ["2", "Alice", "10"]], 5, time.monotonic())
+
+    server.stop()
+    expect(status(page)).to_have_attribute("data-state", "reconnecting")
+    expect(status(page)).to_have_text("Reconnecting…")
+    # While the page is cut off, the board changes (through another process on the same data),
+    # so only the SNAPSHOT after reconnecting can bring the page up to date.
+    other = ServerProcess(server.data_dir).start()
+    try:
+        other_api = Api(other.base_url)
+        other_api.update("carol", 50, name="Carol")
+        other_api.client.close()
+    finally:
+        other.stop()
+    server.start()
+
+    want = [["1", "Carol", "50"], ["2", "Bob", "20"], ["3", "Alice", "10"]]
+    assert rows_of(api.top10()) == want
+    since = time.monotonic()
+    expect(status(page)).to_have_attribute("data-state", "live", timeout=scaled(20) * 1000)
+    wait_for_rows(page, want, 20, since)
+    assert page.evaluate("window.scoreboard.connects") >= 2
+    assert tab.errors == []
+
+
+def _final_board(plan: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The top 10 after ``plan``, by the ranking rule: higher score, then who got there first."""
+    totals: dict[str, int] = {}
+    reached: dict[str, int] = {}
+    for step, (user, delta) in enumerate(plan):
+        totals[user] = totals.get(user, 0) + delta
+        reached[user] = step
+    order = sorted(totals, key=lambda u: (-totals[u], reached[u]))
+    return [(u, totals[u]) for u in order[:10]]
+
+
+def test_a_burst_of_200_updates_ends_on_exactly_the_final_board(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    rng = random.Random(200)
+    users = [f"u{i:02d}" for i in range(15)]
+    plan = [(rng.choice(users), rng.randint(1, 40)) for _ in range(200)]
+    want = [[str(rank), user, f"{score:,}"] for rank, (user, score) in
+            enumerate(_final_board(plan), start=1)]  # fmt: skip
+
+    page = tab.page
+    page.add_init_script(
+        "window.frames_ = 0;(function tick() { window.frames_++; requestAnimationFrame(tick); })();"
+    )
+    page.goto(server.base_url + "/")
+    expect(status(page)).to_have_attribute("data-state", "live")
+    expect(page.locator("#empty")).to_be_visible()
+
+    since = time.monotonic()
+    for user, delta in plan:
+        api.update(user, delta)
+    sent_in = time.monotonic() - since
+    assert rows_of(api.top10()) == want
+    wait_for_rows(page, want, 5, time.monotonic())
+    expect(page.locator("#empty")).to_be_hidden()
+
+    stats = page.evaluate("({...window.scoreboard, frames: window.frames_})")
+    assert stats["renders"] <= stats["frames"] + 1, stats  # at most one render per frame
+    assert stats["renders"] <= stats["messages"], stats
+    assert sent_in < scaled(2.0), f"the burst took {sent_in:.2f}s, not the 2 s it should"
+    assert tab.errors == []
+
+
+def test_a_phone_width_screen_shows_the_board_without_sideways_scrolling(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    long_name = "Maximilian Alexander von Habsburg-Lothringen the Third"
+    api.update("max", 1000, name=long_name)
+    api.update("max", 234, name=long_name)
+    api.update("ada", 99, name="Ada")
+    page = tab.page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(server.base_url + "/")
+    wait_for_rows(page, [["1", long_name, "1,234"], ["2", "Ada", "99"]], 5, time.monotonic())
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    score = page.locator('tr[data-user="max"] td.score').bounding_box()
+    assert score is not None
+    assert score["x"] + score["width"] <= 360
+    name = page.locator('tr[data-user="max"] th')
+    assert name.evaluate("c => c.scrollWidth > c.clientWidth")  # cut with an ellipsis
+    expect(name).to_have_attribute("title", long_name)  # the full name is still there
+
+
+def test_demo_moves_the_page(server: ServerProcess, api: Api, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.base_url + "/")
+    expect(status(page)).to_have_attribute("data-state", "live")
+    out = io.StringIO()
+    tally = demo.run(
+        server.base_url, secret=SECRET.encode(), users=12, rate=40, duration=1.5, out=out, seed=3
+    )
+    assert tally.sent > 0, out.getvalue()
+    assert tally.ok == tally.sent, out.getvalue()
+    assert "sent" in out.getvalue()
+    top = api.top10()
+    assert len(top) >= 3  # the busiest of the 12 players
+    wait_for_rows(page, rows_of(top), 5, time.monotonic())
+
+
+def test_the_readme_screenshot(server: ServerProcess, api: Api, tab: Tab) -> None:
+    """Writes docs/screenshot.png: the page a moment after an update moved a player up."""
+    rng = random.Random(7)
+    players = demo.cast(12, rng)
+    for n, player in enumerate(players):
+        api.update(player.user_id, 100 + 73 * n, name=player.name)
+    page = tab.page
+    page.set_viewport_size({"width": 720, "height": 760})
+    page.goto(server.base_url + "/")
+    want = rows_of(api.top10())
+    wait_for_rows(page, want, 5, time.monotonic())
+    api.update(players[5].user_id, 450)  # climbs several places
+    wait_for_rows(page, rows_of(api.top10()), 5, time.monotonic())
+    page.wait_for_function(
+        "() => document.getAnimations().every(a => a.effect.target.tagName !== 'TR')"
+    )
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000

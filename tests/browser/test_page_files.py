@@ -1,0 +1,64 @@
+"""The page's HTTP side, without a browser: paths, headers, caching, and no outside URL."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from scoreboard.web import page
+
+
+async def _get(path: str, **headers: str) -> httpx.Response:
+    app = FastAPI()
+    app.include_router(page.router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        return await c.get(path, headers=headers)
+
+
+@pytest.mark.parametrize(("path", "marker"), [("/", "<h1>"), ("/embed", 'class="embed"')])
+async def test_pages_are_html_locked_to_their_own_origin(path: str, marker: str) -> None:
+    response = await _get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert marker in response.text
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "connect-src 'self'" in csp
+    assert "x-frame-options" not in response.headers  # embedding is the point
+
+
+async def test_a_known_etag_gets_304_without_a_body() -> None:
+    first = await _get("/static/board.js")
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/javascript")
+    again = await _get("/static/board.js", **{"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    stale = await _get("/static/board.js", **{"If-None-Match": '"something-else"'})
+    assert stale.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/static/nope.js", "/static/index.html", "/static/..%2fpage.py"])
+async def test_only_the_shipped_files_are_served(path: str) -> None:
+    assert (await _get(path)).status_code == 404
+
+
+def test_the_page_is_not_in_the_api_schema() -> None:
+    from scoreboard.web.app import create_app
+
+    paths = create_app().openapi()["paths"]
+    assert not {"/", "/embed", "/static/{name}"} & set(paths)
+
+
+def test_no_static_file_names_another_host() -> None:
+    static = resources.files("scoreboard.web") / "static"
+    for entry in static.iterdir():
+        text = entry.read_text(encoding="utf-8")
+        # The SVG's XML namespace is a name, not a request.
+        text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]", text, re.I), entry.name
