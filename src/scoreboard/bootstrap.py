@@ -9,15 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeGuard
 
+from scoreboard.errors import Unavailable
+from scoreboard.events import BoardChanged
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
 from scoreboard.tokens import TokenVerifier, load_or_create_secret
 
+if TYPE_CHECKING:
+    from scoreboard.adapters.redis_index import RedisRankIndex
+
 log = logging.getLogger(__name__)
+
+_REDIS_TIMEOUT = 5.0
+_INDEX_CHECK_INTERVAL = 1.0
 
 
 class ConfigurationError(Exception):
@@ -33,24 +43,59 @@ class Components:
     service: ScoreService
     verifier: TokenVerifier
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def build(settings: Settings) -> Components:
-    store = _build_store(settings)
-    from scoreboard.adapters.memory_bus import MemoryBus
-    from scoreboard.adapters.memory_index import MemoryRankIndex
+    """Choose the adapters. Supported combinations (``docs/deploy.md`` says why):
 
-    index: RankIndex = MemoryRankIndex()
-    bus: Bus = MemoryBus()
+    - SQLite, no Redis: embedded mode, one process.
+    - PostgreSQL, no Redis: one process (the memory index and bus are per process).
+    - SQLite + Redis: one process (a SQLite file has one writer; useful to try Redis alone).
+    - PostgreSQL + Redis: scaled mode, any number of processes on any number of machines.
+    """
+    store = _build_store(settings)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    index: RankIndex
+    bus: Bus
+    redis_index = None
+    if settings.redis_url is not None:
+        import redis.asyncio as aioredis
+
+        from scoreboard.adapters.redis_bus import RedisBus
+        from scoreboard.adapters.redis_index import RedisRankIndex
+
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+        )
+        closers.append(client.aclose)
+        index = redis_index = RedisRankIndex(client, prefix=settings.redis_prefix)
+        bus = RedisBus(client, prefix=settings.redis_prefix)
+    else:
+        from scoreboard.adapters.memory_bus import MemoryBus
+        from scoreboard.adapters.memory_index import MemoryRankIndex
+
+        index = MemoryRankIndex()
+        bus = MemoryBus()
     service = ScoreService(
         store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta
     )
+    if redis_index is not None:
+        # The shared seq never falls below what this process has shown (see redis_index).
+        redis_index.seq_floor = lambda: _seen_seq(service)
     verifier = TokenVerifier(
         load_or_create_secret(settings),
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
     )
-    return Components(settings, store, index, bus, service, verifier)
+    return Components(settings, store, index, bus, service, verifier, _closers=closers)
+
+
+def _seen_seq(service: ScoreService) -> int:
+    try:
+        return service.live.seq
+    except RuntimeError:  # before start(): nothing shown yet
+        return 0
 
 
 def _build_store(settings: Settings) -> ScoreStore:
@@ -58,9 +103,9 @@ def _build_store(settings: Settings) -> ScoreStore:
         from scoreboard.adapters.sqlite_store import SqliteScoreStore, sqlite_path
 
         return SqliteScoreStore(sqlite_path(settings.database_url))
-    raise ConfigurationError(
-        "SCOREBOARD_DATABASE_URL: PostgreSQL is not supported by this build yet; use sqlite:///PATH"
-    )
+    from scoreboard.adapters.postgres_store import PostgresScoreStore
+
+    return PostgresScoreStore(settings.database_url)
 
 
 @contextlib.asynccontextmanager
@@ -69,8 +114,13 @@ async def running(components: Components) -> AsyncIterator[Components]:
     await components.store.open()
     await components.bus.open()
     try:
+        index = components.index
+        if _is_redis_index(index):
+            await index.load(())  # marks the shared index built, even for an empty store
         await components.service.start()
         components._tasks.append(asyncio.create_task(_follow_bus(components.service)))
+        if _is_redis_index(index):
+            components._tasks.append(asyncio.create_task(_keep_index_whole(components, index)))
         yield components
     finally:
         for task in components._tasks:
@@ -79,6 +129,8 @@ async def running(components: Components) -> AsyncIterator[Components]:
         components._tasks.clear()
         await components.bus.close()
         await components.store.close()
+        for close in components._closers:
+            await close()
 
 
 async def _follow_bus(service: ScoreService) -> None:
@@ -86,3 +138,36 @@ async def _follow_bus(service: ScoreService) -> None:
     Our own events come back too and are dropped there by their ``seq``."""
     async for event in service.bus.subscribe(service.board):
         service.live.offer(event)
+
+
+def _is_redis_index(index: RankIndex) -> TypeGuard[RedisRankIndex]:
+    from scoreboard.adapters.redis_index import RedisRankIndex
+
+    return isinstance(index, RedisRankIndex)
+
+
+async def _keep_index_whole(components: Components, index: RedisRankIndex) -> None:
+    """Rebuild the shared index from the store whenever it is found lost (flushed, restarted,
+    or a write failed on the connection), and check for that every second even when idle.
+    The service keeps serving meanwhile; the rebuilt board is announced like any change."""
+    service = components.service
+    while True:
+        lost = await index.wait_lost(_INDEX_CHECK_INTERVAL)
+        try:
+            if not lost and await index.check():
+                continue
+            started = time.monotonic()
+            board = await index.rebuild(components.store.iter_totals())
+            users = await index.size()
+        except Unavailable as exc:  # Redis or the store is down: try again shortly
+            log.warning("rank index rebuild postponed: %s", exc)
+            await asyncio.sleep(_INDEX_CHECK_INTERVAL)
+            index.mark_lost()
+            continue
+        log.warning(
+            "rank index rebuilt from the store",
+            extra={"users": users, "seconds": round(time.monotonic() - started, 3)},
+        )
+        event = BoardChanged(service.board, board.seq, "", 0, board.top)
+        service.live.offer(event)
+        await components.bus.publish(event)

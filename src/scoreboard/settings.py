@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./data/scoreboard.db"
+    redis_url: str | None = None
+    """``redis://HOST:PORT/N`` or ``rediss://...``: the shared rank index and bus (scaled mode)."""
+    redis_prefix: str = Field(default="scoreboard:", min_length=1, max_length=64)
+    """Prefix of every Redis key and channel, so several deployments can share one Redis."""
     data_dir: Path = Path("./data")
     """Where a generated JWT secret is kept (mode 0600)."""
     jwt_secret: SecretStr | None = None
@@ -51,6 +55,15 @@ class Settings(BaseSettings):
             return value
         raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
 
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_scheme(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.startswith(("redis://", "rediss://")):
+            return value
+        raise ValueError("must be redis://HOST:PORT/N or rediss://HOST:PORT/N")
+
     @field_validator("jwt_secret")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -74,6 +87,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:///")
+
+    @property
+    def is_scaled(self) -> bool:
+        """PostgreSQL and Redis: the mode in which any number of processes act as one."""
+        return not self.is_sqlite and self.redis_url is not None
 
 
 def describe_error(error: ValidationError) -> str:

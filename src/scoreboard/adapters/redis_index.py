@@ -1,0 +1,352 @@
+"""Redis rank index (scaled mode): one sorted set per board, shared by every process.
+
+**Ordering.** A sorted set orders by score, and equal scores by member, byte by byte. Each user is
+stored with score ``-total`` and member ``"%019d" % reached + user_id``, and the board is read in
+*ascending* order (``ZRANGE``, ``ZRANK``). Ascending ``-total`` is descending total; for equal
+totals the fixed-width, zero-padded ``reached`` compares as text exactly as it does as a number,
+so who reached the score first comes first, and the user id settles the (never expected) case of
+equal ``reached``. That is :func:`scoreboard.model.rank_key` exactly. We chose this over a
+composite score (``total * 2**k + reached``) because a double holds only 53 bits: totals and event
+ids would have to share them. Here the total alone must fit, so totals are exact up to
+``2**53`` (about 9e15) in magnitude. Because the member changes with ``reached``, a hash maps each
+user to their current member; two more hashes hold each user's version and username.
+
+**One round trip per write.** :meth:`RedisRankIndex.apply` is one Lua script: drop the write if
+the stored version is as new or newer; move the member; if the user was or now is in the top k,
+rebuild the top, compare it with the stored encoding of the last top, and only if it differs
+``INCR`` the board's ``seq`` and return the new top with usernames. Redis runs a script
+atomically, so whichever process wrote, a higher ``seq`` always carries a newer top. (The service
+then asks :meth:`rank`, a second round trip: the port's ``apply`` cannot return the rank, and a
+rank remembered from the write would be stale for any other reader.)
+
+**Derived data only.** Everything here is rebuilt from the store (``load``). A marker key is set
+by ``load`` and by ``clear``; a write that finds it missing (``FLUSHDB``, a Redis restart without
+persistence, an evicted key) still stores its own total but reports no board change, because the
+top of a half-empty index is wrong, and flags the index as lost. So does a write that fails on the
+connection (the store has committed it, the index missed it). :meth:`wait_lost` wakes the owner
+(``scoreboard.bootstrap``) which then reloads every total from the store while the service keeps
+serving, and announces the rebuilt board.
+
+**seq after a flush.** The counter goes with the data. Every process's live board drops events
+whose ``seq`` is not above the one it holds, so a counter restarted at 1 would silence them for as
+many changes as they had seen. Each script call therefore carries a *floor*: the highest ``seq``
+this process has seen (its live board's, which follows the bus, so it knows the other processes'
+events too). The script raises the counter to the floor before using it; the periodic
+:meth:`check` does the same for idle processes. After a flush the counter is back above every
+process's live board before the rebuilt board is announced, with no new "epoch" concept on the
+wire. (A process that missed the last events on the bus raises it on its next check; until then its
+clients may miss one announcement, and the next change reaches them.)
+
+Key prefix: ``{prefix}{<board>}:...``; the braces keep one board's keys in one cluster slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from scoreboard.errors import Unavailable
+from scoreboard.model import DEFAULT_BOARD, TOP_K, Board, RankedEntry, UserTotal
+
+log = logging.getLogger(__name__)
+
+MAX_EXACT_SCORE = 2**53
+_REACHED_WIDTH = 19  # digits of the largest BIGINT
+_LOAD_BATCH = 1_000
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# KEYS: z members versions names top seq built; ARGV[1] the seq floor, ARGV[2] k.
+# Every script starts with this: raise seq to the floor, and the helpers.
+_PRELUDE = f"""
+local K = tonumber(ARGV[2])
+local WIDTH = {_REACHED_WIDTH}
+"""
+_PRELUDE += """
+local z, members, versions, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local topkey, seqkey, built = KEYS[5], KEYS[6], KEYS[7]
+local floor = tonumber(ARGV[1])
+local seq = tonumber(redis.call('GET', seqkey) or '0')
+if seq < floor then
+  seq = floor
+  redis.call('SET', seqkey, seq)
+end
+local function put(user, version, negscore, member, name)
+  local old = redis.call('HGET', versions, user)
+  if old and tonumber(old) >= tonumber(version) then return false end
+  local oldmember = redis.call('HGET', members, user)
+  local touched = false
+  if oldmember then
+    local r = redis.call('ZRANK', z, oldmember)
+    if r and r < K then touched = true end
+    redis.call('ZREM', z, oldmember)
+  end
+  redis.call('ZADD', z, negscore, member)
+  redis.call('HSET', members, user, member)
+  redis.call('HSET', versions, user, version)
+  redis.call('HSET', names, user, name)
+  return true, touched
+end
+local function topof(start, count)
+  local out = {}
+  if count <= 0 then return out end
+  local rows = redis.call('ZRANGE', z, start, start + count - 1, 'WITHSCORES')
+  for i = 1, #rows, 2 do
+    local user = string.sub(rows[i], WIDTH + 1)
+    out[#out + 1] = user
+    out[#out + 1] = redis.call('HGET', names, user) or user
+    out[#out + 1] = rows[i + 1]
+  end
+  return out
+end
+-- If the top differs from the stored one, store it, advance seq and return the new seq.
+local function settle()
+  local top = topof(0, K)
+  local encoded = cjson.encode(top)
+  if encoded == redis.call('GET', topkey) then return 0, top end
+  redis.call('SET', topkey, encoded)
+  seq = seq + 1
+  redis.call('SET', seqkey, seq)
+  return seq, top
+end
+"""
+
+# ARGV: floor k user version negscore member name -> {seq or 0, lost, 0-based rank, top...}
+_APPLY = (
+    _PRELUDE
+    + """
+local user = ARGV[3]
+local lost = redis.call('EXISTS', built) == 0 and 1 or 0
+local stored, touched = put(user, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+local rank = redis.call('ZRANK', z, redis.call('HGET', members, user))
+if not stored or lost == 1 then return {0, lost, rank} end
+if not touched and rank >= K then return {0, 0, rank} end
+local newseq, top = settle()
+if newseq == 0 then return {0, 0, rank} end
+local out = {newseq, 0, rank}
+for i = 1, #top do out[#out + 1] = top[i] end
+return out
+"""
+)
+
+# ARGV: floor k settle(0/1) then (user version negscore member name)* -> {seq or 0}
+_LOAD = (
+    _PRELUDE
+    + """
+for i = 4, #ARGV, 5 do
+  put(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+end
+if ARGV[3] == '0' then return {0} end
+redis.call('SET', built, '1')
+local newseq = settle()
+return {newseq}
+"""
+)
+
+# ARGV: floor k start count -> {seq, built, top...}. Also raises seq to the floor (check()).
+_READ = (
+    _PRELUDE
+    + """
+local out = {seq, redis.call('EXISTS', built)}
+local rows = topof(tonumber(ARGV[3]), tonumber(ARGV[4]))
+for i = 1, #rows do out[#out + 1] = rows[i] end
+return out
+"""
+)
+
+# ARGV: floor k user -> 0-based rank or false
+_RANK = (
+    _PRELUDE
+    + """
+local member = redis.call('HGET', members, ARGV[3])
+if not member then return false end
+return redis.call('ZRANK', z, member)
+"""
+)
+
+# ARGV: floor k -> {seq}. Empties the board (keeps seq) and marks it as intentionally built.
+_CLEAR = (
+    _PRELUDE
+    + """
+redis.call('DEL', z, members, versions, names)
+redis.call('SET', built, '1')
+local newseq = settle()
+return {newseq}
+"""
+)
+
+
+def member_of(total: UserTotal) -> str:
+    """The sorted-set member of a total: fixed-width ``reached``, then the user id."""
+    return f"{total.reached:0{_REACHED_WIDTH}d}{total.user_id}"
+
+
+def _score(raw: Any) -> int:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        return -int(text)
+    except ValueError:
+        return -int(float(text))
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _entries(flat: Sequence[Any], first_rank: int) -> tuple[RankedEntry, ...]:
+    return tuple(
+        RankedEntry(first_rank + i // 3, _text(flat[i]), _text(flat[i + 1]), _score(flat[i + 2]))
+        for i in range(0, len(flat), 3)
+    )
+
+
+class RedisRankIndex:
+    """A :class:`scoreboard.ports.RankIndex` on a Redis sorted set (see the module docstring).
+
+    ``seq_floor`` returns the highest ``seq`` this process has seen (``bootstrap`` passes the
+    live board's); ``prefix`` namespaces every key, so several deployments or test runs can
+    share one Redis. Connection failures raise :class:`~scoreboard.errors.Unavailable`.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "scoreboard:",
+        board: str = DEFAULT_BOARD,
+        top_k: int = TOP_K,
+        seq_floor: Callable[[], int] | None = None,
+    ) -> None:
+        self.client = client
+        self.top_k = top_k
+        self.board_id = board
+        base = f"{prefix}{{{board}}}:"
+        self.keys = [base + name for name in ("z", "members", "versions", "names", "top", "seq")]
+        self.keys.append(base + "built")
+        self.seq_floor = seq_floor or (lambda: 0)
+        self._seen = 0
+        self._lost = asyncio.Event()
+        self._apply = client.register_script(_APPLY)
+        self._load = client.register_script(_LOAD)
+        self._read = client.register_script(_READ)
+        self._rank = client.register_script(_RANK)
+        self._clear = client.register_script(_CLEAR)
+
+    def _floor(self) -> int:
+        return max(self._seen, self.seq_floor())
+
+    def _saw(self, seq: int) -> None:
+        if seq > self._seen:
+            self._seen = seq
+
+    async def _run(self, script: Any, args: Sequence[Any]) -> Any:
+        try:
+            return await script(keys=self.keys, args=[self._floor(), self.top_k, *args])
+        except _UNAVAILABLE as exc:
+            self._lost.set()
+            log.error("redis call failed: %s: %s", type(exc).__name__, exc)
+            raise Unavailable("the rank index is unavailable, try again shortly") from exc
+
+    @staticmethod
+    def _args(total: UserTotal) -> list[Any]:
+        if abs(total.score) > MAX_EXACT_SCORE:
+            raise ValueError(f"score {total.score} is beyond what a Redis sorted set holds exactly")
+        return [total.user_id, total.version, -total.score, member_of(total), total.username]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def apply(self, total: UserTotal) -> Board | None:
+        reply = await self._run(self._apply, self._args(total))
+        seq, lost = int(reply[0]), int(reply[1])
+        if lost:
+            log.warning("rank index found empty (flushed or restarted); rebuilding from the store")
+            self._lost.set()
+        if seq == 0:
+            return None
+        self._saw(seq)
+        return Board(seq, _entries(reply[3:], 1))
+
+    async def load(self, totals: Iterable[UserTotal]) -> None:
+        batch: list[Any] = []
+        for total in totals:  # several scripts, so Redis is never blocked long
+            batch.extend(self._args(total))
+            if len(batch) >= _LOAD_BATCH * 5:
+                await self._run(self._load, [0, *batch])
+                batch = []
+        reply = await self._run(self._load, [1, *batch])
+        self._saw(int(reply[0]))
+
+    async def rebuild(self, chunks: AsyncIterator[list[UserTotal]]) -> Board:
+        """Reload every total (the store's ``iter_totals()``) into an index that may be in use,
+        then mark it built and settle the top once: no partial top is announced meanwhile,
+        because writes keep reporting no change until the marker is back. Returns the board."""
+        async for chunk in chunks:
+            for start in range(0, len(chunk), _LOAD_BATCH):
+                batch: list[Any] = [0]
+                for total in chunk[start : start + _LOAD_BATCH]:
+                    batch.extend(self._args(total))
+                await self._run(self._load, batch)
+        await self.load(())
+        return await self.board()
+
+    async def clear(self) -> None:
+        reply = await self._run(self._clear, [])
+        self._saw(int(reply[0]))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def _slice(self, start: int, count: int) -> tuple[int, bool, tuple[RankedEntry, ...]]:
+        reply = await self._run(self._read, [max(start, 0), max(count, 0)])
+        seq = int(reply[0])
+        self._saw(seq)
+        return seq, bool(int(reply[1])), _entries(reply[2:], start + 1)
+
+    async def board(self) -> Board:
+        seq, _, top = await self._slice(0, self.top_k)
+        return Board(seq, top)
+
+    async def top(self, k: int) -> tuple[RankedEntry, ...]:
+        return (await self._slice(0, k))[2]
+
+    async def page(self, offset: int, limit: int) -> tuple[RankedEntry, ...]:
+        return (await self._slice(offset, limit))[2]
+
+    async def rank(self, user_id: str) -> int | None:
+        rank = await self._run(self._rank, [user_id])
+        return None if rank is None else int(rank) + 1
+
+    async def size(self) -> int:
+        try:
+            return int(await self.client.zcard(self.keys[0]))
+        except _UNAVAILABLE as exc:
+            raise Unavailable("the rank index is unavailable, try again shortly") from exc
+
+    # -- keeping the derived data whole -----------------------------------------------------
+
+    async def check(self) -> bool:
+        """Raise the shared ``seq`` to this process's floor; return whether the index is built
+        (``False`` after a flush). Marks the index lost when it is not."""
+        built = (await self._slice(0, 0))[1]
+        if not built:
+            self._lost.set()
+        return built
+
+    async def wait_lost(self, within: float) -> bool:
+        """Wait up to ``within`` seconds for the index to be found lost; ``True`` if it was.
+        The flag is reset, so the caller owns the rebuild that follows."""
+        if not self._lost.is_set():
+            try:
+                await asyncio.wait_for(self._lost.wait(), within)
+            except TimeoutError:
+                return False
+        self._lost.clear()
+        return True
+
+    def mark_lost(self) -> None:
+        """Ask for a rebuild (e.g. after one failed)."""
+        self._lost.set()

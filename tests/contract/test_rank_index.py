@@ -1,0 +1,276 @@
+"""The RankIndex contract, over memory and Redis; then what only the shared Redis index does."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from scoreboard.model import RankedEntry, UserTotal, rank_key
+from scoreboard.ports import RankIndex
+from tests.support import services
+
+
+def t(
+    user: str, score: int, version: int = 1, reached: int = 1, name: str | None = None
+) -> UserTotal:
+    return UserTotal(user, name or user, score, version, reached)
+
+
+def ids(entries: tuple[RankedEntry, ...]) -> list[str]:
+    return [e.user_id for e in entries]
+
+
+async def test_higher_score_first(index: RankIndex) -> None:
+    await index.apply(t("low", 5, reached=1))
+    await index.apply(t("high", 9, reached=2))
+    assert ids(await index.top(10)) == ["high", "low"]
+    assert [e.rank for e in await index.top(10)] == [1, 2]
+
+
+async def test_equal_scores_rank_who_reached_it_first(index: RankIndex) -> None:
+    # Written in the opposite order of reaching, with user ids that sort the other way too.
+    await index.apply(t("aaa", 50, reached=300))
+    await index.apply(t("zzz", 50, reached=20))
+    await index.apply(t("mmm", 50, reached=1000))
+    assert ids(await index.top(10)) == ["zzz", "aaa", "mmm"]
+    assert await index.rank("zzz") == 1
+    assert await index.rank("mmm") == 3
+
+
+async def test_reached_compares_as_a_number_not_as_text(index: RankIndex) -> None:
+    await index.apply(t("ten", 7, reached=10))
+    await index.apply(t("nine", 7, reached=9))
+    assert ids(await index.top(10)) == ["nine", "ten"]
+
+
+async def test_an_older_version_never_overwrites_a_newer_one(index: RankIndex) -> None:
+    await index.apply(t("amy", 30, version=3, reached=30))
+    assert await index.apply(t("amy", 20, version=2, reached=20)) is None
+    assert await index.apply(t("amy", 99, version=3, reached=99)) is None  # same version too
+    assert [(e.user_id, e.score) for e in await index.top(10)] == [("amy", 30)]
+    await index.apply(t("amy", 40, version=4, reached=40))
+    assert [(e.user_id, e.score) for e in await index.top(10)] == [("amy", 40)]
+    assert await index.size() == 1
+
+
+async def test_out_of_order_writes_from_many_writers_end_at_the_newest(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    writers = [index_factory() for _ in range(3)]  # for Redis: three "processes"
+    versions = [t("bo", v * 10, version=v, reached=v) for v in range(1, 31)]
+    shuffled = versions[:]
+    random.Random(7).shuffle(shuffled)
+    await asyncio.gather(*(writers[i % 3].apply(total) for i, total in enumerate(shuffled)))
+    top = await writers[0].top(1)
+    assert [(e.user_id, e.score) for e in top] == [("bo", 300)]
+
+
+async def test_page_and_rank_agree_with_the_ranking_rule(index: RankIndex) -> None:
+    rng = random.Random(3)
+    totals = [
+        t(f"u{i:03d}", rng.randint(0, 20), version=1, reached=rng.randint(1, 10_000) * 1000 + i)
+        for i in range(120)
+    ]
+    for total in totals:
+        await index.apply(total)
+    expected = [
+        x.user_id for x in sorted(totals, key=lambda x: rank_key(x.score, x.reached, x.user_id))
+    ]
+    assert await index.size() == 120
+    assert ids(await index.page(0, 120)) == expected
+    page = await index.page(37, 10)
+    assert ids(page) == expected[37:47]
+    assert [e.rank for e in page] == list(range(38, 48))
+    assert ids(await index.page(115, 10)) == expected[115:]
+    assert await index.page(500, 10) == ()
+    for position in (0, 1, 57, 119):
+        assert await index.rank(expected[position]) == position + 1
+    assert await index.rank("nobody") is None
+
+
+async def test_seq_advances_only_when_the_top_changes(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    index = index_factory(top_k=3)
+    seq0 = (await index.board()).seq
+    first = await index.apply(t("a", 30, reached=1))
+    assert first is not None
+    assert first.seq == seq0 + 1
+    assert ids(first.top) == ["a"]
+    for i, user in enumerate(("b", "c")):
+        moved = await index.apply(t(user, 20 - i, reached=2 + i))
+        assert moved is not None
+    board = await index.board()
+    assert board.seq == seq0 + 3
+    assert ids(board.top) == ["a", "b", "c"]
+
+    # Outside the top 3: nothing published, seq unchanged.
+    assert await index.apply(t("d", 5, reached=10)) is None
+    assert await index.apply(t("d", 6, version=2, reached=11)) is None
+    # A new version of a top user with the same score, reach and name: the top is the same.
+    assert await index.apply(t("c", 19, version=2, reached=3)) is None
+    assert (await index.board()).seq == seq0 + 3
+
+    # Entering the top, a new order, a new name: each one is one seq.
+    entered = await index.apply(t("d", 25, version=3, reached=12))
+    assert entered is not None
+    assert (entered.seq, ids(entered.top)) == (seq0 + 4, ["a", "d", "b"])
+    renamed = await index.apply(t("a", 30, version=2, reached=1, name="Ada"))
+    assert renamed is not None
+    assert renamed.seq == seq0 + 5
+    assert renamed.top[0] == RankedEntry(1, "a", "Ada", 30)
+    assert await index.board() == renamed
+
+
+async def test_load_keeps_the_version_rule_and_advances_seq_once(index: RankIndex) -> None:
+    await index.apply(t("x", 100, version=5, reached=50))
+    seq = (await index.board()).seq
+    await index.load(
+        [t("x", 1, version=4, reached=4), t("y", 50, reached=7), t("z", 60, reached=8)]
+    )
+    board = await index.board()
+    assert [(e.user_id, e.score) for e in board.top] == [("x", 100), ("z", 60), ("y", 50)]
+    assert board.seq == seq + 1
+    await index.load([t("y", 50, reached=7)])  # nothing new: seq stays
+    assert (await index.board()).seq == seq + 1
+
+
+async def test_clear_empties_the_board(index: RankIndex) -> None:
+    await index.apply(t("a", 1))
+    await index.clear()
+    assert await index.size() == 0
+    assert await index.top(10) == ()
+    assert await index.rank("a") is None
+
+
+async def test_large_scores_stay_exact(index: RankIndex) -> None:
+    big = 2**53 - 1
+    await index.apply(t("big", big, reached=2))
+    await index.apply(t("bigger", big, version=1, reached=1))
+    await index.apply(t("neg", -(2**50), reached=3))
+    assert [(e.user_id, e.score) for e in await index.top(10)] == [
+        ("bigger", big),
+        ("big", big),
+        ("neg", -(2**50)),
+    ]
+
+
+async def test_concurrent_top_changes_get_distinct_consecutive_seqs(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    writers = [index_factory() for _ in range(4)]
+    seq0 = (await writers[0].board()).seq
+    # Arrival order is up to the writers; each write that changes the top takes the next seq.
+    boards = await asyncio.gather(
+        *(writers[i % 4].apply(t(f"p{i}", 100 + i, reached=i + 1)) for i in range(40))
+    )
+    seqs = sorted(b.seq for b in boards if b is not None)
+    assert len(seqs) >= 10
+    assert seqs == list(range(seq0 + 1, seq0 + 1 + len(seqs)))  # no gap, no duplicate
+    assert (await writers[1].board()).seq == seqs[-1]
+    # A higher seq always carries a newer top: the leader's score rises with seq.
+    by_seq = sorted((b for b in boards if b is not None), key=lambda b: b.seq)
+    leaders = [b.top[0].score for b in by_seq]
+    assert leaders == sorted(leaders)
+
+
+# -- Redis only: derived data that can vanish -----------------------------------------------
+
+
+@pytest.fixture
+async def redis_index_space() -> AsyncIterator[tuple[str, str]]:
+    async with services.redis_keyspace() as space:
+        yield space
+
+
+def _redis(url: str, prefix: str, floor: Callable[[], int] | None = None) -> object:
+    import redis.asyncio as aioredis
+
+    from scoreboard.adapters.redis_index import RedisRankIndex
+
+    return RedisRankIndex(aioredis.Redis.from_url(url), prefix=prefix, seq_floor=floor)
+
+
+@pytest.mark.redis
+async def test_redis_flush_is_detected_healed_and_seq_never_goes_back(
+    redis_index_space: tuple[str, str],
+) -> None:
+    from scoreboard.adapters.memory_store import MemoryScoreStore
+    from scoreboard.adapters.redis_index import RedisRankIndex
+    from scoreboard.model import ScoreUpdate
+
+    url, prefix = redis_index_space
+    store = MemoryScoreStore()
+    shown = 0  # the live board's seq of this "process"
+    index = _redis(url, prefix, lambda: shown)
+    assert isinstance(index, RedisRankIndex)
+    try:
+        await index.load(())
+        assert await index.check()
+        for i in range(15):
+            board = await index.apply((await store.apply(ScoreUpdate(f"u{i}", 10 + i))).total)
+            if board is not None:
+                shown = board.seq
+        before = await index.board()
+        assert before.seq == shown > 0
+
+        await services.delete_keys(url, prefix)  # what FLUSHDB does to our keys
+        assert not await index.check()
+        assert await index.wait_lost(0)
+
+        # A write before the rebuild is kept but announces no (half-empty) top.
+        late = (await store.apply(ScoreUpdate("late", 1000))).total
+        assert await index.apply(late) is None
+        assert await index.wait_lost(0)
+
+        rebuilt = await index.rebuild(store.iter_totals())
+        assert await index.check()
+        assert rebuilt.seq > shown
+        assert rebuilt.top[0].user_id == "late"
+        assert ids(rebuilt.top)[1:] == ids(before.top)[:9]
+        assert await index.size() == 16
+    finally:
+        await index.client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_seq_floor_of_any_process_lifts_a_restarted_counter(
+    redis_index_space: tuple[str, str],
+) -> None:
+    from scoreboard.adapters.redis_index import RedisRankIndex
+
+    url, prefix = redis_index_space
+    quiet = _redis(url, prefix, lambda: 500)  # a process whose clients saw seq 500
+    busy = _redis(url, prefix)
+    assert isinstance(quiet, RedisRankIndex)
+    assert isinstance(busy, RedisRankIndex)
+    try:
+        await busy.load(())
+        await quiet.check()  # the idle process's periodic check
+        moved = await busy.apply(t("a", 1))
+        assert moved is not None
+        assert moved.seq == 501
+    finally:
+        await quiet.client.aclose()
+        await busy.client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_down_is_unavailable_and_asks_for_a_rebuild() -> None:
+    import redis.asyncio as aioredis
+
+    from scoreboard.adapters.redis_index import RedisRankIndex
+    from scoreboard.errors import Unavailable
+    from tests.support.server import free_port
+
+    services.require_redis()
+    index = RedisRankIndex(aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        with pytest.raises(Unavailable):
+            await index.apply(t("a", 1))
+        assert await index.wait_lost(0)
+    finally:
+        await index.client.aclose()
