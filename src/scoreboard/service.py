@@ -68,12 +68,14 @@ class ScoreService:
 
     async def rebuild_index(self) -> int:
         """Load every total from the store into the index; returns how many users."""
-        count = 0
+        # One load of everything: an index can build from a whole list far faster than it can
+        # insert chunk after chunk (a sort instead of n ordered inserts).
+        totals = []
         async for chunk in self.store.iter_totals():
-            await self.index.load(chunk)
-            count += len(chunk)
-        log.info("rank index built", extra={"users": count, "board": self.board})
-        return count
+            totals.extend(chunk)
+        await self.index.load(totals)
+        log.info("rank index built", extra={"users": len(totals), "board": self.board})
+        return len(totals)
 
     @property
     def live(self) -> LiveBoard:

@@ -59,7 +59,12 @@ _ADD_TO_TOTAL = (
     " RETURNING username, score, version"
 )
 _SELECT_USER = "SELECT user_id, username, score, version, reached_seq FROM users WHERE user_id = ?"
-_SELECT_TOTALS = "SELECT user_id, username, score, version, reached_seq FROM users"
+# In rank order, so that building a sorted index is linear. NOT INDEXED: walking ix_users_rank
+# costs a table lookup per row (8 s for 10^6 users here); scanning and sorting takes 2 s.
+_SELECT_TOTALS = (
+    "SELECT user_id, username, score, version, reached_seq FROM users NOT INDEXED"
+    " ORDER BY score DESC, reached_seq"
+)
 _SELECT_PROFILE = "SELECT user_id, username, score, updated_at FROM users WHERE user_id = ?"
 # Ordered by (created_at, score_id): the (user_id, created_at) index ends in the rowid, which is
 # score_id, so SQLite reads a page straight off the index.
