@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, help="port to listen on (default: SCOREBOARD_PORT, 8000)"
     )
+    serve.add_argument(
+        "--workers",
+        type=_workers_arg,
+        default=1,
+        help="processes sharing the port (default 1); more than 1 needs PostgreSQL and Redis",
+    )
 
     commands.add_parser("migrate", help="apply pending database migrations and exit")
 
@@ -91,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        _serve(args.host, args.port)
+        _serve(args.host, args.port, args.workers)
     elif args.command == "migrate":
         _migrate()
     elif args.command == "token":
@@ -111,13 +117,29 @@ def _migrate(settings: Settings | None = None) -> None:
         _fail(f"migration failed: {exc}".splitlines()[0])
 
 
-def _serve(host: str | None, port: int | None) -> None:
+def _workers_arg(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= workers <= 256:
+        raise argparse.ArgumentTypeError("must be from 1 to 256")
+    return workers
+
+
+def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
     import uvicorn
 
     from scoreboard import bootstrap
     from scoreboard.web.app import create_app
 
     settings = _settings(host=host, port=port)
+    if workers > 1 and not settings.is_scaled:
+        _fail(
+            f"--workers {workers} needs PostgreSQL and Redis (SCOREBOARD_DATABASE_URL="
+            "postgresql://... and SCOREBOARD_REDIS_URL=redis://...): otherwise each process "
+            "would keep a board of its own"
+        )
     _migrate(settings)
     try:
         bootstrap.build(settings)  # fail fast, before uvicorn starts, on what we cannot run
@@ -128,14 +150,21 @@ def _serve(host: str | None, port: int | None) -> None:
         extra={
             "listen": f"http://{settings.host}:{settings.port}",
             "database": settings.database_url,
+            "redis": settings.redis_url,
+            "workers": workers,
             "delta_range": f"{settings.min_delta}..{settings.max_delta}",
             "jwt_audience": settings.jwt_audience,
             "jwt_issuer": settings.jwt_issuer,
             "log_format": settings.log_format,
         },
     )
+    # One process serves the app built here; several import the factory, each building its own
+    # Settings from the same environment (the command line only chooses host and port).
+    app = create_app(settings) if workers == 1 else "scoreboard.web.app:create_app_from_env"
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

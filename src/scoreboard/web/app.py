@@ -14,6 +14,16 @@ from scoreboard.settings import Settings
 from scoreboard.web import errors, live, page, reads, routes
 
 
+def create_app_from_env() -> FastAPI:
+    """The factory ``scoreboard serve --workers N`` hands uvicorn: each worker process reads
+    its settings from the environment (and ``.env``) and configures its own logging."""
+    from scoreboard import logs
+
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
