@@ -255,6 +255,8 @@ def test_a_phone_width_screen_shows_the_board_without_sideways_scrolling(
     page.goto(server.base_url + "/")
     wait_for_rows(page, [["1", long_name, "1,234"], ["2", "Ada", "99"]], 5, time.monotonic())
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    headers = page.locator("#board thead th")
+    assert headers.evaluate_all("hs => hs.every(h => h.scrollWidth <= h.clientWidth)")
     score = page.locator('tr[data-user="max"] td.score').bounding_box()
     assert score is not None
     assert score["x"] + score["width"] <= 360
