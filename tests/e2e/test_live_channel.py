@@ -162,14 +162,8 @@ async def test_a_client_that_cannot_be_written_to_is_closed_and_others_keep_up(
         env={"SCOREBOARD_WS_SEND_TIMEOUT": "1", "SCOREBOARD_MAX_DELTA": "1000000"},
     ).start()
     poster = Poster(server.base_url)
-    stuck = socket.create_connection(("127.0.0.1", server.port))
+    stuck = _handshake(server.port, receive_buffer=4096)  # ...which then never reads
     try:
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.sendall(
-            b"GET /ws/scoreboard HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )  # ...and never reads another byte
         async with websockets.connect(server.ws_url) as healthy:
             await recv(healthy)
             name = "n" * 120  # long names make each board message about 2 KB
@@ -188,4 +182,38 @@ async def test_a_client_that_cannot_be_written_to_is_closed_and_others_keep_up(
     finally:
         stuck.close()
         await poster.close()
+        server.stop()
+
+
+def _handshake(port: int, receive_buffer: int | None = None) -> socket.socket:
+    """A raw WebSocket client: completes the handshake, then does nothing by itself (it
+    answers no ping), unlike a library client. A small ``receive_buffer`` (set before
+    connecting, so the TCP window is small too) makes a client that never reads stall fast."""
+    raw = socket.socket()
+    if receive_buffer is not None:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.connect(("127.0.0.1", port))
+    raw.sendall(
+        b"GET /ws/scoreboard HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    return raw
+
+
+async def test_a_peer_that_answers_no_ping_is_dropped(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "ping", env={"SCOREBOARD_WS_PING_INTERVAL": "0.5"}).start()
+    raw = _handshake(server.port)
+    try:
+        raw.settimeout(scaled(10))
+        received = b""
+        # Read until the server ends the connection: the handshake answer, the snapshot, a
+        # ping (opcode 0x89) that we leave unanswered, then a close (0x88) and EOF.
+        while chunk := await asyncio.to_thread(raw.recv, 65536):
+            received += chunk
+        assert b"101 Switching Protocols" in received
+        assert b"\x89" in received
+        assert b"\x88" in received
+    finally:
+        raw.close()
         server.stop()
