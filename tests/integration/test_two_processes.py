@@ -26,6 +26,7 @@ from tests.e2e.conftest import Poster
 from tests.support import services
 from tests.support.server import ServerProcess
 from tests.support.timing import async_wait_until, scaled
+from tests.support.tokens import token
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -231,3 +232,31 @@ def test_more_than_one_worker_is_refused_without_redis(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "--workers 2 needs PostgreSQL and Redis" in lines[0]
+
+
+async def test_serve_with_two_workers_is_one_scoreboard(tmp_path: Path) -> None:
+    with services.postgres_database(migrate=False) as url:
+        redis_url = services.redis_url(services.INTEGRATION_REDIS_DB)
+        prefix = services.unique_prefix()
+        env = {
+            "SCOREBOARD_DATABASE_URL": url,
+            "SCOREBOARD_REDIS_URL": redis_url,
+            "SCOREBOARD_REDIS_PREFIX": prefix,
+        }
+        server = ServerProcess(tmp_path / "w", env, serve_args=["--workers", "2"]).start()
+        try:
+            # New connections are spread over the workers by the kernel; each update is its own.
+            async def post(i: int) -> int:
+                async with httpx.AsyncClient(base_url=server.base_url) as client:
+                    body = {"user_id": "solo", "score_delta": 1, "auth_token": token("solo")}
+                    response = await client.post("/api/scores/update", json=body)
+                    assert response.status_code == 200, response.text
+                    return int(response.json()["new_score"])
+
+            scores = await asyncio.gather(*(post(i) for i in range(100)))
+            assert sorted(scores) == list(range(1, 101))
+            pids = {line for line in server.log().splitlines() if "Started server process" in line}
+            assert len(pids) == 2
+        finally:
+            server.stop()
+            await services.delete_keys(redis_url, prefix)

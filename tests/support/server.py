@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support.timing import scaled
@@ -31,10 +31,17 @@ class ServerProcess:
     The same object can be started again on the same port and data (a restart).
     """
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        serve_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.extra_env = dict(env or {})
+        self.serve_args = list(serve_args)
+        """Extra ``serve`` flags, e.g. ``["--workers", "2"]``."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "server.log"
 
@@ -65,7 +72,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scoreboard", "serve"],
+            [sys.executable, "-m", "scoreboard", "serve", *self.serve_args],
             env=self.env(),
             cwd=self.data_dir,
             stdout=log,
