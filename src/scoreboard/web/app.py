@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A live leaderboard: authenticated score updates, pushed to every open page.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry hooks look up three global providers on every
+        # request even when none is configured; this service exports Prometheus metrics.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     errors.install(app)
     app.include_router(routes.router)
