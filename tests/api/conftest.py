@@ -33,11 +33,15 @@ TOP10 = "/api/scores/top10"
 
 @dataclass(frozen=True)
 class State:
-    """Everything a rejected request must leave as it was."""
+    """Everything a rejected request must leave as it was: the public board, every user's row
+    (total, name, version, tie-breaker, timestamps), every score event, and the live board's
+    ``seq`` (a rejected update must not publish a board change either)."""
 
     top10: Any
-    users: list[tuple[str, str, int]]
+    users: list[tuple[Any, ...]]
     score_rows: int
+    scores: list[tuple[Any, ...]]
+    seq: int
 
 
 @dataclass
@@ -87,9 +91,11 @@ class Api:
     async def state(self) -> State:
         response = await self.client.get(TOP10)
         assert response.status_code == 200, response.text
-        users = self.rows("SELECT user_id, username, score FROM users ORDER BY user_id")
+        users = self.rows("SELECT * FROM users ORDER BY user_id")
+        scores = self.rows("SELECT * FROM scores ORDER BY score_id")
         (count,) = self.rows("SELECT count(*) FROM scores")[0]
-        return State(response.json(), [tuple(u) for u in users], count)
+        seq = self.app.state.components.service.current_board().event.seq
+        return State(response.json(), users, count, scores, seq)
 
 
 def assert_error(response: httpx.Response, status: int) -> dict[str, str]:

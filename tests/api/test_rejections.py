@@ -222,6 +222,16 @@ def test_the_catalog_is_large_and_distinct() -> None:
     assert len(set(values)) == len(values)
 
 
+async def test_the_state_snapshot_sees_an_accepted_update(seeded: Api) -> None:
+    """The comparison the refusals rely on is not blind: a 200 changes it."""
+    before = await seeded.state()
+    await seeded.ok("alice", 1)
+    after = await seeded.state()
+    assert after != before
+    assert after.score_rows == before.score_rows + 1
+    assert after.seq == before.seq + 1
+
+
 @pytest.mark.parametrize("case", BAD_BODIES)
 async def test_bad_body_is_400_and_changes_nothing(
     seeded: Api, case: bytes | dict[str, Any]

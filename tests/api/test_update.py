@@ -125,6 +125,15 @@ async def test_the_body_token_wins_over_another_users_valid_header(api: Api) -> 
     assert [e["user_id"] for e in await api.top10()] == ["alice"]
 
 
+async def test_a_null_body_token_lets_the_bearer_header_speak(api: Api) -> None:
+    response = await api.client.post(
+        UPDATE,
+        json={"user_id": "alice", "score_delta": 4, "auth_token": None},
+        headers={"authorization": f"Bearer {token('alice')}"},
+    )
+    assert response.status_code == 200, response.text
+
+
 # -- username ----------------------------------------------------------------------------------
 
 
@@ -145,6 +154,32 @@ async def test_a_later_name_claim_renames_and_a_missing_one_keeps_the_name(api: 
     assert (await api.top10())[0]["username"] == "Queen Alice"
     await api.ok("alice", 1)
     assert (await api.top10())[0]["username"] == "Queen Alice"
+
+
+async def test_a_long_name_is_cut_to_the_column_size(api: Api) -> None:
+    await api.ok("alice", 1, name="N" * 500)
+    assert (await api.top10())[0]["username"] == "N" * 128
+    assert api.rows("SELECT length(username) FROM users") == [(128,)]
+
+
+# -- many at once ------------------------------------------------------------------------------
+
+
+async def test_concurrent_updates_from_many_users_are_all_committed(api: Api) -> None:
+    users = [f"u{i:02d}" for i in range(40)]
+    updates = [(user, 1 + (i % 7)) for i in range(5) for user in users]
+    responses = await asyncio.gather(*(api.update(u, d) for u, d in updates))
+    assert {r.status_code for r in responses} == {200}
+    expected = {u: sum(d for v, d in updates if v == u) for u in users}
+    assert dict(api.rows("SELECT user_id, score FROM users")) == expected
+    assert api.rows("SELECT count(*) FROM scores") == [(len(updates),)]
+    top = await api.top10()
+    assert [e["score"] for e in top] == sorted(expected.values(), reverse=True)[:10]
+    # every answer was the total right after that update, so each user's answers are distinct
+    for user in users:
+        seen = [r.json()["new_score"] for r in responses if r.json()["user_id"] == user]
+        assert len(set(seen)) == len(seen)
+        assert max(seen) == expected[user]
 
 
 # -- boundaries and the configured range -------------------------------------------------------
