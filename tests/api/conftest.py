@@ -9,6 +9,7 @@ user's total and the number of score events, read from the file with the sqlite3
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -130,8 +131,6 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No SCOREBOARD_* variable of the developer's shell leaks into the settings."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("SCOREBOARD_") and name != "SCOREBOARD_TEST_TIMEOUT_FACTOR":
             monkeypatch.delenv(name)

@@ -48,10 +48,6 @@ async def assert_refused(
 # -- bad bodies (400) ---------------------------------------------------------------------------
 
 
-def _raw(text: str | bytes) -> bytes:
-    return text.encode() if isinstance(text, str) else text
-
-
 BAD_BODIES: list[Any] = [
     # not JSON at all, or not one JSON value
     pytest.param(b"", id="empty"),

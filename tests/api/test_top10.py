@@ -96,3 +96,14 @@ async def test_the_order_of_ties_survives_a_restart(make_api: ApiFactory) -> Non
     async with make_api(reuse=folder) as again:
         assert await again.top10() == before
         assert [e["user_id"] for e in before] == ["zed", "amy", "kim"]
+
+
+async def test_a_user_falling_out_of_the_top_lets_the_eleventh_in(make_api: ApiFactory) -> None:
+    async with make_api(min_delta=-1000, max_delta=1000) as api:
+        for i in range(11):
+            await api.ok(f"u{i:02d}", 100 - i)  # u00 best ... u10 eleventh
+        assert "u10" not in {e["user_id"] for e in await api.top10()}
+        assert (await api.ok("u00", -1000))["rank"] == 11
+        entries = await api.top10()
+        assert [e["user_id"] for e in entries] == [f"u{i:02d}" for i in range(1, 11)]
+        assert [e["rank"] for e in entries] == list(range(1, 11))

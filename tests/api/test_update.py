@@ -203,16 +203,26 @@ async def test_boundary_values_are_accepted(
         assert api.rows("SELECT action_id FROM scores") == [(action_id,)]
 
 
-async def test_a_configured_delta_range_is_enforced(make_api: ApiFactory) -> None:
-    async with make_api(min_delta=-5, max_delta=50) as api:
-        assert (await api.ok("alice", 50))["new_score"] == 50
-        assert (await api.ok("alice", -5))["new_score"] == 45
+@pytest.mark.parametrize(
+    ("low", "high", "refused"),
+    [
+        pytest.param(-5, 50, (51, -6, 0, 1000), id="negative-allowed"),
+        pytest.param(10, 20, (9, 21, 1, 0, -10, 1000), id="positive-window"),
+        pytest.param(-20, -10, (-9, -21, 0, 10), id="negative-only"),
+    ],
+)
+async def test_a_configured_delta_range_is_enforced(
+    make_api: ApiFactory, low: int, high: int, refused: tuple[int, ...]
+) -> None:
+    async with make_api(min_delta=low, max_delta=high) as api:
+        assert (await api.ok("alice", high))["new_score"] == high
+        assert (await api.ok("alice", low))["new_score"] == high + low
         before = await api.state()
-        for delta in (51, -6, 0, 1000):
+        for delta in refused:
             response = await api.update("alice", delta)
             body = assert_error(response, 400)
-            assert "-5" in body["message"]
-            assert "50" in body["message"]
+            assert str(low) in body["message"]
+            assert str(high) in body["message"]
         assert await api.state() == before
 
 
