@@ -1,0 +1,540 @@
+"""Scaled mode against embedded mode, measured side by side in one run.
+
+What it measures (all traffic on 127.0.0.1; results go to ``docs/benchmarks-scaled.md``):
+
+1. **Throughput** with ``wrk`` (``-t1 -c64``): ``GET /api/scores/top10`` and durable
+   ``POST /api/scores/update`` from 1,000 users with valid tokens, against
+   - embedded: one process, SQLite (the default mode);
+   - scaled: ``scoreboard serve --workers 2`` on PostgreSQL + Redis.
+2. **Cross-process visibility**: two scaled processes A and B; an update is posted to A and, from
+   its acknowledgement, B's ``/api/scores/top10`` is polled until it serves the new total. The
+   issue's target: p99 under 100 ms.
+3. **Fan-out staleness**: WebSocket clients split evenly over A and B (scaled) or all on one
+   embedded process; updates are posted open-loop at a fixed rate to A, each one raising the
+   leader's score by 1, so every update changes the top and the leader's score names the update.
+   For each (update, client) pair: the time from sending the update to the client first holding
+   a board whose leader has at least that score (a client may skip boards under a burst).
+
+Each scaled run gets a fresh PostgreSQL database (dropped afterwards) and its own Redis key
+prefix in database 13 (deleted afterwards). Usage::
+
+    .venv/bin/python bench/scaled.py                 # about 3 minutes
+    .venv/bin/python bench/scaled.py --seconds 5 --clients 200 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+import redis
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+PG_SERVER = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
+USERS = 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def token(user_id: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
+
+
+class Server:
+    """``python -m scoreboard serve`` in its own folder, on a free port."""
+
+    def __init__(self, folder: Path, env: dict[str, str], args: list[str] | None = None) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
+        self.env.update(
+            SCOREBOARD_DATA_DIR=str(folder),
+            SCOREBOARD_JWT_SECRET=SECRET,
+            SCOREBOARD_PORT=str(self.port),
+            SCOREBOARD_LOG_LEVEL="warning",
+            **env,
+        )
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = (self.folder / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scoreboard", "serve", *self.args],
+            env=self.env,
+            cwd=self.folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.folder / "server.log").read_text())
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.url + "/healthz", timeout=1) as r,
+            ):
+                if r.status == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    name = f"scoreboard_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_SERVER.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def redis_prefix() -> Iterator[str]:
+    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+# -- wrk ------------------------------------------------------------------------------------
+
+
+def write_lua(folder: Path) -> tuple[Path, Path]:
+    rows = ",\n".join(f'{{"u{i}", "{token(f"u{i}")}"}}' for i in range(USERS))
+    update = folder / "update.lua"
+    update.write_text(
+        "local users = {\n" + rows + "\n}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        "  local u = users[(i % #users) + 1]\n"
+        '  local body = \'{"user_id":"\' .. u[1] .. \'","score_delta":\' .. ((i * 7) % 1000 + 1)'
+        " .. ',\"auth_token\":\"' .. u[2] .. '\"}'\n"
+        '  return wrk.format("POST", "/api/scores/update",'
+        ' {["Content-Type"] = "application/json"}, body)\n'
+        "end\n"
+    )
+    top = folder / "top10.lua"
+    top.write_text('request = function() return wrk.format("GET", "/api/scores/top10") end\n')
+    return update, top
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int = 64) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    lat = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out)) for p in ("50", "99")}
+    return {
+        "rps": rps,
+        "p50_ms": lat["50"],
+        "p99_ms": lat["99"],
+        "non2xx": float(bad.group(1)) if bad else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def _ms(match: re.Match[str] | None) -> float:
+    if match is None:
+        return float("nan")
+    text = match.group(1)
+    value = float(re.match(r"[\d.]+", text).group(0))  # type: ignore[union-attr]
+    if text.endswith("us"):
+        return value / 1000
+    if text.endswith("ms"):
+        return value
+    if text.endswith("s"):
+        return value * 1000
+    return value
+
+
+def redis_busy_usec() -> tuple[float, float]:
+    """Total microseconds Redis spent in commands, and calls, so far (INFO commandstats)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    stats = client.info("commandstats")
+    client.close()
+    return (
+        sum(float(v["usec"]) for v in stats.values()),
+        sum(float(v["calls"]) for v in stats.values()),
+    )
+
+
+def throughput(
+    url: str, scripts: tuple[Path, Path], seconds: int, *, redis_cost: bool = False
+) -> dict[str, Any]:
+    update, top = scripts
+    subprocess.run(["wrk", "-t1", "-c16", "-d2s", "-s", str(update), url], capture_output=True)
+    load_before = os.getloadavg()[0]
+    busy0, calls0 = redis_busy_usec() if redis_cost else (0.0, 0.0)
+    result: dict[str, Any] = {"updates": wrk(url, update, seconds)}
+    if redis_cost:
+        busy1, calls1 = redis_busy_usec()
+        done = result["updates"]["rps"] * seconds
+        result["redis_usec_per_update"] = (busy1 - busy0) / done
+        result["redis_calls_per_update"] = (calls1 - calls0) / done
+    result["reads"] = wrk(url, top, seconds)
+    result["loadavg_1min"] = [load_before, os.getloadavg()[0]]
+    return result
+
+
+PGBENCH_UPDATE = """\\set uid random(1, 100000)
+\\set delta random(1, 1000)
+WITH total AS (
+    INSERT INTO users AS u (user_id, username, score, version, reached_seq, created_at, updated_at)
+    VALUES ('u' || :uid, 'u' || :uid, :delta, 1, nextval('scores_score_id_seq'),
+            clock_timestamp(), clock_timestamp())
+    ON CONFLICT (user_id) DO UPDATE SET score = u.score + EXCLUDED.score,
+        version = u.version + 1, reached_seq = nextval('scores_score_id_seq'),
+        username = u.username, updated_at = clock_timestamp()
+    RETURNING username, score, version, reached_seq, updated_at
+), event AS (
+    INSERT INTO scores (score_id, user_id, score_delta, action_id, created_at, score_after)
+    SELECT reached_seq, 'u' || :uid, :delta, gen_random_uuid()::text, updated_at, score
+    FROM total RETURNING score_id
+)
+SELECT username, score, version, reached_seq FROM total, event;
+"""
+
+
+def pg_capacity(folder: Path, seconds: int) -> dict[str, float]:
+    """pgbench running the store's update statement (postgres_store._APPLY, literal form) on
+    a migrated database: what one PostgreSQL here commits per second, durably."""
+    from scoreboard.migrate import upgrade
+
+    script = folder / "update.sql"
+    script.write_text(PGBENCH_UPDATE)
+    results = {}
+    with pg_database() as db:
+        upgrade(db)
+        for clients in (16, 64):
+            out = subprocess.run(
+                [
+                    "pgbench",
+                    "-n",
+                    "-c",
+                    str(clients),
+                    "-j",
+                    "2",
+                    "-T",
+                    str(seconds),
+                    "-f",
+                    str(script),
+                    db,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            tps = re.search(r"tps = ([\d.]+)", out)
+            results[f"tps_c{clients}"] = float(tps.group(1)) if tps else float("nan")
+    return results
+
+
+# -- visibility and fan-out ------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def visibility(a: str, b: str, count: int) -> dict[str, float]:
+    """Post to A, then poll B's top 10 until it serves the acknowledged total."""
+    tok = token("vis")
+    delays = []
+    async with httpx.AsyncClient(base_url=a) as ca, httpx.AsyncClient(base_url=b) as cb:
+        for _ in range(count):
+            r = await ca.post(
+                "/api/scores/update", json={"user_id": "vis", "score_delta": 1, "auth_token": tok}
+            )
+            r.raise_for_status()
+            score = r.json()["new_score"]
+            acked = time.perf_counter()
+            while True:
+                top = (await cb.get("/api/scores/top10")).json()["scores"]
+                if any(e["user_id"] == "vis" and e["score"] >= score for e in top):
+                    break
+                if time.perf_counter() - acked > 5:
+                    raise RuntimeError("update never became visible on B")
+            delays.append((time.perf_counter() - acked) * 1000)
+    return {"p50_ms": pct(delays, 0.5), "p99_ms": pct(delays, 0.99), "max_ms": max(delays)}
+
+
+async def fanout(
+    post_to: str, ws_urls: list[str], clients: int, rate: float, seconds: float
+) -> dict[str, float]:
+    """Open-loop updates of one leader at ``rate``/s to ``post_to``; clients split over
+    ``ws_urls``. Staleness of every (update, client) pair, in ms."""
+    tok = token("leader")
+    sockets = []
+    for i in range(clients):
+        sockets.append(await websockets.connect(ws_urls[i % len(ws_urls)], max_size=2**20))
+    seen: list[dict[int, float]] = [{} for _ in sockets]  # leader score -> first time held
+    best = [0] * len(sockets)
+    target = [float("inf")]
+    everyone = asyncio.Event()
+
+    async def listen(i: int, ws: Any) -> None:
+        async for raw in ws:
+            message = json.loads(raw)
+            rankings = message["data"]["rankings"]
+            score = rankings[0]["score"] if rankings and rankings[0]["user_id"] == "leader" else 0
+            if score > best[i]:
+                now = time.perf_counter()
+                for s in range(best[i] + 1, score + 1):
+                    seen[i][s] = now
+                best[i] = score
+                if min(best) >= target[0]:
+                    everyone.set()
+
+    listeners = [asyncio.create_task(listen(i, ws)) for i, ws in enumerate(sockets)]
+    sent: dict[int, float] = {}
+    async with httpx.AsyncClient(base_url=post_to, limits=httpx.Limits(max_connections=64)) as c:
+        body = {"user_id": "leader", "score_delta": 1, "auth_token": tok}
+        base = (await c.post("/api/scores/update", json=body)).json()["new_score"]
+
+        async def one() -> None:
+            start = time.perf_counter()
+            r = await c.post("/api/scores/update", json=body)
+            sent[r.json()["new_score"]] = start
+
+        tasks = []
+        interval = 1 / rate
+        t0 = time.perf_counter()
+        n = int(rate * seconds)
+        for k in range(n):
+            delay = t0 + k * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        target[0] = max(sent)
+        if min(best) >= target[0]:
+            everyone.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone.wait(), 10)
+    for task in listeners:
+        task.cancel()
+    await asyncio.gather(*listeners, return_exceptions=True)
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    stale = [
+        (seen[i][score] - start) * 1000
+        for score, start in sent.items()
+        if score > base
+        for i in range(len(sockets))
+        if score in seen[i]
+    ]
+    missing = sum(1 for score in sent for i in range(len(sockets)) if score not in seen[i])
+    return {
+        "updates": float(len(sent)),
+        "p50_ms": pct(stale, 0.5),
+        "p99_ms": pct(stale, 0.99),
+        "max_ms": max(stale) if stale else float("nan"),
+        "never": float(missing),
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def settings_report() -> dict[str, Any]:
+    with psycopg.connect(PG_SERVER) as conn:
+        pg = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in (
+                "server_version",
+                "synchronous_commit",
+                "fsync",
+                "shared_buffers",
+                "max_connections",
+                "wal_level",
+                "commit_delay",
+            )
+        }
+    client = redis.Redis.from_url(REDIS_URL)
+    info = client.info("server")
+    conf = {**client.config_get("appendonly"), **client.config_get("save")}
+    client.close()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "src"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": commit + (" (src/ modified)" if dirty else ""),
+        "postgres": pg,
+        "redis": {"version": info["redis_version"], **conf},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="each wrk run (default 10)")
+    parser.add_argument("--clients", type=int, default=1000, help="WebSocket clients (1000)")
+    parser.add_argument("--rate", type=float, default=100, help="updates/s for fan-out (100)")
+    parser.add_argument("--fanout-seconds", type=float, default=10)
+    parser.add_argument("--visibility", type=int, default=300, help="updates for visibility")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/scaled.py needs wrk (apt-get install wrk)")
+
+    results: dict[str, Any] = {"machine": settings_report()}
+    with tempfile.TemporaryDirectory(prefix="scaled-bench-") as tmp:
+        folder = Path(tmp)
+        scripts = write_lua(folder)
+
+        sqlite = {"SCOREBOARD_DATABASE_URL": "sqlite:///e.db"}
+        embedded = Server(folder / "embedded", sqlite).start()
+        try:
+            results["embedded"] = throughput(embedded.url, scripts, args.seconds)
+        finally:
+            embedded.stop()
+        embedded = Server(folder / "embedded-fanout", sqlite).start()  # a fresh board
+        try:
+            results["embedded"]["fanout"] = asyncio.run(
+                fanout(
+                    embedded.url,
+                    [embedded.url.replace("http", "ws") + "/ws/scoreboard"],
+                    args.clients,
+                    args.rate,
+                    args.fanout_seconds,
+                )
+            )
+        finally:
+            embedded.stop()
+
+        with pg_database() as db, redis_prefix() as prefix:
+            env = {
+                "SCOREBOARD_DATABASE_URL": db,
+                "SCOREBOARD_REDIS_URL": REDIS_URL,
+                "SCOREBOARD_REDIS_PREFIX": prefix,
+            }
+            workers = Server(folder / "workers", env, ["--workers", "2"]).start()
+            try:
+                results["scaled_workers2"] = throughput(
+                    workers.url, scripts, args.seconds, redis_cost=True
+                )
+            finally:
+                workers.stop()
+        # A fresh board for the two-process runs, so their leader is on top.
+        with pg_database() as db, redis_prefix() as prefix:
+            env = {
+                "SCOREBOARD_DATABASE_URL": db,
+                "SCOREBOARD_REDIS_URL": REDIS_URL,
+                "SCOREBOARD_REDIS_PREFIX": prefix,
+            }
+            a = Server(folder / "a", env).start()
+            b = Server(folder / "b", env).start()
+            try:
+                results["scaled_visibility"] = asyncio.run(
+                    visibility(a.url, b.url, args.visibility)
+                )
+                ws = [s.url.replace("http", "ws") + "/ws/scoreboard" for s in (a, b)]
+                results["scaled_fanout"] = asyncio.run(
+                    fanout(a.url, ws, args.clients, args.rate, args.fanout_seconds)
+                )
+            finally:
+                a.stop()
+                b.stop()
+
+        results["postgres_capacity"] = pg_capacity(folder, args.seconds)
+
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    e, s = results["embedded"], results["scaled_workers2"]
+    print()
+    print("| | embedded, 1 process, SQLite | scaled, --workers 2, PostgreSQL + Redis | ratio |")
+    print("|---|---|---|---|")
+    for kind in ("updates", "reads"):
+        print(
+            f"| {kind} req/s (p50 / p99 ms) | {e[kind]['rps']:.0f} ({e[kind]['p50_ms']:.1f} / "
+            f"{e[kind]['p99_ms']:.1f}) | {s[kind]['rps']:.0f} ({s[kind]['p50_ms']:.1f} / "
+            f"{s[kind]['p99_ms']:.1f}) | {s[kind]['rps'] / e[kind]['rps']:.2f} |"
+        )
+    v = results["scaled_visibility"]
+    print(f"\nvisibility on B after ack on A: p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms")
+    for name in ("embedded", "scaled"):
+        f = results["embedded"]["fanout"] if name == "embedded" else results["scaled_fanout"]
+        print(
+            f"fan-out {name}: {f['updates']:.0f} updates x {args.clients} clients: "
+            f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, max {f['max_ms']:.1f} ms, "
+            f"never {f['never']:.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
