@@ -106,6 +106,14 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool release hook. asyncpg's default sends ``RESET ALL; UNLISTEN *; ...`` on every
+    release, a second round trip per update (about 20% of an update's CPU when measured). Our
+    statements change no session state (no SET, LISTEN, advisory lock or open cursor), so there
+    is nothing to reset."""
+    return None
+
+
 def _total(row: asyncpg.Record) -> UserTotal:
     return UserTotal(row[0], row[1], row[2], row[3], row[4])
 
@@ -127,6 +135,7 @@ class PostgresScoreStore:
                 max_size=self.max_size,
                 command_timeout=_TIMEOUT,
                 timeout=_TIMEOUT,
+                reset=_keep_session,
             )
         except _UNAVAILABLE as exc:
             raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
