@@ -81,6 +81,10 @@ class Server:
             SCOREBOARD_JWT_SECRET=SECRET,
             SCOREBOARD_PORT=str(self.port),
             SCOREBOARD_LOG_LEVEL="warning",
+            # Load from one address and few users is the point here: no rate limits.
+            SCOREBOARD_RATE_LIMIT_USER="",
+            SCOREBOARD_RATE_LIMIT_IP="",
+            SCOREBOARD_VELOCITY_LIMIT="",
             **env,
         )
         self.args = args or []

@@ -30,6 +30,13 @@ from tests.support.tokens import token
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
+# Hundreds of updates of one user from one address are the point of these tests.
+NO_LIMITS = {
+    "SCOREBOARD_RATE_LIMIT_USER": "",
+    "SCOREBOARD_RATE_LIMIT_IP": "",
+    "SCOREBOARD_VELOCITY_LIMIT": "",
+}
+
 
 class Pair:
     def __init__(self, tmp_path: Path, database_url: str) -> None:
@@ -39,6 +46,7 @@ class Pair:
             "SCOREBOARD_DATABASE_URL": database_url,
             "SCOREBOARD_REDIS_URL": self.redis_url,
             "SCOREBOARD_REDIS_PREFIX": self.prefix,
+            **NO_LIMITS,
         }
         self.a = ServerProcess(tmp_path / "a", env)
         self.b = ServerProcess(tmp_path / "b", env)
@@ -242,6 +250,7 @@ async def test_serve_with_two_workers_is_one_scoreboard(tmp_path: Path) -> None:
             "SCOREBOARD_DATABASE_URL": url,
             "SCOREBOARD_REDIS_URL": redis_url,
             "SCOREBOARD_REDIS_PREFIX": prefix,
+            **NO_LIMITS,
         }
         server = ServerProcess(tmp_path / "w", env, serve_args=["--workers", "2"]).start()
         try:
