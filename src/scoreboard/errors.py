@@ -47,6 +47,12 @@ class ActionConflict(ScoreboardError):
     code = "action_conflict"
 
 
+class ScoreOutOfRange(ScoreboardError):
+    """Applying the update would take the user's total outside ``±MAX_SCORE`` (409)."""
+
+    code = "score_out_of_range"
+
+
 class PayloadTooLarge(ScoreboardError):
     """The request body is over the limit (413)."""
 

@@ -18,6 +18,12 @@ DEFAULT_BOARD = "main"
 
 TOP_K = 10
 
+MAX_SCORE = 2**53 - 1
+"""Largest total a user may reach (and ``-MAX_SCORE`` the smallest): the largest integer every
+JSON reader holds exactly (JavaScript numbers), and far inside what the stores can hold."""
+DELTA_LIMIT = 2**31 - 1
+"""No configured delta range may reach past ``±DELTA_LIMIT`` (a 32-bit column on PostgreSQL)."""
+
 USER_ID_MAX = 64
 ACTION_ID_MAX = 128
 USERNAME_MAX = 128

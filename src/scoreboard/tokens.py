@@ -126,15 +126,32 @@ class TokenVerifier:
             raise Unauthorized(
                 f"the token lacks the '{exc.claim}' claim", code="token_invalid"
             ) from exc
-        except jwt.InvalidTokenError as exc:
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            # ValueError/TypeError: what PyJWT lets through from odd input, such as a lone
+            # surrogate that cannot be encoded. Any token it cannot read is simply invalid.
             raise Unauthorized("the token is invalid", code="token_invalid") from exc
         sub = claims["sub"]
         name = claims.get("name")
+        exp = claims["exp"]
         if not isinstance(sub, str):
             raise Unauthorized("the token's 'sub' must be a string", code="token_invalid")
-        if name is not None and not isinstance(name, str):
-            raise Unauthorized("the token's 'name' must be a string", code="token_invalid")
-        return Identity(user_id=sub, name=name[:128] if name else None, expires_at=claims["exp"])
+        if type(exp) not in (int, float):  # PyJWT also takes "exp": "123"; we do not
+            raise Unauthorized("the token's 'exp' must be a number", code="token_invalid")
+        if name is not None and not _is_storable_name(name):
+            raise Unauthorized(
+                "the token's 'name' must be printable UTF-8 text", code="token_invalid"
+            )
+        return Identity(user_id=sub, name=name[:128] if name else None, expires_at=float(exp))
+
+
+def _is_storable_name(name: object) -> bool:
+    if not isinstance(name, str) or not name.isprintable():
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which no database column can hold
+        return False
+    return True
 
 
 def mint(

@@ -10,8 +10,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
-from scoreboard.errors import ActionConflict
+from scoreboard.errors import ActionConflict, ScoreOutOfRange
 from scoreboard.model import (
+    MAX_SCORE,
     Applied,
     HistoryPoint,
     ScoreEvent,
@@ -48,9 +49,11 @@ class MemoryScoreStore:
             if previous != update.delta:
                 raise ActionConflict("this action_id was already used with a different score_delta")
             return Applied(self._users[update.user_id], replayed=True)
+        old = self._users.get(update.user_id)
+        if abs((old.score if old else 0) + update.delta) > MAX_SCORE:
+            raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
         self._count += 1
         now = self._clock()
-        old = self._users.get(update.user_id)
         total = UserTotal(
             user_id=update.user_id,
             username=update.username or (old.username if old else update.user_id),

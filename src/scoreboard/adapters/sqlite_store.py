@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from scoreboard.errors import ActionConflict, Unavailable
+from scoreboard.errors import ActionConflict, ScoreOutOfRange, Unavailable
 from scoreboard.model import (
+    MAX_SCORE,
     Applied,
     HistoryPoint,
     ScoreEvent,
@@ -44,14 +45,14 @@ _MAX_BATCH = 512
 _CHUNK = 10_000
 
 _SELECT_ACTION = "SELECT score_delta FROM scores WHERE user_id = ? AND action_id = ?"
-_ENSURE_USER = (
+_SELECT_SCORE = "SELECT score FROM users WHERE user_id = ?"
+_INSERT_USER = (
     "INSERT INTO users (user_id, username, score, version, reached_seq, created_at, updated_at)"
-    " VALUES (?, ?, 0, 0, 0, ?, ?) ON CONFLICT (user_id) DO NOTHING"
+    " VALUES (?, ?, 0, 0, 0, ?, ?)"
 )
-# One writer at a time (SQLite), so the total read here is the one the UPDATE below adds to.
 _INSERT_EVENT = (
     "INSERT INTO scores (user_id, score_delta, action_id, created_at, score_after)"
-    " SELECT ?, ?, ?, ?, score + ? FROM users WHERE user_id = ?"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 _ADD_TO_TOTAL = (
     "UPDATE users SET score = score + ?, version = version + 1, reached_seq = ?,"
@@ -121,9 +122,18 @@ def _bucket_start(prefix: str) -> datetime:
 
 
 class SqliteScoreStore:
-    def __init__(self, path: Path, *, max_batch: int = _MAX_BATCH) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = _MAX_BATCH,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_commit(n)`` is called (on the writer thread) after each commit of ``n``
+        updates: an optional observer, for metrics."""
         self.path = path
         self.max_batch = max_batch
+        self._on_commit = on_commit
         self._pending: list[tuple[ScoreUpdate, asyncio.Future[Applied]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -178,9 +188,15 @@ class SqliteScoreStore:
                 outcomes = await self._run(
                     self._writer, functools.partial(self._apply_batch, updates)
                 )
-            except sqlite3.Error as exc:
-                log.error("sqlite commit failed: %s", exc)
-                error = Unavailable("the score store is unavailable, try again shortly")
+            except Exception as exc:  # nothing of the batch was committed
+                if isinstance(exc, sqlite3.Error):
+                    log.error("sqlite commit failed: %s", exc)
+                    error: Exception = Unavailable(
+                        "the score store is unavailable, try again shortly"
+                    )
+                else:
+                    log.exception("unexpected failure of a commit")
+                    error = exc
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
@@ -202,13 +218,40 @@ class SqliteScoreStore:
         now = _now()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self._apply_one(conn, update, now) for update in updates]
+            outcomes = [self._apply_isolated(conn, update, now) for update in updates]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if self._on_commit is not None:
+            try:
+                self._on_commit(len(updates))
+            except Exception:  # an observer must never fail a commit that happened
+                log.exception("commit observer failed")
         return outcomes
+
+    @classmethod
+    def _apply_isolated(
+        cls, conn: sqlite3.Connection, update: ScoreUpdate, now: str
+    ) -> Applied | Exception:
+        """Apply one update of the batch inside a savepoint, so that an update failing for a
+        reason of its own is undone alone and answered alone, while the others commit. A
+        failure of the database itself (I/O, disk full, read-only, locked) fails the batch."""
+        conn.execute("SAVEPOINT one")
+        try:
+            outcome = cls._apply_one(conn, update, now)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            log.exception("update of %s failed", update.user_id)
+            return exc
+        if isinstance(outcome, Exception):
+            conn.execute("ROLLBACK TO one")
+        conn.execute("RELEASE one")
+        return outcome
 
     @staticmethod
     def _apply_one(conn: sqlite3.Connection, update: ScoreUpdate, now: str) -> Applied | Exception:
@@ -224,10 +267,17 @@ class SqliteScoreStore:
                 return Applied(UserTotal(*user), replayed=True)
         else:
             action_id = uuid.uuid4().hex
-        conn.execute(_ENSURE_USER, (update.user_id, update.username or update.user_id, now, now))
+        row = conn.execute(_SELECT_SCORE, (update.user_id,)).fetchone()
+        if row is None:
+            conn.execute(
+                _INSERT_USER, (update.user_id, update.username or update.user_id, now, now)
+            )
+        score_after = (row[0] if row else 0) + update.delta
+        if not -MAX_SCORE <= score_after <= MAX_SCORE:
+            return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
+        # One writer at a time (SQLite): the total read above is the one the UPDATE adds to.
         event_id = conn.execute(
-            _INSERT_EVENT,
-            (update.user_id, update.delta, action_id, now, update.delta, update.user_id),
+            _INSERT_EVENT, (update.user_id, update.delta, action_id, now, score_after)
         ).lastrowid
         username, score, version = conn.execute(
             _ADD_TO_TOTAL, (update.delta, event_id, update.username, now, update.user_id)

@@ -17,6 +17,7 @@ from scoreboard.errors import (
     NotFound,
     PayloadTooLarge,
     ScoreboardError,
+    ScoreOutOfRange,
     Unauthorized,
     Unavailable,
 )
@@ -28,6 +29,7 @@ STATUS: dict[type[ScoreboardError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     ActionConflict: 409,
+    ScoreOutOfRange: 409,
     PayloadTooLarge: 413,
     Unavailable: 503,
 }

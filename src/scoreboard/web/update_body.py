@@ -43,7 +43,9 @@ def _no_constants(name: str) -> Any:
 
 def _load(raw: bytes) -> Any:
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        # Decoded here, strictly: json.loads(bytes) would also take UTF-16 and UTF-32.
+        text = raw.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except _Duplicate:
         raise InvalidRequest("the body has a duplicate key", code="invalid_json") from None
     except RecursionError:
