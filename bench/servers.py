@@ -1,0 +1,131 @@
+"""Start and stop the servers a benchmark measures: on 127.0.0.1, free ports, temporary folders.
+
+Each server runs pinned to one CPU (``taskset``) when a CPU is given, so that the load
+generator and the server do not trade places on the machine's cores between runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"  # git-ignored; temporary server folders live here, on the real disk
+VENV_BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+SECRET = "bench-secret-" + "x" * 40  # only for throwaway servers on 127.0.0.1
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", str(cpu), *argv]
+
+
+def _wait_ready(server: Server, path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited; see {server.log}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(server.url + path, timeout=1) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer within {timeout:.0f} s; see {server.log}")
+
+
+def _stop(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def service(cpu: int | None = None, **env: str) -> Iterator[Server]:
+    """``scoreboard serve`` on a fresh SQLite database in a temporary folder."""
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="service-", dir=RESULTS) as tmp:
+        data = Path(tmp)
+        port = free_port()
+        environ = {
+            **os.environ,
+            "SCOREBOARD_DATABASE_URL": f"sqlite:///{data / 'scoreboard.db'}",
+            "SCOREBOARD_DATA_DIR": str(data),
+            "SCOREBOARD_JWT_SECRET": SECRET,
+            "SCOREBOARD_LOG_LEVEL": "warning",
+            **env,
+        }
+        log = data / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                _pinned(cpu, [str(VENV_BIN / "scoreboard"), "serve", "--port", str(port)]),
+                env=environ,
+                cwd=data,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server("service", port, process, log)
+        try:
+            _wait_ready(server, "/api/scores/top10")
+            yield server
+        finally:
+            _stop(server)
+
+
+@contextlib.contextmanager
+def bare(cpu: int | None = None) -> Iterator[Server]:
+    """``bench/bare_app.py``: the same server stack with a constant response."""
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bare-", dir=RESULTS) as tmp:
+        port = free_port()
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                _pinned(cpu, [sys.executable, str(BENCH / "bare_app.py"), "--port", str(port)]),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server("bare", port, process, log)
+        try:
+            _wait_ready(server, "/")
+            yield server
+        finally:
+            _stop(server)
