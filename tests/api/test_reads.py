@@ -147,3 +147,13 @@ async def test_bad_parameters_are_400(seeded: Api, path: str, params: dict[str, 
     before = await seeded.state()
     assert_error(await seeded.client.get(path, params=params), 400)
     assert await seeded.state() == before
+
+
+async def test_openapi_documents_400_and_404_and_never_422(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    assert "422" not in str(schema)
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path in ("/api/scores", "/api/users/{user_id}/history"):
+        assert "400" in schema["paths"][path]["get"]["responses"]
+    for path in ("/api/users/{user_id}", "/api/users/{user_id}/around"):
+        assert {"400", "404"} <= set(schema["paths"][path]["get"]["responses"])
