@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,18 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "asctime",
     "color_message",  # uvicorn's coloured copy of the message
 }
+
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+"""The id of the request being served (set by ``web.request_id``); on every line logged for it."""
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        value = request_id.get()
+        if value is not None and not hasattr(record, "request_id"):
+            record.request_id = value
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,6 +63,7 @@ class TextFormatter(logging.Formatter):
 def configure(fmt: str = "text", level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,0 +1,223 @@
+"""Rate and velocity limits on score updates (429), with the ``limits`` library.
+
+Three limits, each off when its setting is empty:
+
+- ``SCOREBOARD_RATE_LIMIT_IP``: update requests per client address (``client_address``), any
+  outcome. Checked **first**, before the body is read, so a flood from one address costs one
+  counter check per request and nothing else.
+- ``SCOREBOARD_RATE_LIMIT_USER``: update requests per user. Checked **after** the token is
+  verified: an unauthenticated request cannot spend another user's budget, so no one can lock a
+  user out by sending requests in their name. Requests that are then refused (409, 503) still
+  count: the budget is for attempts.
+- ``SCOREBOARD_VELOCITY_LIMIT``: points one user may gain per minute. Only points of an update
+  that is **applied** count. The delta is reserved right before the store is asked (so
+  concurrent updates cannot all squeeze through one remaining budget) and refunded if the
+  update is refused afterwards (409, 503, anything). A refusal by the velocity limit itself
+  takes nothing; neither does any update refused earlier (400, 401, 413, the other 429s),
+  because they never reach the reservation. Negative deltas are not limited here. A retried
+  ``action_id`` (200, nothing added) counts again: the service does not say it was a replay,
+  and erring towards the limit is the safe side.
+
+The order is therefore: address limit, body (400/413/408), token (401), user limit, velocity
+reservation, commit. Request counts use the moving-window strategy (exact: "100 per minute"
+never lets 101 through in any 60 s); velocity uses a fixed one-minute window, because it counts
+points (a cost of up to ``MAX_DELTA`` per hit) and a moving window stores one entry per unit.
+
+Storage: in-process memory in embedded mode; Redis (``SCOREBOARD_REDIS_URL``) otherwise, so a
+limit is global across processes. Each check is one Redis round trip (a Lua script in the
+library), atomic across processes.
+
+**When the limiter's storage fails, updates are let through (fail open)**, with a WARNING line
+(at most one per 10 s) and ``scoreboard_backend_errors_total{backend="rate_limit_storage"}``.
+Rate limits guard against abuse, not correctness: every update is still authenticated and its
+delta bounded, and the store stays the truth. Failing closed would turn a Redis outage into an
+outage of all score updates. After a failure the limiter is skipped for one second instead of
+each request waiting out a connection timeout.
+
+A 429 carries ``Retry-After`` (whole seconds) and the separate ``RateLimit-Limit``,
+``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the window frees capacity)
+fields of the IETF ``draft-ietf-httpapi-ratelimit-headers`` (draft 06 and earlier) for the
+limit that refused; the error code names it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import limits
+from limits.aio.storage import Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
+from limits.errors import StorageError
+
+from scoreboard.errors import ScoreboardError
+from scoreboard.settings import Settings
+from scoreboard.web.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_PAUSE_AFTER_ERROR = 1.0
+_LOG_EVERY = 10.0
+
+
+class RateLimited(ScoreboardError):
+    """Refused by a limit (429); ``limit`` names which one."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, code: str, limit: int, remaining: int, reset: float
+    ) -> None:
+        super().__init__(message, code=code)
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
+
+    def headers(self) -> dict[str, str]:
+        seconds = str(max(1, math.ceil(self.reset)))
+        return {
+            "Retry-After": seconds,
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": seconds,
+        }
+
+
+class UpdateLimits:
+    """The limits of the update route over one storage. See the module docstring."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        per_user: str | None,
+        per_address: str | None,
+        velocity: int | None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.storage = storage
+        self._moving = MovingWindowRateLimiter(storage)
+        self._fixed = FixedWindowRateLimiter(storage)
+        self._per_user = limits.parse(per_user) if per_user else None
+        self._per_address = limits.parse(per_address) if per_address else None
+        self._velocity = limits.RateLimitItemPerMinute(velocity) if velocity else None
+        self._metrics = metrics
+        self._paused_until = 0.0
+        self._logged_at = -math.inf
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, storage: Storage, metrics: Metrics | None = None
+    ) -> UpdateLimits:
+        return cls(
+            storage,
+            per_user=settings.rate_limit_user,
+            per_address=settings.rate_limit_ip,
+            velocity=settings.velocity_limit,
+            metrics=metrics,
+        )
+
+    async def check_address(self, address: str) -> None:
+        """Count one update request from ``address``; ``RateLimited`` over the limit."""
+        if self._per_address is not None:
+            await self._count(self._per_address, "address", address, "rate_limited_address")
+
+    async def check_user(self, user_id: str) -> None:
+        """Count one authenticated update request of ``user_id``."""
+        if self._per_user is not None:
+            await self._count(self._per_user, "user", user_id, "rate_limited_user")
+
+    @contextlib.asynccontextmanager
+    async def points(self, user_id: str, delta: int) -> AsyncIterator[None]:
+        """Reserve ``delta`` points of ``user_id``'s velocity budget around applying the
+        update; refunded when the block raises (the update was not applied)."""
+        item = self._velocity
+        if item is None or delta <= 0:
+            yield
+            return
+        reserved = await self._guard(lambda: self._fixed.hit(item, "velocity", user_id, cost=delta))
+        if reserved is None:  # storage down: fail open
+            yield
+            return
+        if not reserved:
+            await self._refund(item, user_id, delta)
+            await self._refuse(
+                self._fixed,
+                item,
+                ("velocity", user_id),
+                "velocity",
+                "velocity_limited",
+                f"at most {item.amount} points per minute per user",
+            )
+        try:
+            yield
+        except BaseException:
+            await self._refund(item, user_id, delta)
+            raise
+
+    async def _refund(self, item: limits.RateLimitItem, user_id: str, delta: int) -> None:
+        # The fixed window is a counter; a negative increment gives the points back.
+        key = item.key_for("velocity", user_id)
+        await self._guard(lambda: self.storage.incr(key, item.get_expiry(), amount=-delta))
+
+    async def _count(self, item: limits.RateLimitItem, name: str, identity: str, code: str) -> None:
+        allowed = await self._guard(lambda: self._moving.hit(item, name, identity))
+        if allowed is False:
+            await self._refuse(
+                self._moving, item, (name, identity), name, code, f"at most {item} per {name}"
+            )
+
+    async def _refuse(
+        self,
+        limiter: RateLimiter,
+        item: limits.RateLimitItem,
+        identifiers: tuple[str, ...],
+        name: str,
+        code: str,
+        message: str,
+    ) -> None:
+        stats = await self._guard(lambda: limiter.get_window_stats(item, *identifiers))
+        reset = max(0.0, stats.reset_time - time.time()) if stats else float(item.get_expiry())
+        remaining = stats.remaining if stats else 0
+        if self._metrics is not None:
+            self._metrics.rate_limited.labels(name).inc()
+        raise RateLimited(
+            f"too many updates: {message}; retry later",
+            code=code,
+            limit=item.amount,
+            remaining=remaining,
+            reset=reset,
+        )
+
+    async def _guard(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``call()``'s result, or ``None`` when the storage failed (or failed a moment ago)."""
+        now = time.monotonic()
+        if now < self._paused_until:
+            return None
+        try:
+            return await call()
+        except (StorageError, ConnectionError, OSError, TimeoutError) as exc:
+            self._paused_until = now + _PAUSE_AFTER_ERROR
+            if self._metrics is not None:
+                self._metrics.backend_errors.labels("rate_limit_storage").inc()
+            if now - self._logged_at >= _LOG_EVERY:
+                self._logged_at = now
+                log.warning(
+                    "rate limiter storage failed; letting updates through unlimited: %s",
+                    exc,
+                    extra={"event": "rate_limit_storage_error"},
+                )
+            return None
+
+    async def ready(self) -> bool:
+        """Whether the storage answers (for ``/readyz``)."""
+        try:
+            return bool(await self.storage.check())
+        except Exception:
+            return False
