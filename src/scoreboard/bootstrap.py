@@ -19,7 +19,7 @@ from scoreboard.events import BoardChanged
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
-from scoreboard.tokens import TokenVerifier, load_or_create_secret
+from scoreboard.tokens import TokenVerifier, verifier_from_settings
 
 if TYPE_CHECKING:
     from scoreboard.adapters.redis_index import RedisRankIndex
@@ -83,11 +83,7 @@ def build(settings: Settings) -> Components:
     if redis_index is not None:
         # The shared seq never falls below what this process has shown (see redis_index).
         redis_index.seq_floor = lambda: _seen_seq(service)
-    verifier = TokenVerifier(
-        load_or_create_secret(settings),
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
-    )
+    verifier = verifier_from_settings(settings)
     return Components(settings, store, index, bus, service, verifier, _closers=closers)
 
 

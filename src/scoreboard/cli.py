@@ -69,9 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("user_id", metavar="USER_ID", help="the user the token speaks for")
     token.add_argument(
-        "--ttl", type=int, default=3600, help="seconds until it expires (default 3600)"
+        "--ttl", type=int, help="seconds until it expires (default 3600; a grant 300)"
     )
     token.add_argument("--name", help="display name shown on the board")
+    token.add_argument(
+        "--grant",
+        action="store_true",
+        help="mint a score grant (for SCOREBOARD_AUTH_MODE=grant) instead of a login token",
+    )
+    token.add_argument("--delta", type=int, help="with --grant: the points it grants")
+    token.add_argument("--action", help="with --grant: the action id, applied at most once")
 
     demo_cmd = commands.add_parser(
         "demo",
@@ -101,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "migrate":
         _migrate()
     elif args.command == "token":
-        _token(args.user_id, args.ttl, args.name)
+        _token(args)
     elif args.command == "demo":
         _demo(args)
 
@@ -181,25 +188,44 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
     )
 
 
-def _token(user_id: str, ttl: int, name: str | None) -> None:
+def _token(args: argparse.Namespace) -> None:
     from scoreboard import tokens
-    from scoreboard.model import is_valid_user_id
+    from scoreboard.model import is_valid_action_id, is_valid_user_id
 
-    if not is_valid_user_id(user_id):
+    if not is_valid_user_id(args.user_id):
         _fail("USER_ID must be 1-64 characters of letters, digits and _-.:@")
+    grant = None
+    if args.grant:
+        if args.delta is None or args.action is None:
+            _fail("--grant needs --delta D and --action A")
+        if not is_valid_action_id(args.action):
+            _fail("--action must be 1-128 printable characters")
+        grant = tokens.Grant(delta=args.delta, action_id=args.action)
+    elif args.delta is not None or args.action is not None:
+        _fail("--delta and --action only go with --grant")
+    ttl = args.ttl if args.ttl is not None else (300 if grant else 3600)
     if ttl <= 0:
         _fail("--ttl must be a positive number of seconds")
     settings = _settings()
+    if ttl > settings.jwt_max_ttl:
+        _fail(f"--ttl must be at most SCOREBOARD_JWT_MAX_TTL ({settings.jwt_max_ttl} s)")
+    if "HS256" not in settings.token_algorithms:
+        _fail(
+            "this server verifies "
+            + ", ".join(settings.token_algorithms)
+            + " tokens, signed by your own issuer's private key; token mints HS256 only"
+        )
     logs.configure(settings.log_format, settings.log_level)
     secret = tokens.load_or_create_secret(settings)
     print(
         tokens.mint(
             secret,
-            user_id,
+            args.user_id,
             ttl=ttl,
-            name=name,
+            name=args.name,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+            grant=grant,
         )
     )
 

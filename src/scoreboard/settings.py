@@ -35,6 +35,19 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # -- tokens and authorization (README, "Configuration") ----------------------------------
+    auth_mode: Literal["user", "grant"] = "user"
+    """``user``: the token proves who the user is; ``grant``: the token is a score grant."""
+    jwt_algorithms: str | None = None
+    """Comma-separated allow-list of HS256, RS256, ES256, EdDSA; unset: derived from the keys."""
+    jwt_public_key: Path | None = None
+    """PEM file of the public key that verifies RS256/ES256/EdDSA tokens."""
+    jwks_url: str | None = None
+    """http(s) URL of a JWKS document whose public keys verify RS256/ES256/EdDSA tokens."""
+    jwt_leeway: float = Field(default=0.0, ge=0, le=30)
+    """Seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``."""
+    jwt_max_ttl: int = Field(default=86_400, gt=0)
+    """A token whose ``exp`` lies further ahead than this many seconds is refused."""
     min_delta: int = Field(default=1, ge=-DELTA_LIMIT, le=DELTA_LIMIT)
     max_delta: int = Field(default=1000, ge=-DELTA_LIMIT, le=DELTA_LIMIT)
     host: str = "127.0.0.1"
@@ -134,10 +147,76 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or CIDR") from None
         return value
 
-    @field_validator("jwt_audience", "jwt_issuer", mode="before")
+    @field_validator(
+        "jwt_audience", "jwt_issuer", "jwt_algorithms", "jwt_public_key", "jwks_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        known = ("HS256", "RS256", "ES256", "EdDSA")
+        for name in names:
+            if name not in known:  # exact: "none", "hs256" or "HS384" are refused
+                raise ValueError(f"{name!r} is not one of {', '.join(known)}")
+        if not names:
+            raise ValueError(f"name at least one of {', '.join(known)}")
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _readable_key(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                with value.open("rb"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        return value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _token_keys(self) -> Self:
+        if self.jwt_public_key is not None and self.jwks_url is not None:
+            raise ValueError("set SCOREBOARD_JWT_PUBLIC_KEY or SCOREBOARD_JWKS_URL, not both")
+        algorithms = self.token_algorithms
+        has_public = self.jwt_public_key is not None or self.jwks_url is not None
+        if set(algorithms) - {"HS256"} and not has_public:
+            raise ValueError(
+                "SCOREBOARD_JWT_ALGORITHMS: RS256, ES256 and EdDSA need SCOREBOARD_JWT_PUBLIC_KEY "
+                "or SCOREBOARD_JWKS_URL"
+            )
+        if "HS256" in algorithms and has_public and self.jwt_secret is None:
+            raise ValueError(
+                "SCOREBOARD_JWT_ALGORITHMS: HS256 next to a public key needs SCOREBOARD_JWT_SECRET"
+            )
+        return self
+
+    @property
+    def token_algorithms(self) -> tuple[str, ...]:
+        """The allow-list: as configured, else HS256 alone without a public key, and the
+        asymmetric ones without HS256 with one (a secret is then not used for tokens)."""
+        if self.jwt_algorithms is not None:
+            return tuple(self.jwt_algorithms.split(","))
+        if self.jwt_public_key is not None or self.jwks_url is not None:
+            return ("RS256", "ES256", "EdDSA")
+        return ("HS256",)
 
     @model_validator(mode="after")
     def _delta_range(self) -> Self:

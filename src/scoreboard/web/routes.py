@@ -19,6 +19,7 @@ from scoreboard.bootstrap import Components
 from scoreboard.errors import PayloadTooLarge, ScoreboardError, Unauthorized
 from scoreboard.model import ScoreUpdate
 from scoreboard.web import update_body
+from scoreboard.web.auth import authorize
 
 log = logging.getLogger("scoreboard.audit")
 
@@ -130,12 +131,8 @@ async def update_score(request: Request) -> Response:
         token = body.auth_token if body.auth_token is not None else bearer(request)
         if token is None:
             raise Unauthorized("an auth_token or a Bearer token is required", code="token_missing")
-        identity = parts.verifier.verify(token)
-        if identity.user_id != body.user_id:
-            raise Unauthorized("the token is for another user", code="wrong_user")
-        result = await parts.service.update(
-            ScoreUpdate(body.user_id, body.score_delta, body.action_id, identity.name)
-        )
+        update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
+        result = await parts.service.update(update)
     except ScoreboardError as exc:
         client = request.client.host if request.client else None
         log.warning(
