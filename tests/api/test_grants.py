@@ -242,3 +242,20 @@ async def test_an_unreachable_key_server_is_503_and_changes_nothing(
         response = await post(api, {"user_id": "alice", "score_delta": 1, "auth_token": value})
         assert assert_error(response, 503)["error"] == "unavailable"
         assert await api.state() == before
+
+
+async def test_refused_grants_and_tokens_never_reach_the_log(
+    make_api: ApiFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    async with make_api(auth_mode="grant") as api:
+        refused = [grant("alice", 6, "q"), grant("bob", 5, "q"), token("alice")]
+        accepted = grant("alice", 5, "q")
+        for value in [*refused, accepted, accepted]:
+            await post(api, {"user_id": "alice", "score_delta": 5, "auth_token": value})
+    reasons = [getattr(r, "reason", None) for r in caplog.records if r.msg == "update rejected"]
+    assert reasons == ["grant_mismatch", "wrong_user", "grant_required"]
+    for value in [*refused, accepted]:
+        assert value not in caplog.text
+        for record in caplog.records:
+            assert all(value not in str(v) for v in record.__dict__.values())

@@ -19,6 +19,8 @@ Configurations ("profiles"), each a fresh app seeded with two accepted updates:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -133,6 +135,14 @@ def _rs_signed(header: dict[str, Any], payload: dict[str, Any]) -> str:
     return f"{signing_input}.{b64(signature)}"
 
 
+def _deep_payload_signed() -> str:
+    """A payload no JSON parser should recurse into, under a valid HS256 signature."""
+    payload = b"{" + b'"a":{' * 1500 + b"}" * 1501  # 9 KB: the token fits in the body limit
+    signing_input = f"{segment(HS)}.{b64(payload)}"
+    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
 def _tampered_rs() -> str:
     header, _, signature = RSA.sign(claims("bob")).split(".")
     return f"{header}.{b64(json.dumps(claims('alice')).encode())}.{signature}"
@@ -233,6 +243,18 @@ CATALOG: list[Any] = [
             hmac_signed({"alg": "HS256", "crit": ["b64"], "b64": True}, claims(), SECRET.encode())
         ),
         "crit-b64",
+    ),
+    case(
+        "hs-user",
+        401,
+        lambda c: body(f"{b64(b'[' * 4000 + b']' * 4000)}.{segment(claims())}.sig"),
+        "token-header-deeply-nested",
+    ),
+    case(
+        "hs-user",
+        401,
+        lambda c: body(_deep_payload_signed()),
+        "token-payload-deeply-nested-validly-signed",
     ),
     # -- kid and the JWKS ------------------------------------------------------------------------
     case("jwks-user", 401, lambda c: body(RSA.sign(claims(), kid="no-such-kid")), "kid-unknown"),
