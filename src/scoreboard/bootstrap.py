@@ -22,6 +22,8 @@ from scoreboard.settings import Settings
 from scoreboard.tokens import TokenVerifier, verifier_from_settings
 
 if TYPE_CHECKING:
+    from limits.aio.storage import Storage
+
     from scoreboard.adapters.redis_index import RedisRankIndex
 
 log = logging.getLogger(__name__)
@@ -42,19 +44,23 @@ class Components:
     bus: Bus
     service: ScoreService
     verifier: TokenVerifier
+    rate_limit_storage: Storage | None = None
+    """Counters of the rate limits: in-process memory, or Redis (shared) when configured."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-def build(settings: Settings) -> Components:
+def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None) -> Components:
     """Choose the adapters. Supported combinations (``docs/deploy.md`` says why):
 
     - SQLite, no Redis: embedded mode, one process.
     - PostgreSQL, no Redis: one process (the memory index and bus are per process).
     - SQLite + Redis: one process (a SQLite file has one writer; useful to try Redis alone).
     - PostgreSQL + Redis: scaled mode, any number of processes on any number of machines.
+
+    ``on_commit`` observes the size of each store commit (SQLite store; for metrics).
     """
-    store = _build_store(settings)
+    store = _build_store(settings, on_commit)
     closers: list[Callable[[], Awaitable[None]]] = []
     index: RankIndex
     bus: Bus
@@ -71,12 +77,25 @@ def build(settings: Settings) -> Components:
         closers.append(client.aclose)
         index = redis_index = RedisRankIndex(client, prefix=settings.redis_prefix)
         bus = RedisBus(client, prefix=settings.redis_prefix)
+        from limits.aio.storage import RedisStorage
+
+        # The limiter shares the client's connection pool (closed with it).
+        limit_storage: Storage = RedisStorage(
+            "async+" + settings.redis_url,
+            implementation="redispy",
+            key_prefix=f"{settings.redis_prefix}limits",
+            wrap_exceptions=True,
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]  # typed too narrowly
+        )
     else:
+        from limits.aio.storage import MemoryStorage
+
         from scoreboard.adapters.memory_bus import MemoryBus
         from scoreboard.adapters.memory_index import MemoryRankIndex
 
         index = MemoryRankIndex()
         bus = MemoryBus()
+        limit_storage = MemoryStorage()
     service = ScoreService(
         store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta
     )
@@ -84,7 +103,16 @@ def build(settings: Settings) -> Components:
         # The shared seq never falls below what this process has shown (see redis_index).
         redis_index.seq_floor = lambda: _seen_seq(service)
     verifier = verifier_from_settings(settings)
-    return Components(settings, store, index, bus, service, verifier, _closers=closers)
+    return Components(
+        settings,
+        store,
+        index,
+        bus,
+        service,
+        verifier,
+        rate_limit_storage=limit_storage,
+        _closers=closers,
+    )
 
 
 def _seen_seq(service: ScoreService) -> int:
@@ -94,11 +122,11 @@ def _seen_seq(service: ScoreService) -> int:
         return 0
 
 
-def _build_store(settings: Settings) -> ScoreStore:
+def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) -> ScoreStore:
     if settings.is_sqlite:
         from scoreboard.adapters.sqlite_store import SqliteScoreStore, sqlite_path
 
-        return SqliteScoreStore(sqlite_path(settings.database_url))
+        return SqliteScoreStore(sqlite_path(settings.database_url), on_commit=on_commit)
     from scoreboard.adapters.postgres_store import PostgresScoreStore
 
     return PostgresScoreStore(settings.database_url)

@@ -139,6 +139,7 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
 
     from scoreboard import bootstrap
     from scoreboard.web.app import create_app
+    from scoreboard.web.protocol import GuardedHttpProtocol
 
     settings = _settings(host=host, port=port)
     if workers > 1 and not settings.is_scaled:
@@ -165,9 +166,24 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
             "log_format": settings.log_format,
         },
     )
+    log.info(
+        "limits",
+        extra={
+            "rate_limit_user": settings.rate_limit_user,
+            "rate_limit_ip": settings.rate_limit_ip,
+            "velocity_limit": settings.velocity_limit,
+            "trusted_proxies": settings.trusted_proxies or None,
+            "allowed_origins": settings.allowed_origins or "*",
+            "ws_max_connections": settings.ws_max_connections,
+            "ws_max_per_address": settings.ws_max_per_address,
+        },
+    )
     # One process serves the app built here; several import the factory, each building its own
     # Settings from the same environment (the command line only chooses host and port).
     app = create_app(settings) if workers == 1 else "scoreboard.web.app:create_app_from_env"
+    # Header deadline, header size cap and body deadline (slowloris); workers read the same
+    # limits from the environment, since uvicorn imports the class by name there.
+    GuardedHttpProtocol.configure(settings)
     uvicorn.run(
         app,
         factory=workers > 1,
@@ -175,7 +191,7 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpProtocol,
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_message,
         ws_ping_interval=settings.ws_ping_interval,

@@ -64,6 +64,12 @@ class ServerProcess:
             SCOREBOARD_DATA_DIR=str(self.data_dir),
             SCOREBOARD_JWT_SECRET=SECRET,
             SCOREBOARD_PORT=str(self.port),
+            # Every test client is 127.0.0.1 and many post bursts for one user: the limits a
+            # public site needs are off unless a test turns them on (tests/e2e/test_hardening).
+            SCOREBOARD_RATE_LIMIT_USER="",
+            SCOREBOARD_RATE_LIMIT_IP="",
+            SCOREBOARD_VELOCITY_LIMIT="",
+            SCOREBOARD_WS_MAX_PER_ADDRESS="",
         )
         env.update(self.extra_env)
         return env

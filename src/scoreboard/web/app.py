@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
-from scoreboard.web import errors, live, page, reads, routes
+from scoreboard.web import errors, live, page, readiness, reads, routes
+from scoreboard.web.client_address import TrustedProxies
+from scoreboard.web.limits import RateLimited, UpdateLimits
+from scoreboard.web.metrics import Metrics, metrics_endpoint
+from scoreboard.web.origins import AllowedOrigins
+from scoreboard.web.request_id import RequestIdMiddleware
+from scoreboard.web.socket_caps import SocketCaps
 
 
 def create_app_from_env() -> FastAPI:
@@ -26,13 +34,26 @@ def create_app_from_env() -> FastAPI:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        components = bootstrap.build(settings)
-        async with bootstrap.running(components):
-            app.state.components = components
-            yield
+        components = bootstrap.build(settings, on_commit=metrics.committed)
+        storage = components.rate_limit_storage
+        if storage is None:  # a composition without one: limits kept in this process
+            from limits.aio.storage import MemoryStorage
+
+            storage = MemoryStorage()
+        adapters = logging.getLogger("scoreboard.adapters")
+        adapters.addHandler(metrics.error_log)
+        try:
+            async with bootstrap.running(components):
+                app.state.components = components
+                app.state.update_limits = UpdateLimits.from_settings(settings, storage, metrics)
+                components.service.live.subscribe(metrics)
+                yield
+        finally:
+            adapters.removeHandler(metrics.error_log)
 
     app = FastAPI(
         title="Scoreboard",
@@ -43,14 +64,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # request even when none is configured; this service exports Prometheus metrics.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
+    app.state.metrics = metrics
+    app.state.trusted_proxies = TrustedProxies.parse(settings.trusted_proxies)
+    app.state.allowed_origins = origins = AllowedOrigins.parse(settings.allowed_origins)
+    app.state.socket_caps = SocketCaps(settings.ws_max_connections, settings.ws_max_per_address)
     errors.install(app)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(routes.BodyTimeout, _body_timeout)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins.as_list(),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=[
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "X-Request-ID",
+        ],
+        max_age=600,
+    )
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line has one
     app.include_router(routes.router)
     app.include_router(reads.router)
     app.include_router(live.router)
     app.include_router(page.router)
+    app.include_router(readiness.router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
         return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
     return app
+
+
+async def _rate_limited(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RateLimited)
+    return errors.error_response(429, exc.code, exc.message, exc.headers())
+
+
+async def _body_timeout(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, routes.BodyTimeout)
+    # The rest of the body may still be on its way: do not read it, end the connection.
+    return errors.error_response(408, exc.code, exc.message, {"Connection": "close"})

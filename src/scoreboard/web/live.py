@@ -6,6 +6,13 @@ coalesces for a slow client, the final board always arrives, and fan-out never w
 socket. A send that does not complete within ``SCOREBOARD_WS_SEND_TIMEOUT`` closes the socket.
 Client frames are read and ignored (the channel is push-only); uvicorn closes a socket whose
 frame is over ``SCOREBOARD_WS_MAX_MESSAGE`` with 1009, and its pings find dead peers.
+
+Admission happens before accept, so a refused socket costs no SNAPSHOT: the ``Origin`` must be
+one of ``SCOREBOARD_ALLOWED_ORIGINS`` (403), and the process and the client address must be
+under their socket caps (503, 429; ``socket_caps``). The refusal is an HTTP response with the
+JSON error body where the server supports the denial-response extension (uvicorn does), else a
+close with 1008. A client sending more than ``SCOREBOARD_WS_MAX_FRAMES_PER_SECOND`` frames is
+closed with 1008 (policy violation).
 """
 
 from __future__ import annotations
@@ -13,12 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from scoreboard.bootstrap import Components
 from scoreboard.events import EncodedBoard
+from scoreboard.web.client_address import client_address
+from scoreboard.web.errors import error_response
+from scoreboard.web.metrics import Metrics
+from scoreboard.web.origins import AllowedOrigins
+from scoreboard.web.socket_caps import FrameRate, SocketCaps
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +41,18 @@ router = APIRouter()
 class SocketFeed:
     """One socket's "latest board" slot. ``deliver`` never blocks."""
 
-    __slots__ = ("_closed", "_latest", "_wake")
+    __slots__ = ("_closed", "_latest", "_wake", "delivered_at")
 
     def __init__(self) -> None:
         self._latest: EncodedBoard | None = None
         self._wake = asyncio.Event()
         self._closed = False
+        self.delivered_at = 0.0
+        """When the newest board arrived (``time.perf_counter``), for the delivery latency."""
 
     def deliver(self, board: EncodedBoard) -> None:
         self._latest = board
+        self.delivered_at = time.perf_counter()
         self._wake.set()
 
     def close(self) -> None:
@@ -55,27 +71,76 @@ class SocketFeed:
                 return board
 
 
-async def _read_until_closed(websocket: WebSocket, feed: SocketFeed) -> None:
+async def _read_until_closed(
+    websocket: WebSocket, feed: SocketFeed, frames: FrameRate, metrics: Metrics
+) -> None:
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
-    except (WebSocketDisconnect, RuntimeError):
+            if not frames.allow():
+                metrics.ws_closed.labels("frame_flood").inc()
+                log.warning(
+                    "closing a socket that sends too many frames",
+                    extra={"event": "ws_frame_flood", "client": client_address(websocket)},
+                )
+                await websocket.close(code=1008, reason="too many frames")
+                break
+    except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
         feed.close()
 
 
+_REFUSALS = {
+    "origin": (403, "origin_not_allowed", "this page's origin may not open the live channel"),
+    "process_cap": (503, "too_many_sockets", "the server has no room for another socket"),
+    "address_cap": (429, "too_many_sockets", "too many sockets from this address"),
+}
+
+
+async def _refuse(websocket: WebSocket, reason: str) -> None:
+    status, code, message = _REFUSALS[reason]
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        headers = {"Retry-After": "5"} if status != 403 else None
+        await websocket.send_denial_response(error_response(status, code, message, headers))
+    else:
+        await websocket.close(code=1008, reason=code)
+
+
 @router.websocket("/ws/scoreboard")
 async def scoreboard_socket(websocket: WebSocket) -> None:
     parts: Components = websocket.app.state.components
+    metrics: Metrics = websocket.app.state.metrics
+    caps: SocketCaps = websocket.app.state.socket_caps
+    origins: AllowedOrigins = websocket.app.state.allowed_origins
+    address = client_address(websocket)
+    refusal = None if origins.allows(websocket.headers.get("origin")) else "origin"
+    refusal = refusal or caps.admit(address)
+    if refusal is not None:
+        metrics.ws_refused.labels(refusal).inc()
+        log.info(
+            "socket refused", extra={"event": "ws_refused", "reason": refusal, "client": address}
+        )
+        await _refuse(websocket, refusal)
+        return
+    metrics.ws_connections.inc()
+    try:
+        await _serve(websocket, parts, metrics)
+    finally:
+        caps.release(address)
+        metrics.ws_connections.dec()
+
+
+async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> None:
     live = parts.service.live
     timeout = parts.settings.ws_send_timeout
     await websocket.accept()
     feed = SocketFeed()
     live.subscribe(feed)  # before taking the snapshot, so no change falls in between
-    reader = asyncio.create_task(_read_until_closed(websocket, feed))
+    frames = FrameRate(parts.settings.ws_max_frames_per_second)
+    reader = asyncio.create_task(_read_until_closed(websocket, feed, frames, metrics))
     try:
         current = live.current
         async with asyncio.timeout(timeout):
@@ -84,14 +149,17 @@ async def scoreboard_socket(websocket: WebSocket) -> None:
         while (board := await feed.next()) is not None:
             if board.event.seq <= sent or board.update is None:
                 continue
+            delivered_at = feed.delivered_at
             async with asyncio.timeout(timeout):
                 await websocket.send_text(board.update)
+            metrics.broadcast_seconds.observe(time.perf_counter() - delivered_at)
             sent = board.event.seq
     except TimeoutError:
+        metrics.ws_closed.labels("slow_consumer").inc()
         log.warning(
             "closing a socket that could not be written to for %.0f s",
             timeout,
-            extra={"client": websocket.client.host if websocket.client else None},
+            extra={"event": "ws_slow_consumer", "client": client_address(websocket)},
         )
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client went away mid-send

@@ -7,7 +7,9 @@ still generated from the documentation models below.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Annotated
 
 import orjson
@@ -20,6 +22,9 @@ from scoreboard.errors import PayloadTooLarge, ScoreboardError, Unauthorized
 from scoreboard.model import ScoreUpdate
 from scoreboard.web import update_body
 from scoreboard.web.auth import authorize
+from scoreboard.web.client_address import client_address
+from scoreboard.web.limits import UpdateLimits
+from scoreboard.web.metrics import Metrics
 
 log = logging.getLogger("scoreboard.audit")
 
@@ -63,8 +68,11 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     text = {
         400: "Invalid request data; nothing changed",
         401: "Missing, invalid or expired token, or a token of another user; nothing changed",
+        408: "The body did not arrive within SCOREBOARD_BODY_TIMEOUT; nothing changed",
         409: "action_id already used with a different score_delta; nothing changed",
         413: "Body over the size limit; nothing changed",
+        429: "Over a rate or velocity limit (the code says which); nothing changed, retry "
+        "after Retry-After",
         500: "Unexpected error",
         503: "The store is unavailable; nothing changed, retry after Retry-After",
     }
@@ -76,18 +84,29 @@ def components(request: Request) -> Components:
     return value
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` before reading it all."""
+class BodyTimeout(ScoreboardError):
+    """The body did not arrive in time (408; the connection is closed after the answer)."""
+
+    code = "body_timeout"
+
+
+async def read_body(request: Request, limit: int, deadline: float | None = None) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` before reading it all, and
+    (408) a body that has not all arrived ``deadline`` seconds after the headers."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"the body must arrive within {deadline:g} s") from None
     return b"".join(chunks)
 
 
@@ -122,9 +141,15 @@ async def update_score(request: Request) -> Response:
     nothing added. Only a 200 changes anything.
     """
     parts = components(request)
+    started = time.perf_counter()
+    metrics: Metrics = request.app.state.metrics
+    guard: UpdateLimits = request.app.state.update_limits
+    address = client_address(request)
     user_id: str | None = None
     try:
-        body = update_body.parse(await read_body(request, parts.settings.max_body))
+        await guard.check_address(address)
+        settings = parts.settings
+        body = update_body.parse(await read_body(request, settings.max_body, settings.body_timeout))
         user_id = body.user_id
         update = ScoreUpdate(body.user_id, body.score_delta, body.action_id)
         parts.service.validate(update)
@@ -132,14 +157,17 @@ async def update_score(request: Request) -> Response:
         if token is None:
             raise Unauthorized("an auth_token or a Bearer token is required", code="token_missing")
         update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
-        result = await parts.service.update(update)
+        await guard.check_user(update.user_id)
+        async with guard.points(update.user_id, update.delta):  # the grant's delta in grant mode
+            result = await parts.service.update(update)
     except ScoreboardError as exc:
-        client = request.client.host if request.client else None
+        metrics.update_done(exc.code, started)
         log.warning(
             "update rejected",
-            extra={"reason": exc.code, "user_id": user_id, "client": client},
+            extra={"reason": exc.code, "user_id": user_id, "client": address},
         )
         raise
+    metrics.update_done("accepted", started)
     return Response(
         orjson.dumps(
             {"user_id": result.user_id, "new_score": result.new_score, "rank": result.rank}

@@ -1,0 +1,84 @@
+"""Rate limits in scaled mode: two real server processes, one PostgreSQL database, one Redis.
+
+The limit is global: however the requests are spread over the processes, no more than the limit
+get through (here exactly the limit: the library's Redis scripts are atomic). Keys live under a
+prefix of this test's own in ``INTEGRATION_REDIS_DB`` and are deleted afterwards. With
+``CI=true`` a missing PostgreSQL or Redis fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import services
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+from tests.support.tokens import token
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+LIMIT = 100
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess, str]]:
+    with services.postgres_database(migrate=False) as database_url:
+        redis_url = services.redis_url(services.INTEGRATION_REDIS_DB)
+        prefix = services.unique_prefix()
+        env = {
+            "SCOREBOARD_DATABASE_URL": database_url,
+            "SCOREBOARD_REDIS_URL": redis_url,
+            "SCOREBOARD_REDIS_PREFIX": prefix,
+            "SCOREBOARD_RATE_LIMIT_USER": f"{LIMIT}/minute",
+            "SCOREBOARD_RATE_LIMIT_IP": "",
+            "SCOREBOARD_VELOCITY_LIMIT": "",
+        }
+        a = ServerProcess(tmp_path / "a", env)
+        b = ServerProcess(tmp_path / "b", env)
+        try:
+            # Started one after the other: both would run the migrations first.
+            a.start()
+            b.start()
+            yield a, b, database_url
+        finally:
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda s: s.stop(), (a, b)))
+            asyncio.run(services.delete_keys(redis_url, prefix))
+
+
+async def test_two_processes_sharing_redis_let_no_more_than_the_limit_through(
+    servers: tuple[ServerProcess, ServerProcess, str],
+) -> None:
+    a, b, database_url = servers
+    tok = token("alice")
+    limits = httpx.Limits(max_connections=50)
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=scaled(60), limits=limits) as to_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=scaled(60), limits=limits) as to_b,
+    ):
+
+        async def post(client: httpx.AsyncClient, i: int) -> int:
+            body = {"user_id": "alice", "score_delta": 1, "auth_token": tok, "action_id": f"a{i}"}
+            return (await client.post("/api/scores/update", json=body)).status_code
+
+        statuses = await asyncio.gather(
+            *(post(to_a if i % 2 else to_b, i) for i in range(3 * LIMIT))
+        )
+        top = (await to_b.get("/api/scores/top10")).json()["scores"]
+    assert set(statuses) == {200, 429}, statuses
+    accepted = statuses.count(200)
+    assert accepted == LIMIT
+    assert top[0]["user_id"] == "alice"
+    assert top[0]["score"] == accepted
+
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        (rows,) = conn.execute("SELECT count(*) FROM scores").fetchone() or (0,)
+    assert rows == accepted
