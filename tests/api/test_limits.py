@@ -125,6 +125,19 @@ async def test_velocity_refuses_points_past_the_budget_and_the_refusal_costs_not
         await api.ok("bob", 1000)  # per user
 
 
+async def test_concurrent_updates_cannot_share_one_remaining_budget(make_api: ApiFactory) -> None:
+    """The delta is reserved before the commit: 100 concurrent updates of 100 points against a
+    budget of 1,000 let exactly 10 through, not all those that saw room before any committed."""
+    async with make_api(**{**OFF, "velocity_limit": 1000}) as api:
+        responses = await asyncio.gather(
+            *(api.update("alice", 100, action_id=f"a{i}") for i in range(100))
+        )
+        statuses = [r.status_code for r in responses]
+        assert statuses.count(200) == 10, sorted(set(statuses))
+        assert statuses.count(429) == 90
+        assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(1000,)]
+
+
 async def test_an_update_refused_after_the_reservation_gives_its_points_back(
     make_api: ApiFactory,
 ) -> None:
