@@ -19,13 +19,14 @@ Each scaled run gets a fresh PostgreSQL database (dropped afterwards) and its ow
 prefix in database 13 (deleted afterwards). Usage::
 
     .venv/bin/python bench/scaled.py                 # about 3 minutes
-    .venv/bin/python bench/scaled.py --seconds 5 --clients 200 --quick
+    .venv/bin/python bench/scaled.py --seconds 5 --fanout 200x50 --visibility 100
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import os
@@ -46,9 +47,14 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
 import psycopg
 import redis
-import websockets
+import uvloop
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -85,6 +91,7 @@ class Server:
             SCOREBOARD_RATE_LIMIT_USER="",
             SCOREBOARD_RATE_LIMIT_IP="",
             SCOREBOARD_VELOCITY_LIMIT="",
+            SCOREBOARD_WS_MAX_PER_ADDRESS="",  # 1,000 sockets from one load generator
             **env,
         )
         self.args = args or []
@@ -210,15 +217,46 @@ def _ms(match: re.Match[str] | None) -> float:
     return value
 
 
+# What the service sends Redis itself. Commands run inside a script are counted by
+# INFO commandstats too, and their time is already in the script's, so they are left out.
+_TOP_LEVEL = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_publish", "cmdstat_zcard")
+
+
 def redis_busy_usec() -> tuple[float, float]:
-    """Total microseconds Redis spent in commands, and calls, so far (INFO commandstats)."""
+    """Microseconds Redis spent in the service's commands, and their count, so far."""
     client = redis.Redis.from_url(REDIS_URL)
     stats = client.info("commandstats")
     client.close()
-    return (
-        sum(float(v["usec"]) for v in stats.values()),
-        sum(float(v["calls"]) for v in stats.values()),
-    )
+    ours = [stats[name] for name in _TOP_LEVEL if name in stats]
+    return sum(float(v["usec"]) for v in ours), sum(float(v["calls"]) for v in ours)
+
+
+QUIET = {"wait": 60.0, "cpus": 0.3}
+"""Before each phase, wait up to ``wait`` seconds for a second in which the machine (everyone's
+processes; ours are idle then) used at most ``cpus`` CPUs. The figure is recorded either way."""
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """CPUs in use over ``seconds``, by anyone, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    cpus = os.cpu_count() or 1
+    return cpus * (1 - (idle1 - idle0) / max(1, total1 - total0))
+
+
+def wait_quiet() -> float:
+    deadline = time.monotonic() + QUIET["wait"]
+    while True:
+        busy = machine_busy()
+        if busy <= QUIET["cpus"] or time.monotonic() > deadline:
+            return round(busy, 2)
 
 
 def throughput(
@@ -227,6 +265,7 @@ def throughput(
     update, top = scripts
     subprocess.run(["wrk", "-t1", "-c16", "-d2s", "-s", str(update), url], capture_output=True)
     load_before = os.getloadavg()[0]
+    quiet = wait_quiet()
     busy0, calls0 = redis_busy_usec() if redis_cost else (0.0, 0.0)
     result: dict[str, Any] = {"updates": wrk(url, update, seconds)}
     if redis_cost:
@@ -236,6 +275,7 @@ def throughput(
         result["redis_calls_per_update"] = (calls1 - calls0) / done
     result["reads"] = wrk(url, top, seconds)
     result["loadavg_1min"] = [load_before, os.getloadavg()[0]]
+    result["others_busy_cpus_before"] = quiet
     return result
 
 
@@ -302,16 +342,35 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """POST an update; retried when the server closed an idle keep-alive connection just as
+    it was reused (bodies carry an ``action_id``, so a retry is applied once)."""
+    for attempt in range(3):
+        try:
+            response = await client.post("/api/scores/update", json=body)
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            continue
+        response.raise_for_status()
+        return response
+    raise AssertionError("unreachable")
+
+
 async def visibility(a: str, b: str, count: int) -> dict[str, float]:
     """Post to A, then poll B's top 10 until it serves the acknowledged total."""
     tok = token("vis")
     delays = []
     async with httpx.AsyncClient(base_url=a) as ca, httpx.AsyncClient(base_url=b) as cb:
-        for _ in range(count):
-            r = await ca.post(
-                "/api/scores/update", json={"user_id": "vis", "score_delta": 1, "auth_token": tok}
-            )
-            r.raise_for_status()
+        run = uuid.uuid4().hex[:8]
+        for k in range(count):
+            body = {
+                "user_id": "vis",
+                "score_delta": 1,
+                "auth_token": tok,
+                "action_id": f"{run}-{k}",
+            }
+            r = await post(ca, body)
             score = r.json()["new_score"]
             acked = time.perf_counter()
             while True:
@@ -324,77 +383,125 @@ async def visibility(a: str, b: str, count: int) -> dict[str, float]:
     return {"p50_ms": pct(delays, 0.5), "p99_ms": pct(delays, 0.99), "max_ms": max(delays)}
 
 
+class Watcher(asyncio.Protocol):
+    """One WebSocket client on the ``websockets`` sans-I/O protocol under a plain
+    ``asyncio.Protocol``: a few microseconds per frame, where the library's high-level client
+    costs several times that, so one process can follow 1,000 sockets at 100 boards/s. Per chunk
+    read it parses only the newest frame and records when the leader's score first rose."""
+
+    def __init__(self, uri: str) -> None:
+        self.protocol = ClientProtocol(parse_uri(uri), max_size=None)
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.scores: list[int] = []  # rising leader scores ...
+        self.times: list[float] = []  # ... and when each was first held
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.protocol.receive_data(data)
+        newest = None
+        for received in self.protocol.events_received():
+            if isinstance(received, Response):
+                if not self.opened.done():
+                    self.opened.set_result(None)
+            elif isinstance(received, Frame) and received.opcode == Opcode.TEXT:
+                newest = received
+        self._flush()
+        if newest is None:
+            return
+        rankings = orjson.loads(newest.data)["data"]["rankings"]
+        if rankings and rankings[0]["user_id"] == "leader":
+            score = rankings[0]["score"]
+            if not self.scores or score > self.scores[-1]:
+                self.scores.append(score)
+                self.times.append(now)
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk and self.transport is not None:
+                self.transport.write(chunk)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed"))
+
+    def held_at(self, score: int) -> float | None:
+        """When this client first held a board whose leader has at least ``score``."""
+        i = bisect.bisect_left(self.scores, score)
+        return self.times[i] if i < len(self.times) else None
+
+
 async def fanout(
     post_to: str, ws_urls: list[str], clients: int, rate: float, seconds: float
 ) -> dict[str, float]:
     """Open-loop updates of one leader at ``rate``/s to ``post_to``; clients split over
     ``ws_urls``. Staleness of every (update, client) pair, in ms."""
-    tok = token("leader")
-    sockets = []
+    loop = asyncio.get_running_loop()
+    quiet = await loop.run_in_executor(None, wait_quiet)
+    watchers = []
     for i in range(clients):
-        sockets.append(await websockets.connect(ws_urls[i % len(ws_urls)], max_size=2**20))
-    seen: list[dict[int, float]] = [{} for _ in sockets]  # leader score -> first time held
-    best = [0] * len(sockets)
-    target = [float("inf")]
-    everyone = asyncio.Event()
-
-    async def listen(i: int, ws: Any) -> None:
-        async for raw in ws:
-            message = json.loads(raw)
-            rankings = message["data"]["rankings"]
-            score = rankings[0]["score"] if rankings and rankings[0]["user_id"] == "leader" else 0
-            if score > best[i]:
-                now = time.perf_counter()
-                for s in range(best[i] + 1, score + 1):
-                    seen[i][s] = now
-                best[i] = score
-                if min(best) >= target[0]:
-                    everyone.set()
-
-    listeners = [asyncio.create_task(listen(i, ws)) for i, ws in enumerate(sockets)]
+        url = ws_urls[i % len(ws_urls)]
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        _, watcher = await loop.create_connection(lambda u=url: Watcher(u), host, int(port))
+        await watcher.opened
+        watchers.append(watcher)
+    tok = token("leader")
+    run = uuid.uuid4().hex[:8]
     sent: dict[int, float] = {}
+    lag = []
     async with httpx.AsyncClient(base_url=post_to, limits=httpx.Limits(max_connections=64)) as c:
+        # One big step first puts the leader on top of whatever the board already holds.
+        jump = {"user_id": "leader", "score_delta": 1000, "auth_token": tok}
+        base = (await c.post("/api/scores/update", json=jump)).json()["new_score"]
         body = {"user_id": "leader", "score_delta": 1, "auth_token": tok}
-        base = (await c.post("/api/scores/update", json=body)).json()["new_score"]
 
-        async def one() -> None:
+        async def one(k: int) -> None:
             start = time.perf_counter()
-            r = await c.post("/api/scores/update", json=body)
+            r = await post(c, {**body, "action_id": f"{run}-{k}"})
             sent[r.json()["new_score"]] = start
 
         tasks = []
-        interval = 1 / rate
         t0 = time.perf_counter()
-        n = int(rate * seconds)
-        for k in range(n):
-            delay = t0 + k * interval - time.perf_counter()
+        for k in range(int(rate * seconds)):
+            due = t0 + k / rate
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
+            lag.append((time.perf_counter() - due) * 1000)
+            tasks.append(asyncio.create_task(one(k)))
         await asyncio.gather(*tasks)
-        target[0] = max(sent)
-        if min(best) >= target[0]:
-            everyone.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(everyone.wait(), 10)
-    for task in listeners:
-        task.cancel()
-    await asyncio.gather(*listeners, return_exceptions=True)
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    stale = [
-        (seen[i][score] - start) * 1000
-        for score, start in sent.items()
-        if score > base
-        for i in range(len(sockets))
-        if score in seen[i]
-    ]
-    missing = sum(1 for score in sent for i in range(len(sockets)) if score not in seen[i])
+        final = max(sent)
+        deadline = time.perf_counter() + 15
+        while time.perf_counter() < deadline:
+            if all(w.scores and w.scores[-1] >= final for w in watchers):
+                break
+            await asyncio.sleep(0.05)
+    for watcher in watchers:
+        if watcher.transport is not None:
+            watcher.transport.close()
+    stale, never = [], 0
+    for score, start in sent.items():
+        if score <= base:
+            continue
+        for watcher in watchers:
+            held = watcher.held_at(score)
+            if held is None:
+                never += 1
+            else:
+                stale.append((held - start) * 1000)
     return {
         "updates": float(len(sent)),
         "p50_ms": pct(stale, 0.5),
         "p99_ms": pct(stale, 0.99),
         "max_ms": max(stale) if stale else float("nan"),
-        "never": float(missing),
+        "never": float(never),
+        "sender_lag_p99_ms": pct(lag, 0.99),
+        "others_busy_cpus_before": quiet,
     }
 
 
@@ -443,21 +550,38 @@ def settings_report() -> dict[str, Any]:
     }
 
 
+def _fanout_arg(value: str) -> list[tuple[int, float]]:
+    runs = []
+    for part in value.split(","):
+        clients, _, rate = part.partition("x")
+        runs.append((int(clients), float(rate)))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run (default 10)")
-    parser.add_argument("--clients", type=int, default=1000, help="WebSocket clients (1000)")
-    parser.add_argument("--rate", type=float, default=100, help="updates/s for fan-out (100)")
+    parser.add_argument(
+        "--fanout",
+        type=_fanout_arg,
+        default=_fanout_arg("1000x10,200x100"),
+        help="fan-out runs as CLIENTSxRATE, comma-separated (default 1000x10,200x100)",
+    )
     parser.add_argument("--fanout-seconds", type=float, default=10)
     parser.add_argument("--visibility", type=int, default=300, help="updates for visibility")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--keep", type=Path, help="keep the servers' folders and logs here")
+    parser.add_argument("--quiet-wait", type=float, default=60, help="see QUIET (60 s)")
+    parser.add_argument("--quiet-cpus", type=float, default=0.3, help="see QUIET (0.3)")
     args = parser.parse_args()
+    QUIET.update(wait=args.quiet_wait, cpus=args.quiet_cpus)
     if shutil.which("wrk") is None:
         sys.exit("bench/scaled.py needs wrk (apt-get install wrk)")
 
     results: dict[str, Any] = {"machine": settings_report()}
     with tempfile.TemporaryDirectory(prefix="scaled-bench-") as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         scripts = write_lua(folder)
 
         sqlite = {"SCOREBOARD_DATABASE_URL": "sqlite:///e.db"}
@@ -468,15 +592,11 @@ def main() -> None:
             embedded.stop()
         embedded = Server(folder / "embedded-fanout", sqlite).start()  # a fresh board
         try:
-            results["embedded"]["fanout"] = asyncio.run(
-                fanout(
-                    embedded.url,
-                    [embedded.url.replace("http", "ws") + "/ws/scoreboard"],
-                    args.clients,
-                    args.rate,
-                    args.fanout_seconds,
-                )
-            )
+            ws = [embedded.url.replace("http", "ws") + "/ws/scoreboard"]
+            results["embedded_fanout"] = {
+                f"{n}x{rate:g}": uvloop.run(fanout(embedded.url, ws, n, rate, args.fanout_seconds))
+                for n, rate in args.fanout
+            }
         finally:
             embedded.stop()
 
@@ -503,13 +623,12 @@ def main() -> None:
             a = Server(folder / "a", env).start()
             b = Server(folder / "b", env).start()
             try:
-                results["scaled_visibility"] = asyncio.run(
-                    visibility(a.url, b.url, args.visibility)
-                )
+                results["scaled_visibility"] = uvloop.run(visibility(a.url, b.url, args.visibility))
                 ws = [s.url.replace("http", "ws") + "/ws/scoreboard" for s in (a, b)]
-                results["scaled_fanout"] = asyncio.run(
-                    fanout(a.url, ws, args.clients, args.rate, args.fanout_seconds)
-                )
+                results["scaled_fanout"] = {
+                    f"{n}x{rate:g}": uvloop.run(fanout(a.url, ws, n, rate, args.fanout_seconds))
+                    for n, rate in args.fanout
+                }
             finally:
                 a.stop()
                 b.stop()
@@ -532,12 +651,19 @@ def main() -> None:
     v = results["scaled_visibility"]
     print(f"\nvisibility on B after ack on A: p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms")
     for name in ("embedded", "scaled"):
-        f = results["embedded"]["fanout"] if name == "embedded" else results["scaled_fanout"]
-        print(
-            f"fan-out {name}: {f['updates']:.0f} updates x {args.clients} clients: "
-            f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, max {f['max_ms']:.1f} ms, "
-            f"never {f['never']:.0f}"
-        )
+        for run, f in results[f"{name}_fanout"].items():
+            print(
+                f"fan-out {name} {run} (clients x updates/s): {f['updates']:.0f} updates: "
+                f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, max {f['max_ms']:.1f} ms, "
+                f"never {f['never']:.0f}, sender lag p99 {f['sender_lag_p99_ms']:.1f} ms"
+            )
+    r, c = results["scaled_workers2"], results["postgres_capacity"]
+    print(
+        f"Redis: {r['redis_usec_per_update']:.0f} µs of Redis CPU per update "
+        f"({r['redis_calls_per_update']:.1f} round trips); "
+        f"PostgreSQL (pgbench, the update statement): {c['tps_c16']:.0f} tps at 16 clients, "
+        f"{c['tps_c64']:.0f} at 64"
+    )
 
 
 if __name__ == "__main__":
