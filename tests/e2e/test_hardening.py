@@ -156,6 +156,28 @@ def test_keep_alive_requests_still_work_under_the_guard(hardened: ServerProcess)
             assert data.startswith(b"HTTP/1.1 200 ")
 
 
+def test_a_body_dribbled_to_a_route_that_never_reads_it_is_cut_off(
+    hardened: ServerProcess,
+) -> None:
+    """The protocol's body deadline: /healthz answers without reading the body, and a plain
+    uvicorn would then keep the connection for as long as body bytes keep coming."""
+    with contextlib.closing(_raw(hardened)) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        closed = False
+        for _ in range(int(scaled(15) / 0.2)):
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.2)  # pacing the attack, not waiting for a condition
+        response = _read_to_eof(sock)
+        elapsed = time.monotonic() - started
+    assert closed or response.startswith(b"HTTP/1.1 200 "), response[:100]
+    assert elapsed < BODY_TIMEOUT + 1 + scaled(3)
+
+
 async def test_a_slow_update_body_gets_408_and_changes_nothing(
     hardened: ServerProcess, http: httpx.AsyncClient
 ) -> None:
