@@ -32,10 +32,11 @@ whose ``seq`` is not above the one it holds, so a counter restarted at 1 would s
 many changes as they had seen. Each script call therefore carries a *floor*: the highest ``seq``
 this process has seen (its live board's, which follows the bus, so it knows the other processes'
 events too). The script raises the counter to the floor before using it; the periodic
-:meth:`check` does the same for idle processes. After a flush the counter is back above every
-process's live board before the rebuilt board is announced, with no new "epoch" concept on the
-wire. (A process that missed the last events on the bus raises it on its next check; until then its
-clients may miss one announcement, and the next change reaches them.)
+:meth:`check` does the same for idle processes. After a flush the counter is back above what the
+rebuilding process has shown (and, through the bus, what the others have) before the rebuilt board
+is announced, with no new "epoch" concept on the wire. (A process that missed the last events on
+the bus raises it on its next check; until then its clients may miss one announcement, and the
+next change reaches them.)
 
 Key prefix: ``{prefix}{<board>}:...``; the braces keep one board's keys in one cluster slot.
 """
