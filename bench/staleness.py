@@ -131,30 +131,35 @@ class Poster:
         for writer in self.writers:
             writer.close()
 
-    async def post(self, body: bytes) -> tuple[float, int, bytes]:
+    async def post(self, body: bytes, address: str) -> tuple[float, int, bytes]:
         """Send one update; returns (send time, status, response body). A connection the
         server closed while idle (keep-alive timeout) is replaced and the request sent again;
         the body carries an ``action_id``, so a repeat cannot add twice."""
         reader, writer = await self.idle.get()
         try:
             try:
-                return await self._exchange(reader, writer, body)
+                return await self._exchange(reader, writer, body, address)
             except (asyncio.IncompleteReadError, ConnectionError):
                 writer.close()
                 reader, writer = await asyncio.open_connection(self.host, self.port)
                 self.writers.append(writer)
-                return await self._exchange(reader, writer, body)
+                return await self._exchange(reader, writer, body, address)
         finally:
             self.idle.put_nowait((reader, writer))
 
     async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        body: bytes,
+        address: str,
     ) -> tuple[float, int, bytes]:
         sent = perf()
         writer.write(
             b"POST /api/scores/update HTTP/1.1\r\nHost: %s:%d\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (self.host.encode(), self.port, len(body), body)
+            b"Content-Type: application/json\r\nX-Forwarded-For: %s\r\n"
+            b"Content-Length: %d\r\n\r\n%s"
+            % (self.host.encode(), self.port, address.encode(), len(body), body)
         )
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
@@ -177,6 +182,9 @@ class Run:
         self.clients: list[Client] = []
         self.users = [f"stale-u{i}" for i in range(args.users)]
         self.tokens = {u: tokens.mint(secret, u, ttl=3600) for u in self.users}
+        # One client address per user (the service trusts 127.0.0.1 as its proxy; see
+        # servers.py), so per-address limits see ten players, not one flood.
+        self.addresses = {u: servers.address(10_000 + i) for i, u in enumerate(self.users)}
         self.rng = random.Random(2)
         self.run_id = f"stale-{time.time_ns()}"
         self.sent = 0
@@ -237,7 +245,7 @@ class Run:
 
         async def send(user: str, body: bytes) -> None:
             async with asyncio.timeout(30):
-                sent, status, answer = await self.poster.post(body)
+                sent, status, answer = await self.poster.post(body, self.addresses[user])
             if status == 200:
                 updates.append((sent, user, orjson.loads(answer)["new_score"]))
             else:

@@ -1,7 +1,8 @@
 -- POST /api/scores/update from many users, each request from a random user with that user's
--- own valid token and a random delta in 1..1000 (the default accepted range).
+-- own valid token, its own client address in X-Forwarded-For (the service trusts 127.0.0.1 as
+-- its proxy), and a random delta in 1..1000 (the default accepted range).
 -- usage: wrk -s bench/wrk/update.lua http://127.0.0.1:PORT -- TOKENS_LUA_FILE
--- TOKENS_LUA_FILE (written by bench/run.py) is `return { {"user_id", "token"}, ... }`.
+-- TOKENS_LUA_FILE (written by bench/run.py) is `return { {"user_id", "token", "address"}, ... }`.
 local users
 local count
 
@@ -16,6 +17,7 @@ end
 
 function request()
   local user = users[math.random(count)]
+  wrk.headers["X-Forwarded-For"] = user[3]
   local body = '{"user_id":"' .. user[1] .. '","score_delta":' .. math.random(1000)
     .. ',"auth_token":"' .. user[2] .. '"}'
   return wrk.format(nil, nil, nil, body)
