@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REDIS_TIMEOUT = 5.0
+_REDIS_CONNECTIONS = 64
 _INDEX_CHECK_INTERVAL = 1.0
 
 
@@ -71,9 +72,17 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         from scoreboard.adapters.redis_bus import RedisBus
         from scoreboard.adapters.redis_index import RedisRankIndex
 
-        client = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+        # A blocking pool: under a burst, a request waits (up to the timeout) for one of the
+        # pool's connections. redis-py's default pool raises MaxConnectionsError past 100
+        # connections instead, which failed updates under 300 concurrent requests.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=_REDIS_CONNECTIONS,
+            timeout=_REDIS_TIMEOUT,
+            socket_timeout=_REDIS_TIMEOUT,
+            socket_connect_timeout=_REDIS_TIMEOUT,
         )
+        client = aioredis.Redis.from_pool(pool)
         closers.append(client.aclose)
         index = redis_index = RedisRankIndex(client, prefix=settings.redis_prefix)
         bus = RedisBus(client, prefix=settings.redis_prefix)

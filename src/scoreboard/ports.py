@@ -44,6 +44,11 @@ class ScoreStore(Protocol):
 
     async def profile(self, user_id: str) -> UserProfile | None: ...
 
+    async def rank_of(self, total: UserTotal) -> int:
+        """1 + the number of users the ranking rule puts above ``total``, counted in the store.
+        The fallback when the rank index cannot answer: it costs O(rank), not O(log n)."""
+        ...
+
     async def history(
         self,
         user_id: str,

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 from scoreboard.broadcast import LiveBoard
-from scoreboard.errors import InvalidRequest, NotFound
+from scoreboard.errors import InvalidRequest, NotFound, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
 from scoreboard.model import (
     BUCKETS,
@@ -23,6 +23,7 @@ from scoreboard.model import (
     ScoreUpdate,
     UpdateResult,
     UserProfile,
+    UserTotal,
     is_valid_action_id,
     is_valid_delta,
     is_valid_user_id,
@@ -103,13 +104,29 @@ class ScoreService:
         """Apply an authorized update. Returns after the commit, with the user's new rank.
 
         A retry of an applied action returns the user's current total and rank and adds
-        nothing. Raises ``InvalidRequest``, ``ActionConflict`` or ``Unavailable``; on any of
-        them nothing has changed.
+        nothing. Raises ``InvalidRequest``, ``ActionConflict``, ``ScoreOutOfRange`` or (when
+        the store cannot commit) ``Unavailable``; on any of them nothing has changed. Once the
+        store has committed, the update is answered even if the rank index is down: the rank
+        then comes from the store.
         """
         self.validate(update)
         applied = await self.store.apply(update)
+        # Committed: from here on the answer is a 200, whatever happens to derived state.
         total = applied.total
-        if not applied.replayed:
+        try:
+            rank = await self._index(total, applied.replayed)
+        except Unavailable as exc:
+            log.warning(
+                "rank index unavailable after a commit; ranking from the store: %s",
+                exc,
+                extra={"user_id": total.user_id},
+            )
+            rank = await self.store.rank_of(total)
+        return UpdateResult(user_id=total.user_id, new_score=total.score, rank=rank)
+
+    async def _index(self, total: UserTotal, replayed: bool) -> int:
+        """Bring the index up to ``total`` (publishing a board change) and return the rank."""
+        if not replayed:
             moved = await self.index.apply(total)
             if moved is not None:
                 event = BoardChanged(self.board, moved.seq, total.user_id, total.score, moved.top)
@@ -118,8 +135,8 @@ class ScoreService:
         rank = await self.index.rank(total.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
             await self.index.apply(total)
-            rank = await self.index.rank(total.user_id) or 0
-        return UpdateResult(user_id=total.user_id, new_score=total.score, rank=rank)
+            rank = await self.index.rank(total.user_id)
+        return rank if rank is not None else await self.store.rank_of(total)
 
     async def top(self, k: int = TOP_K) -> tuple[RankedEntry, ...]:
         return await self.index.top(k)

@@ -10,9 +10,9 @@ import pytest
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_store import MemoryScoreStore
-from scoreboard.errors import ActionConflict, InvalidRequest
+from scoreboard.errors import ActionConflict, InvalidRequest, ScoreOutOfRange, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
-from scoreboard.model import ScoreUpdate
+from scoreboard.model import MAX_SCORE, Board, ScoreUpdate, UserTotal
 from scoreboard.service import ScoreService
 
 
@@ -179,3 +179,43 @@ async def test_history_lists_events_with_running_totals_and_buckets() -> None:
         "alice", bucket="day", since=datetime(2026, 1, 2, tzinfo=UTC), until=None, limit=9
     )
     assert [(p.at.day, p.score) for p in late] == [(2, 10)]
+
+
+class DownIndex(MemoryRankIndex):
+    """A rank index whose backend has gone away (as Redis can)."""
+
+    down = False
+
+    async def apply(self, total: UserTotal) -> Board | None:
+        if self.down:
+            raise Unavailable("the rank index is unavailable")
+        return await super().apply(total)
+
+    async def rank(self, user_id: str) -> int | None:
+        if self.down:
+            raise Unavailable("the rank index is unavailable")
+        return await super().rank(user_id)
+
+
+async def test_a_committed_update_is_answered_even_when_the_index_is_down() -> None:
+    store = MemoryScoreStore()
+    index = DownIndex()
+    service = ScoreService(store, index, MemoryBus(), min_delta=1, max_delta=1000)
+    await service.start()
+    await service.update(ScoreUpdate("alice", 10))
+    await service.update(ScoreUpdate("bob", 4))
+    index.down = True
+    result = await service.update(ScoreUpdate("carol", 7))
+    assert (result.new_score, result.rank) == (7, 2)  # ranked from the store
+    assert store.event_count == 3
+
+
+async def test_a_total_past_max_score_is_refused_by_the_store() -> None:
+    store = MemoryScoreStore()
+    service = ScoreService(store, MemoryRankIndex(), MemoryBus(), min_delta=1, max_delta=2**31 - 1)
+    await service.start()
+    # Reaching the cap by updates would take millions of them: start alice just below it.
+    store._users["alice"] = UserTotal("alice", "alice", MAX_SCORE - 5, 1, 1)
+    with pytest.raises(ScoreOutOfRange):
+        await service.update(ScoreUpdate("alice", 6))
+    assert (await service.update(ScoreUpdate("alice", 5))).new_score == MAX_SCORE

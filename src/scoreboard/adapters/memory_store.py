@@ -19,6 +19,7 @@ from scoreboard.model import (
     ScoreUpdate,
     UserProfile,
     UserTotal,
+    rank_key,
 )
 
 _TRUNCATE: dict[str, Callable[[datetime], datetime]] = {
@@ -71,6 +72,10 @@ class MemoryScoreStore:
 
     async def get_user(self, user_id: str) -> UserTotal | None:
         return self._users.get(user_id)
+
+    async def rank_of(self, total: UserTotal) -> int:
+        key = rank_key(total.score, total.reached, total.user_id)
+        return 1 + sum(rank_key(u.score, u.reached, u.user_id) < key for u in self._users.values())
 
     async def profile(self, user_id: str) -> UserProfile | None:
         total = self._users.get(user_id)

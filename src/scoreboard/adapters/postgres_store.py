@@ -34,9 +34,10 @@ from typing import TypeVar
 
 import asyncpg
 
-from scoreboard.errors import ActionConflict, Unavailable
+from scoreboard.errors import ActionConflict, ScoreOutOfRange, Unavailable
 from scoreboard.model import (
     BUCKETS,
+    MAX_SCORE,
     Applied,
     HistoryPoint,
     ScoreEvent,
@@ -76,6 +77,7 @@ SELECT username, score, version, reached_seq FROM total, event
 """
 _SELECT_ACTION = "SELECT score_delta FROM scores WHERE user_id = $1 AND action_id = $2"
 _SELECT_USER = "SELECT user_id, username, score, version, reached_seq FROM users WHERE user_id = $1"
+_COUNT_ABOVE = "SELECT COUNT(*) FROM users WHERE score > $1 OR (score = $1 AND reached_seq < $2)"
 _SELECT_PROFILE = "SELECT user_id, username, score, updated_at FROM users WHERE user_id = $1"
 _SELECT_HISTORY = """
 SELECT score_id, created_at, score_delta, score_after, action_id FROM scores
@@ -167,6 +169,8 @@ class PostgresScoreStore:
             )
         except asyncpg.UniqueViolationError:
             pass  # the event was there already: a retry, or the action_id with another delta
+        except asyncpg.CheckViolationError:  # ck_users_score_range (migration 0003)
+            raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}") from None
         else:
             assert row is not None
             username, score, version, reached = row
@@ -181,6 +185,10 @@ class PostgresScoreStore:
     async def get_user(self, user_id: str) -> UserTotal | None:
         row = await self._guard(self.pool.fetchrow(_SELECT_USER, user_id))
         return None if row is None else _total(row)
+
+    async def rank_of(self, total: UserTotal) -> int:
+        above = await self._guard(self.pool.fetchval(_COUNT_ABOVE, total.score, total.reached))
+        return int(above) + 1
 
     async def profile(self, user_id: str) -> UserProfile | None:
         row = await self._guard(self.pool.fetchrow(_SELECT_PROFILE, user_id))

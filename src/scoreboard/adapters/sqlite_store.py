@@ -66,6 +66,7 @@ _SELECT_TOTALS = (
     "SELECT user_id, username, score, version, reached_seq FROM users NOT INDEXED"
     " ORDER BY score DESC, reached_seq"
 )
+_COUNT_ABOVE = "SELECT COUNT(*) FROM users WHERE score > ? OR (score = ? AND reached_seq < ?)"
 _SELECT_PROFILE = "SELECT user_id, username, score, updated_at FROM users WHERE user_id = ?"
 # Ordered by (created_at, score_id): the (user_id, created_at) index ends in the rowid, which is
 # score_id, so SQLite reads a page straight off the index.
@@ -299,6 +300,11 @@ class SqliteScoreStore:
             return await self._run(self._reader, functools.partial(fn, conn))
         except sqlite3.Error as exc:
             raise Unavailable("the score store is unavailable") from exc
+
+    async def rank_of(self, total: UserTotal) -> int:
+        args = (total.score, total.score, total.reached)
+        (above,) = await self._read(lambda c: c.execute(_COUNT_ABOVE, args).fetchone())
+        return int(above) + 1
 
     async def profile(self, user_id: str) -> UserProfile | None:
         row = await self._read(lambda c: c.execute(_SELECT_PROFILE, (user_id,)).fetchone())
