@@ -133,6 +133,8 @@ class UpdateResult:
     user_id: str
     new_score: int
     rank: int
+    replayed: bool = False
+    """The update was a retry of an applied action: nothing was added."""
 
 
 def rank_key(score: int, reached: int, user_id: str) -> tuple[int, int, str]:

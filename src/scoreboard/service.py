@@ -122,7 +122,7 @@ class ScoreService:
                 extra={"user_id": total.user_id},
             )
             rank = await self.store.rank_of(total)
-        return UpdateResult(user_id=total.user_id, new_score=total.score, rank=rank)
+        return UpdateResult(total.user_id, total.score, rank, replayed=applied.replayed)
 
     async def _index(self, total: UserTotal, replayed: bool) -> int:
         """Bring the index up to ``total`` (publishing a board change) and return the rank."""

@@ -89,6 +89,18 @@ class RateLimited(ScoreboardError):
         }
 
 
+class Reservation:
+    """Velocity points held for one update; ``refund()`` gives them back, once."""
+
+    def __init__(self, give_back: Callable[[], Awaitable[None]] | None) -> None:
+        self._give_back = give_back
+
+    async def refund(self) -> None:
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:
+            await give_back()
+
+
 class UpdateLimits:
     """The limits of the update route over one storage. See the module docstring."""
 
@@ -134,16 +146,17 @@ class UpdateLimits:
             await self._count(self._per_user, "user", user_id, "rate_limited_user")
 
     @contextlib.asynccontextmanager
-    async def points(self, user_id: str, delta: int) -> AsyncIterator[None]:
+    async def points(self, user_id: str, delta: int) -> AsyncIterator[Reservation]:
         """Reserve ``delta`` points of ``user_id``'s velocity budget around applying the
-        update; refunded when the block raises (the update was not applied)."""
+        update; refunded when the block raises (the update was not applied), or when the
+        block calls ``refund()`` (the update was a retry: it added nothing)."""
         item = self._velocity
         if item is None or delta <= 0:
-            yield
+            yield Reservation(None)
             return
         reserved = await self._guard(lambda: self._fixed.hit(item, "velocity", user_id, cost=delta))
         if reserved is None:  # storage down: fail open
-            yield
+            yield Reservation(None)
             return
         if not reserved:
             await self._refund(item, user_id, delta)
@@ -155,10 +168,11 @@ class UpdateLimits:
                 "velocity_limited",
                 f"at most {item.amount} points per minute per user",
             )
+        reservation = Reservation(lambda: self._refund(item, user_id, delta))
         try:
-            yield
+            yield reservation
         except BaseException:
-            await self._refund(item, user_id, delta)
+            await reservation.refund()
             raise
 
     async def _refund(self, item: limits.RateLimitItem, user_id: str, delta: int) -> None:

@@ -158,8 +158,11 @@ async def update_score(request: Request) -> Response:
             raise Unauthorized("an auth_token or a Bearer token is required", code="token_missing")
         update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
         await guard.check_user(update.user_id)
-        async with guard.points(update.user_id, update.delta):  # the grant's delta in grant mode
+        # The grant's delta in grant mode. A retry adds nothing, so it costs no points.
+        async with guard.points(update.user_id, update.delta) as reservation:
             result = await parts.service.update(update)
+            if result.replayed:
+                await reservation.refund()
     except ScoreboardError as exc:
         metrics.update_done(exc.code, started)
         log.warning(
