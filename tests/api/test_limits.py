@@ -153,10 +153,10 @@ async def test_an_update_refused_after_the_reservation_gives_its_points_back(
 
 async def test_a_retried_action_costs_no_points(make_api: ApiFactory) -> None:
     async with make_api(**{**OFF, "velocity_limit": 1000}) as api:
-        await api.ok("alice", 600, action_id="quest-1")
+        await api.ok("alice", 300, action_id="quest-1")
         for _ in range(3):  # retries: 200 with the same total, nothing added, nothing spent
-            assert (await api.ok("alice", 600, action_id="quest-1"))["new_score"] == 600
-        await api.ok("alice", 400)  # had a retry spent 600, this would be over the budget
+            assert (await api.ok("alice", 300, action_id="quest-1"))["new_score"] == 300
+        await api.ok("alice", 700)  # had the retries spent 900, this would be over the budget
 
 
 async def test_a_store_failure_gives_the_points_back(
