@@ -160,9 +160,9 @@ def throughput(args: argparse.Namespace, wrk: str, token_file: Path) -> dict[str
     with (
         servers.bare(cpu=args.server_cpu) as bare_server,
         servers.service(cpu=args.server_cpu) as service_server,
-        servers.service(cpu=args.server_cpu, **servers.NO_LIMITS) as nolimits_server,
+        servers.service(cpu=args.server_cpu, name="nolimits", **servers.NO_LIMITS) as free,
     ):
-        pool = {"bare": bare_server, "service": service_server, "nolimits": nolimits_server}
+        pool = {"bare": bare_server, "service": service_server, "nolimits": free}
         warm = argparse.Namespace(
             **{**vars(args), "duration": args.warmup, "attempts": 1, "quiet_wait": 0}
         )

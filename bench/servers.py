@@ -93,7 +93,7 @@ def _stop(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def service(cpu: int | None = None, **env: str) -> Iterator[Server]:
+def service(cpu: int | None = None, name: str = "service", **env: str) -> Iterator[Server]:
     """``scoreboard serve`` on a fresh SQLite database in a temporary folder."""
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="service-", dir=RESULTS) as tmp:
@@ -126,7 +126,7 @@ def service(cpu: int | None = None, **env: str) -> Iterator[Server]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        server = Server("service", port, process, log)
+        server = Server(name, port, process, log)
         try:
             _wait_ready(server, "/api/scores/top10")
             yield server

@@ -302,7 +302,9 @@ class Run:
                     scores.append(entry["score"])
         staleness: list[float] = []
         last_socket: list[float] = []
+        per_update: list[tuple[float, float, float, float]] = []
         missing = 0
+        first_sent = min((u[0] for u in updates), default=0.0)
         for sent, user, new_score in updates:
             seqs, scores = boards[user]
             at = bisect.bisect_left(scores, new_score)  # scores only rise
@@ -312,15 +314,28 @@ class Run:
             seq = seqs[at]
             exact += causes.get((user, new_score)) == seq
             slowest = 0.0
+            mine: list[float] = []
             for client in self.clients:
                 i = bisect.bisect_left(client.seqs, seq)
                 if i == len(client.seqs):
                     missing += 1
                     continue
                 delay = client.times[i] - sent
-                staleness.append(delay)
+                mine.append(delay)
                 slowest = max(slowest, delay)
+            staleness.extend(mine)
             last_socket.append(slowest)
+            mine.sort()
+            if mine:
+                # (seconds into the phase, fastest, median and slowest client), in ms
+                per_update.append(
+                    (
+                        round(sent - first_sent, 4),
+                        round(mine[0] * 1000, 2),
+                        round(_quantile(mine, 0.5) * 1000, 2),
+                        round(slowest * 1000, 2),
+                    )
+                )
         staleness.sort()
         last_socket.sort()
         return {
@@ -333,6 +348,7 @@ class Run:
             "max_ms": (staleness[-1] if staleness else float("nan")) * 1000,
             "last_socket_p50_ms": _quantile(last_socket, 0.5) * 1000,
             "last_socket_p99_ms": _quantile(last_socket, 0.99) * 1000,
+            "per_update": per_update,
         }
 
 
