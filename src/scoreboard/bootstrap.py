@@ -148,11 +148,12 @@ async def running(components: Components) -> AsyncIterator[Components]:
     await components.bus.open()
     try:
         index = components.index
-        if _is_redis_index(index):
+        if _is_redis_index(index, components):
             await index.load(())  # marks the shared index built, even for an empty store
         await components.service.start()
         components._tasks.append(asyncio.create_task(_follow_bus(components.service)))
-        if _is_redis_index(index):
+        await _listening(components)
+        if _is_redis_index(index, components):
             components._tasks.append(asyncio.create_task(_keep_index_whole(components, index)))
         yield components
     finally:
@@ -166,6 +167,21 @@ async def running(components: Components) -> AsyncIterator[Components]:
             await close()
 
 
+async def _listening(components: Components) -> None:
+    """Serve only once the bus delivers other processes' board events here; otherwise a
+    process could report healthy and miss the first changes made elsewhere."""
+    if components.settings.redis_url is None:
+        return
+    from scoreboard.adapters.redis_bus import RedisBus
+
+    bus = components.bus
+    if isinstance(bus, RedisBus):
+        try:
+            await asyncio.wait_for(bus.listening(components.service.board), _REDIS_TIMEOUT)
+        except TimeoutError:
+            log.warning("serving before the board event subscription is confirmed")
+
+
 async def _follow_bus(service: ScoreService) -> None:
     """Board events from every process go to this process's live board (and so its sockets).
     Our own events come back too and are dropped there by their ``seq``."""
@@ -173,7 +189,9 @@ async def _follow_bus(service: ScoreService) -> None:
         service.live.offer(event)
 
 
-def _is_redis_index(index: RankIndex) -> TypeGuard[RedisRankIndex]:
+def _is_redis_index(index: RankIndex, components: Components) -> TypeGuard[RedisRankIndex]:
+    if components.settings.redis_url is None:
+        return False  # and redis is never imported in embedded mode
     from scoreboard.adapters.redis_index import RedisRankIndex
 
     return isinstance(index, RedisRankIndex)

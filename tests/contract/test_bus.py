@@ -211,3 +211,25 @@ async def test_redis_publish_without_redis_is_dropped_not_raised() -> None:
     finally:
         await bus.close()
         await client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_bus_says_when_it_listens(redis_space: tuple[str, str]) -> None:
+    """After ``listening()`` one publish is enough: no event is lost to a late subscription."""
+    import redis.asyncio as aioredis
+
+    from scoreboard.adapters.redis_bus import RedisBus
+
+    url, prefix = redis_space
+    client = aioredis.Redis.from_url(url)
+    bus = RedisBus(client, prefix=prefix)
+    await bus.open()
+    listener = Listener(bus)
+    try:
+        await asyncio.wait_for(bus.listening("main"), 5)
+        await bus.publish(event(5))
+        await async_wait_until(lambda: _true(listener.seqs() == [5]), 5, "the one event")
+    finally:
+        await listener.stop()
+        await bus.close()
+        await client.aclose()

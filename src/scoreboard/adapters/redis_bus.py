@@ -43,6 +43,7 @@ class RedisBus:
         # redis-py's PubSub connects on the first SUBSCRIBE; two at once would open two
         # connections and lose one of them.
         self._subscribing = asyncio.Lock()
+        self._listening: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     def channel(self, board: str) -> str:
         return f"{self.prefix}{{{board}}}:events"
@@ -90,6 +91,7 @@ class RedisBus:
         while True:
             try:
                 await pubsub.subscribe(self.channel(board))
+                self._listening[board].set()
                 break
             except _UNAVAILABLE as exc:
                 log.warning("cannot subscribe to board events yet: %s", exc)
@@ -97,6 +99,11 @@ class RedisBus:
                 delay = min(delay * 2, _RETRY_MAX)
         if self._reader is None:
             self._reader = asyncio.create_task(self._read(pubsub))
+
+    async def listening(self, board: str) -> None:
+        """Return once a subscription to ``board`` has been sent to Redis: from then on, events
+        published by any process reach this one (``bootstrap`` waits for it before serving)."""
+        await self._listening[board].wait()
 
     async def _read(self, pubsub: aioredis.client.PubSub) -> None:
         delay = 0.05
