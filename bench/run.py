@@ -258,8 +258,9 @@ def report(info: dict[str, str], args: argparse.Namespace, summary: dict[str, An
         lines += [
             "",
             "| staleness, 1,000 sockets | updates sent | p50 | p99 | max | all sockets p99 "
-            "| frames / (updates x sockets) | target p99 ≤ 100 ms |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| frames / (updates x sockets) | CPUs: server, clients, others "
+            "| target p99 ≤ 100 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for phase in summary["staleness"]["phases"]:
             verdict = "met" if phase["p99_ms"] <= 100 else "MISSED"
@@ -267,7 +268,8 @@ def report(info: dict[str, str], args: argparse.Namespace, summary: dict[str, An
                 f"| {phase['rate']}/s for {phase['seconds']} s | {phase['updates_ok']} | "
                 f"{phase['p50_ms']:.1f} ms | {phase['p99_ms']:.1f} ms | "
                 f"{phase['max_ms']:.1f} ms | {phase['last_socket_p99_ms']:.1f} ms | "
-                f"{phase['delivered_fraction']:.0%} | {verdict} |"
+                f"{phase['delivered_fraction']:.0%} | {phase['server_cpus'] or 0:.2f}, "
+                f"{phase['client_cpus']:.2f}, {phase['others_cpus'] or 0:.2f} | {verdict} |"
             )
     return "\n".join(lines)
 
@@ -304,7 +306,12 @@ def main() -> None:
         default="HEAD",
         help="measure this commit's src/ (default HEAD); 'worktree' measures the work tree as is",
     )
+    parser.add_argument("--report", type=Path, help="only print the report of a --json file")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        print(report(saved["machine"], argparse.Namespace(**saved["settings"]), saved))
+        return
     if args.quick:
         args.duration, args.rounds, args.warmup, args.staleness_seconds = 5, 1, 2, 8
         args.attempts = 1
