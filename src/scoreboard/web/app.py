@@ -15,6 +15,7 @@ from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
 from scoreboard.web import errors, live, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
+from scoreboard.web.hot_paths import HotPaths
 from scoreboard.web.limits import RateLimited, UpdateLimits
 from scoreboard.web.metrics import Metrics, metrics_endpoint
 from scoreboard.web.origins import AllowedOrigins
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
+    app.add_middleware(HotPaths)  # the two hot routes without FastAPI's routing (hot_paths.py)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line has one
     app.include_router(routes.router)
     app.include_router(reads.router)
