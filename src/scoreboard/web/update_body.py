@@ -41,11 +41,14 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
+# One decoder for every request: json.loads with hooks would build a new one each time.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def _load(raw: bytes) -> Any:
     try:
         # Decoded here, strictly: json.loads(bytes) would also take UTF-16 and UTF-32.
-        text = raw.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return _DECODER.decode(raw.decode("utf-8"))
     except _Duplicate:
         raise InvalidRequest("the body has a duplicate key", code="invalid_json") from None
     except RecursionError:
