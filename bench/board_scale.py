@@ -102,7 +102,7 @@ async def redis_reads(url: str, index: MemoryRankIndex, users: int) -> tuple[flo
     from scoreboard.adapters.redis_index import RedisRankIndex
 
     client: Any = Redis.from_url(url)
-    redis_index: Any = RedisRankIndex(client, prefix=f"bench:{users}:")  # type: ignore[call-arg]
+    redis_index = RedisRankIndex(client, prefix=f"bench:{users}:")
     try:
         await redis_index.clear()
         chunk: list[UserTotal] = []
