@@ -33,6 +33,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._held: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._flowing = asyncio.Event()  # cleared while black-holed; used in the proxy's loop
         self._flowing.set()
 
@@ -67,15 +68,29 @@ class FaultProxy:
             if self._server is not None:
                 self._server.close()
             await self._reset()
-            for task in tuple(self._held):
+            for task in tuple(self._handlers):
                 task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+            if self._server is not None:
+                await self._server.wait_closed()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        try:
+            await self._connect(reader, writer)
+        finally:
+            self._handlers.discard(handler)
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -97,8 +112,7 @@ class FaultProxy:
                 self._held.discard(task)
             for w in (writer, up_writer):
                 self._writers.discard(w)
-                with contextlib.suppress(Exception):
-                    w.close()
+                w.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, ConnectionError, asyncio.IncompleteReadError):

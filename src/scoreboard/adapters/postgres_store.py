@@ -21,18 +21,28 @@ as the server sets it (on by default): a 200 means the update is on disk.
 Connection failures become :class:`~scoreboard.errors.Unavailable`. If the connection breaks
 after the statement was sent, the outcome is unknown to us; a client that retries with the same
 ``action_id`` gets it applied exactly once either way.
+
+Every call has a deadline of ``CALL_TIMEOUT`` (1.5 s), waiting for a pool connection and
+connecting included: a PostgreSQL that hangs (a network black hole, a frozen server) turns into
+a 503 within it instead of requests piling up until TCP gives up. asyncpg's own
+``command_timeout`` does not cover waiting for a connection, which is where such requests wait.
+A call cancelled by the deadline closes its connection at once (see ``_guard``); the pool opens
+new ones when the server answers again. Trade-off: a commit slower than 1.5 s (a
+saturated server) is answered 503 although it may still commit; its retry is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from scoreboard.errors import ActionConflict, ScoreOutOfRange, Unavailable
 from scoreboard.model import (
@@ -54,6 +64,7 @@ POOL_MIN = 2
 POOL_MAX = 16
 _CHUNK = 10_000
 _TIMEOUT = 10.0
+CALL_TIMEOUT = 1.5
 
 # ``scores_score_id_seq`` is the sequence of the BIGSERIAL ``scores.score_id`` (migration 0001).
 _APPLY = """
@@ -105,6 +116,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.OperatorInterventionError,
+    # A connection whose session the server ended while it sat idle in the pool (an admin's
+    # pg_terminate_backend) can fail the next statement with this before anything is sent.
+    asyncpg.InternalClientError,
 )
 
 
@@ -114,6 +128,12 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     statements change no session state (no SET, LISTEN, advisory lock or open cursor), so there
     is nothing to reset."""
     return None
+
+
+async def _fetch_totals(
+    connection: PoolConnectionProxy[asyncpg.Record], *, after: str
+) -> list[asyncpg.Record]:
+    return await connection.fetch(_SELECT_TOTALS, after, _CHUNK)
 
 
 def _total(row: asyncpg.Record) -> UserTotal:
@@ -153,10 +173,23 @@ class PostgresScoreStore:
             raise Unavailable("the store is not open")
         return self._pool
 
-    @staticmethod
-    async def _guard(call: Awaitable[T]) -> T:
+    async def _guard(self, use: Callable[[PoolConnectionProxy[asyncpg.Record]], Awaitable[T]]) -> T:
+        """Run ``use`` on a pool connection within ``CALL_TIMEOUT``; connection failures and
+        the deadline become ``Unavailable``.
+
+        When the deadline cancels a statement, the connection is closed on the spot:
+        asyncpg would otherwise send a cancel request on a *new* connection and make the
+        release wait for it, which hangs exactly when the server does."""
         try:
-            return await call
+            async with asyncio.timeout(CALL_TIMEOUT):
+                connection = await self.pool.acquire()
+                try:
+                    return await use(connection)
+                except (asyncio.CancelledError, asyncpg.InternalClientError):
+                    connection.terminate()  # never hand a broken connection to the next call
+                    raise
+                finally:
+                    await self.pool.release(connection)
         except _UNAVAILABLE as exc:
             log.error("postgresql call failed: %s: %s", type(exc).__name__, exc)
             raise Unavailable("the score store is unavailable, try again shortly") from exc
@@ -165,7 +198,9 @@ class PostgresScoreStore:
         action_id = update.action_id or uuid.uuid4().hex
         try:
             row = await self._guard(
-                self.pool.fetchrow(_APPLY, update.user_id, update.delta, action_id, update.username)
+                lambda c: c.fetchrow(
+                    _APPLY, update.user_id, update.delta, action_id, update.username
+                )
             )
         except asyncpg.UniqueViolationError:
             pass  # the event was there already: a retry, or the action_id with another delta
@@ -175,7 +210,7 @@ class PostgresScoreStore:
             assert row is not None
             username, score, version, reached = row
             return Applied(UserTotal(update.user_id, username, score, version, reached))
-        delta = await self._guard(self.pool.fetchval(_SELECT_ACTION, update.user_id, action_id))
+        delta = await self._guard(lambda c: c.fetchval(_SELECT_ACTION, update.user_id, action_id))
         if delta != update.delta:
             raise ActionConflict("this action_id was already used with a different score_delta")
         user = await self.get_user(update.user_id)
@@ -183,15 +218,15 @@ class PostgresScoreStore:
         return Applied(user, replayed=True)
 
     async def get_user(self, user_id: str) -> UserTotal | None:
-        row = await self._guard(self.pool.fetchrow(_SELECT_USER, user_id))
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_USER, user_id))
         return None if row is None else _total(row)
 
     async def rank_of(self, total: UserTotal) -> int:
-        above = await self._guard(self.pool.fetchval(_COUNT_ABOVE, total.score, total.reached))
+        above = await self._guard(lambda c: c.fetchval(_COUNT_ABOVE, total.score, total.reached))
         return int(above) + 1
 
     async def profile(self, user_id: str) -> UserProfile | None:
-        row = await self._guard(self.pool.fetchrow(_SELECT_PROFILE, user_id))
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_PROFILE, user_id))
         return None if row is None else UserProfile(row[0], row[1], row[2], row[3])
 
     async def history(
@@ -205,7 +240,7 @@ class PostgresScoreStore:
     ) -> list[ScoreEvent]:
         after_at, after_id = after if after is not None else (_MIN_TIME, 0)
         rows = await self._guard(
-            self.pool.fetch(
+            lambda c: c.fetch(
                 _SELECT_HISTORY,
                 user_id,
                 since or _MIN_TIME,
@@ -229,7 +264,7 @@ class PostgresScoreStore:
         if bucket not in BUCKETS:
             raise ValueError(f"unknown bucket {bucket!r}")
         rows = await self._guard(
-            self.pool.fetch(
+            lambda c: c.fetch(
                 _SELECT_BUCKETS, user_id, bucket, since or _MIN_TIME, until or _MAX_TIME, limit
             )
         )
@@ -240,7 +275,7 @@ class PostgresScoreStore:
         # and a total that changes meanwhile reaches the index through its own versioned write.
         after = ""
         while True:
-            rows = await self._guard(self.pool.fetch(_SELECT_TOTALS, after, _CHUNK))
+            rows = await self._guard(functools.partial(_fetch_totals, after=after))
             if not rows:
                 return
             yield [_total(row) for row in rows]

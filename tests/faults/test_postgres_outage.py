@@ -1,0 +1,187 @@
+"""PostgreSQL stops, restarts, or ends every session: updates get a quick 503 with
+``Retry-After`` (never a hang, never a 500), reads keep serving the last board, the pool
+reconnects by itself, and nothing acknowledged is lost or doubled.
+
+A 503 from PostgreSQL is recorded as *unknown*, not failed: a connection that breaks after the
+statement was sent cannot tell whether it committed (``docs/deploy.md``). Retrying it with its
+``action_id`` settles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.fault_proxy import fault_proxy
+from tests.support.ledger import Ledger, LedgerClient, read_postgres, settle_unknowns
+from tests.support.private_services import PrivatePostgres, PrivateRedis
+from tests.support.server import ServerProcess
+from tests.support.timing import async_wait_until, scaled
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+ANSWER_WITHIN = 2.0
+
+
+class Load:
+    """Workers posting updates until stopped; every answer's status and time is kept."""
+
+    def __init__(self, client: LedgerClient, workers: int = 6) -> None:
+        self.client = client
+        self.workers = workers
+        self.statuses: Counter[int | None] = Counter()
+        self.slowest = 0.0
+        self.missing_retry_after = 0
+        self.last_ok = 0.0
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work(w)) for w in range(self.workers)]
+
+    async def _work(self, worker: int) -> None:
+        for i in range(100_000):
+            if self._stop.is_set():
+                return
+            started = time.monotonic()
+            response = await self.client.post(f"u{worker % 4}", 1 + i % 5, f"w{worker}-{i}")
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            status = None if response is None else response.status_code
+            self.statuses[status] += 1
+            if status == 200:
+                self.last_ok = time.monotonic()
+            elif status == 503:
+                if "retry-after" not in response.headers:  # type: ignore[union-attr]
+                    self.missing_retry_after += 1
+                # a client honouring Retry-After would wait a second; a tenth keeps it brisk
+                try:
+                    await asyncio.wait_for(self._stop.wait(), 0.1)
+                except TimeoutError:
+                    pass
+
+    async def successes_after(self, moment: float, timeout: float) -> float:
+        """Wait for an update acknowledged after ``moment``; seconds from ``moment``."""
+
+        async def resumed() -> bool:
+            return self.last_ok > moment
+
+        await async_wait_until(resumed, timeout, "updates to succeed again")
+        return self.last_ok - moment
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(asyncio.gather(*self._tasks), scaled(30))
+
+
+async def top10(http: httpx.AsyncClient, server: ServerProcess) -> list[object]:
+    response = await http.get(server.base_url + "/api/scores/top10")
+    assert response.status_code == 200
+    scores: list[object] = response.json()["scores"]
+    return scores
+
+
+async def test_updates_fail_fast_and_heal_when_postgres_goes_and_comes_back(
+    tmp_path: Path, pg: PrivatePostgres, database_url: str, redis_server: PrivateRedis
+) -> None:
+    env = {"SCOREBOARD_DATABASE_URL": database_url, "SCOREBOARD_REDIS_URL": redis_server.url}
+    server = ServerProcess(tmp_path / "s", env).start()
+    ledger = Ledger()
+    client = LedgerClient(ledger, [server.base_url], uncertain_statuses=frozenset({503}))
+    http = httpx.AsyncClient(timeout=scaled(10))
+    load = Load(client)
+    heal: dict[str, float] = {}
+    try:
+        load.start()
+        await load.successes_after(time.monotonic(), 10)
+
+        # 1. Immediate shutdown (clients see their connections die), down for a while.
+        pg.stop("immediate")
+        down_at = time.monotonic()
+        board = await top10(http, server)
+
+        async def some_503s() -> bool:
+            return load.statuses[503] >= 20
+
+        await async_wait_until(some_503s, 10, "updates answered 503 while PostgreSQL is down")
+        assert await top10(http, server) == board  # reads keep serving the last board
+        assert time.monotonic() - down_at < scaled(10)
+        pg.start()
+        heal["restart"] = await load.successes_after(time.monotonic(), 10)
+
+        # 2. Every session ended by the server (an admin, a failover, a crashed backend).
+        assert pg.terminate_sessions() >= 1
+        heal["terminate"] = await load.successes_after(time.monotonic(), 10)
+    finally:
+        await load.stop()
+        server_log = server.log()
+        server.stop()
+        await http.aclose()
+    print(f"statuses {dict(load.statuses)}, slowest answer {load.slowest:.2f} s, heal {heal}")
+    assert set(load.statuses) <= {200, 503}, (load.statuses, server_log[-3000:])
+    assert load.missing_retry_after == 0
+    assert load.slowest < scaled(ANSWER_WITHIN), load.slowest
+
+    server.start()
+    try:
+        problems, _ = await settle_unknowns(client, read_postgres(database_url))
+    finally:
+        await client.close()
+        server.stop()
+    assert problems == []
+    verdict = ledger.check(read_postgres(database_url))
+    assert verdict.clean, verdict
+    assert verdict.acknowledged > 0
+
+
+async def test_updates_fail_fast_and_heal_when_postgres_hangs(
+    tmp_path: Path, pg: PrivatePostgres, database_url: str, redis_server: PrivateRedis
+) -> None:
+    """A black hole in front of PostgreSQL: connections stay open, nothing comes back. Without
+    deadlines every update would wait for the TCP stack to give up (minutes)."""
+    with fault_proxy(pg.port) as proxy:
+        via_proxy = database_url.replace(f":{pg.port}/", f":{proxy.port}/")
+        env = {"SCOREBOARD_DATABASE_URL": via_proxy, "SCOREBOARD_REDIS_URL": redis_server.url}
+        server = ServerProcess(tmp_path / "s", env).start()
+        ledger = Ledger()
+        client = LedgerClient(ledger, [server.base_url], uncertain_statuses=frozenset({503}))
+        http = httpx.AsyncClient(timeout=scaled(10))
+        load = Load(client)
+        try:
+            load.start()
+            await load.successes_after(time.monotonic(), 10)
+            proxy.set("blackhole")
+            board = await top10(http, server)
+
+            async def some_503s() -> bool:
+                return load.statuses[503] >= 20
+
+            await async_wait_until(some_503s, 15, "updates answered 503 while PostgreSQL hangs")
+            assert await top10(http, server) == board
+            proxy.set("pass")
+            heal = await load.successes_after(time.monotonic(), 10)
+        finally:
+            await load.stop()
+            server_log = server.log()
+            server.stop()
+            await http.aclose()
+    print(f"statuses {dict(load.statuses)}, slowest answer {load.slowest:.2f} s, heal {heal:.2f} s")
+    assert set(load.statuses) <= {200, 503}, (load.statuses, server_log[-3000:])
+    assert load.missing_retry_after == 0
+    assert load.slowest < scaled(ANSWER_WITHIN), load.slowest
+
+    server = ServerProcess(tmp_path / "s2", {**env, "SCOREBOARD_DATABASE_URL": database_url})
+    server.start()
+    client.base_urls = [server.base_url]
+    try:
+        problems, _ = await settle_unknowns(client, read_postgres(database_url))
+    finally:
+        await client.close()
+        server.stop()
+    assert problems == []
+    verdict = ledger.check(read_postgres(database_url))
+    assert verdict.clean, verdict
