@@ -9,9 +9,7 @@ statement was sent cannot tell whether it committed (``docs/deploy.md``). Retryi
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -22,60 +20,11 @@ from tests.support.ledger import Ledger, LedgerClient, read_postgres, settle_unk
 from tests.support.private_services import PrivatePostgres, PrivateRedis
 from tests.support.server import ServerProcess
 from tests.support.timing import async_wait_until, scaled
+from tests.support.update_load import UpdateLoad as Load
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 ANSWER_WITHIN = 2.0
-
-
-class Load:
-    """Workers posting updates until stopped; every answer's status and time is kept."""
-
-    def __init__(self, client: LedgerClient, workers: int = 6) -> None:
-        self.client = client
-        self.workers = workers
-        self.statuses: Counter[int | None] = Counter()
-        self.slowest = 0.0
-        self.missing_retry_after = 0
-        self.last_ok = 0.0
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._work(w)) for w in range(self.workers)]
-
-    async def _work(self, worker: int) -> None:
-        for i in range(100_000):
-            if self._stop.is_set():
-                return
-            started = time.monotonic()
-            response = await self.client.post(f"u{worker % 4}", 1 + i % 5, f"w{worker}-{i}")
-            self.slowest = max(self.slowest, time.monotonic() - started)
-            status = None if response is None else response.status_code
-            self.statuses[status] += 1
-            if status == 200:
-                self.last_ok = time.monotonic()
-            elif status == 503:
-                if "retry-after" not in response.headers:  # type: ignore[union-attr]
-                    self.missing_retry_after += 1
-                # a client honouring Retry-After would wait a second; a tenth keeps it brisk
-                try:
-                    await asyncio.wait_for(self._stop.wait(), 0.1)
-                except TimeoutError:
-                    pass
-
-    async def successes_after(self, moment: float, timeout: float) -> float:
-        """Wait for an update acknowledged after ``moment``; seconds from ``moment``."""
-
-        async def resumed() -> bool:
-            return self.last_ok > moment
-
-        await async_wait_until(resumed, timeout, "updates to succeed again")
-        return self.last_ok - moment
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.wait_for(asyncio.gather(*self._tasks), scaled(30))
 
 
 async def top10(http: httpx.AsyncClient, server: ServerProcess) -> list[object]:
