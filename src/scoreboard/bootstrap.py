@@ -28,7 +28,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_REDIS_TIMEOUT = 5.0
+# Redis answers in well under a millisecond; a call that takes this long means Redis is gone or
+# hung. Every update makes Redis calls (index, limiter, bus), and everything in Redis is derived
+# or fails open, so the update then goes on without it: a short deadline keeps a hung Redis from
+# holding each update for seconds.
+_REDIS_TIMEOUT = 0.5
+_SUBSCRIBE_TIMEOUT = 5.0
 _REDIS_CONNECTIONS = 64
 _INDEX_CHECK_INTERVAL = 1.0
 
@@ -177,7 +182,7 @@ async def _listening(components: Components) -> None:
     bus = components.bus
     if isinstance(bus, RedisBus):
         try:
-            await asyncio.wait_for(bus.listening(components.service.board), _REDIS_TIMEOUT)
+            await asyncio.wait_for(bus.listening(components.service.board), _SUBSCRIBE_TIMEOUT)
         except TimeoutError:
             log.warning("serving before the board event subscription is confirmed")
 

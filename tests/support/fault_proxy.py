@@ -7,6 +7,7 @@ condition) while connections keep flowing. Faults, switched at any time:
 - ``delay``: every chunk is held ``delay`` seconds before it is forwarded.
 - ``blackhole``: connections stay open but nothing is forwarded either way, and new ones are
   accepted and then ignored: a hung peer, the worst case for timeouts.
+- ``refuse``: new connections are reset at once (a stopped server, as far as a client can tell).
 - :meth:`reset`: every open connection is closed with a TCP RST (``SO_LINGER`` 0).
 """
 
@@ -47,7 +48,7 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def set(self, mode: str, delay: float = 0.0) -> None:
-        if mode not in ("pass", "delay", "blackhole"):
+        if mode not in ("pass", "delay", "blackhole", "refuse"):
             raise ValueError(mode)
         self.delay = delay
         self.mode = mode
@@ -91,6 +92,9 @@ class FaultProxy:
             self._handlers.discard(handler)
 
     async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "refuse":
+            _abort(writer)
+            return
         self._writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)

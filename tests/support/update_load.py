@@ -15,9 +15,10 @@ from tests.support.timing import async_wait_until, scaled
 class UpdateLoad:
     """Workers posting updates until stopped; every answer's status and time is kept."""
 
-    def __init__(self, client: LedgerClient, workers: int = 6) -> None:
+    def __init__(self, client: LedgerClient, workers: int = 6, users: int = 4) -> None:
         self.client = client
         self.workers = workers
+        self.users = users
         self.statuses: Counter[int | None] = Counter()
         self.slowest = 0.0
         self.missing_retry_after = 0
@@ -33,7 +34,12 @@ class UpdateLoad:
             if self._stop.is_set():
                 return
             started = time.monotonic()
-            response = await self.client.post(f"u{worker % 4}", 1 + i % 5, f"w{worker}-{i}")
+            response = await self.client.post(
+                f"u{worker % self.users}",
+                1 + (i * 7 + worker) % 50,
+                f"w{worker}-{i}",
+                server=worker,
+            )
             self.slowest = max(self.slowest, time.monotonic() - started)
             status = None if response is None else response.status_code
             self.statuses[status] += 1

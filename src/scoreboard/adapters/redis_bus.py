@@ -29,7 +29,11 @@ from scoreboard.events import BoardChanged
 log = logging.getLogger(__name__)
 
 _QUEUE_LIMIT = 1024
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# RuntimeError: a command sent on a connection whose transport the peer just reset can fail
+# with uvloop's "unable to perform operation on <TCPTransport closed=True>" before redis-py
+# notices; seen in tests/faults when Redis dies under load. Inside a Redis call it means only
+# that.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)
 _RETRY_MAX = 2.0
 
 

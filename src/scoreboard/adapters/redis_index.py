@@ -60,7 +60,11 @@ log = logging.getLogger(__name__)
 MAX_EXACT_SCORE = 2**53
 _REACHED_WIDTH = 19  # digits of the largest BIGINT
 _LOAD_BATCH = 1_000
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# RuntimeError: a command sent on a connection whose transport the peer just reset can fail
+# with uvloop's "unable to perform operation on <TCPTransport closed=True>" before redis-py
+# notices; seen in tests/faults when Redis dies under load. Inside a Redis call it means only
+# that.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)
 
 # KEYS: z members versions names top seq built; ARGV[1] the seq floor, ARGV[2] k.
 # Every script starts with this: raise seq to the floor, and the helpers.

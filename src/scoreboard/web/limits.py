@@ -216,7 +216,9 @@ class UpdateLimits:
             return None
         try:
             return await call()
-        except (StorageError, ConnectionError, OSError, TimeoutError) as exc:
+        # RuntimeError: uvloop's "unable to perform operation on <TCPTransport closed=True>"
+        # when Redis resets a connection under load (tests/faults); ``limits`` does not wrap it.
+        except (StorageError, ConnectionError, OSError, TimeoutError, RuntimeError) as exc:
             self._paused_until = now + _PAUSE_AFTER_ERROR
             if self._metrics is not None:
                 self._metrics.backend_errors.labels("rate_limit_storage").inc()
