@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
 from scoreboard.web import errors, live, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
+from scoreboard.web.collector import keep_survivors_frozen
 from scoreboard.web.hot_paths import HotPaths
 from scoreboard.web.limits import RateLimited, UpdateLimits
 from scoreboard.web.metrics import Metrics, metrics_endpoint
@@ -52,7 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.components = components
                 app.state.update_limits = UpdateLimits.from_settings(settings, storage, metrics)
                 components.service.live.subscribe(metrics)
-                yield
+                collector = asyncio.create_task(keep_survivors_frozen())
+                try:
+                    yield
+                finally:
+                    collector.cancel()
         finally:
             adapters.removeHandler(metrics.error_log)
 

@@ -1,6 +1,7 @@
 """A short way in for the two hot routes, ahead of FastAPI's routing.
 
-``GET /api/scores/top10`` and ``POST /api/scores/update`` are nearly all of the traffic. On this
+``GET /api/scores/top10``, ``POST /api/scores/update`` and the live channel are nearly all of the
+traffic. On this
 machine FastAPI's routing, dependency solving and exception middleware cost about 100 µs per
 request: five times what serving the cached top-10 body costs. This middleware calls the very
 same handlers (``routes.top10``, ``routes.update_score``) directly and maps their errors through
@@ -20,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
-from scoreboard.web import routes
+from scoreboard.web import live, routes
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -36,6 +38,11 @@ class HotPaths:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws/scoreboard":
+            # Every frame sent to a socket would otherwise pass through the router's and the
+            # exception middleware's send wrappers: at 1,000 sockets that is most of a fan-out.
+            await live.scoreboard_socket(WebSocket(scope, receive, send))
+            return
         handler = None
         if scope["type"] == "http":
             handler = _HOT.get((scope["method"], scope["path"]))
