@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 from scoreboard.errors import Unavailable
 from scoreboard.events import BoardChanged
+from scoreboard.model import Board
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
@@ -194,6 +195,15 @@ async def _follow_bus(service: ScoreService) -> None:
         service.live.offer(event)
 
 
+def _catch_up(service: ScoreService, shared: Board) -> None:
+    if shared.seq > service.live.seq:
+        log.warning(
+            "live board behind the shared seq; resending the board",
+            extra={"seq": service.live.seq, "shared_seq": shared.seq},
+        )
+        service.live.offer(BoardChanged(service.board, shared.seq, "", 0, shared.top))
+
+
 def _is_redis_index(index: RankIndex, components: Components) -> TypeGuard[RedisRankIndex]:
     if components.settings.redis_url is None:
         return False  # and redis is never imported in embedded mode
@@ -205,13 +215,27 @@ def _is_redis_index(index: RankIndex, components: Components) -> TypeGuard[Redis
 async def _keep_index_whole(components: Components, index: RedisRankIndex) -> None:
     """Rebuild the shared index from the store whenever it is found lost (flushed, restarted,
     or a write failed on the connection), and check for that every second even when idle.
-    The service keeps serving meanwhile; the rebuilt board is announced like any change."""
+    The service keeps serving meanwhile; the rebuilt board is announced like any change.
+
+    The same once-a-second read compares this process's live board with the shared ``seq``:
+    when bus messages were lost (pub/sub is at most once; a subscription that reconnects
+    misses what was published meanwhile), the process takes the shared board and its sockets
+    get it as a SNAPSHOT. Only a seq already shared one check earlier counts (an event may be
+    on its way for a few milliseconds), so a page stays behind for at most about two seconds.
+    """
     service = components.service
+    seen_before = 0
     while True:
         lost = await index.wait_lost(_INDEX_CHECK_INTERVAL)
         try:
-            if not lost and await index.check():
-                continue
+            if not lost:
+                built, shared = await index.observe()
+                if built:
+                    # Behind a seq seen a whole check ago: its message was lost, not late.
+                    if service.live.seq < seen_before:
+                        _catch_up(service, shared)
+                    seen_before = shared.seq
+                    continue
             started = time.monotonic()
             board = await index.rebuild(components.store.iter_totals())
             users = await index.size()

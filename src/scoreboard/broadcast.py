@@ -24,7 +24,9 @@ class LiveBoard:
     """Holds the newest :class:`EncodedBoard` of one board and fans it out.
 
     Events may arrive twice (the local path and the bus) or out of order (across processes);
-    ``offer`` keeps only events newer than the current one by ``seq``.
+    ``offer`` keeps only events newer than the current one by ``seq``. An event no single update
+    caused (empty ``user_id``: a rebuilt index, or a catch-up after lost bus messages) is
+    encoded without an ``update`` message: sockets get it as a fresh SNAPSHOT.
     """
 
     def __init__(self, initial: BoardChanged) -> None:
@@ -43,7 +45,7 @@ class LiveBoard:
         """Make ``event`` the current board if it is newer; returns whether it was."""
         if event.seq <= self._current.event.seq:
             return False
-        encoded = EncodedBoard.build(event)
+        encoded = EncodedBoard.build(event, initial=not event.user_id)
         self._current = encoded
         for subscriber in tuple(self._subscribers):
             subscriber.deliver(encoded)

@@ -341,6 +341,15 @@ class RedisRankIndex:
             self._lost.set()
         return built
 
+    async def observe(self) -> tuple[bool, Board]:
+        """One read of the shared state: whether the index is built (marks it lost when not,
+        like :meth:`check`) and the current board with the shared ``seq``. A process whose
+        live board has a lower ``seq`` missed bus messages (pub/sub is at most once)."""
+        seq, built, top = await self._slice(0, self.top_k)
+        if not built:
+            self._lost.set()
+        return built, Board(seq, top)
+
     async def wait_lost(self, within: float) -> bool:
         """Wait up to ``within`` seconds for the index to be found lost; ``True`` if it was.
         The flag is reset, so the caller owns the rebuild that follows."""

@@ -147,11 +147,14 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
             await websocket.send_text(current.snapshot)
         sent = current.event.seq
         while (board := await feed.next()) is not None:
-            if board.event.seq <= sent or board.update is None:
+            if board.event.seq <= sent:
                 continue
             delivered_at = feed.delivered_at
+            # No update message: a board no single update caused (a rebuild, a catch-up after
+            # lost bus messages), sent as a SNAPSHOT that replaces whatever the client holds.
+            message = board.update if board.update is not None else board.snapshot
             async with asyncio.timeout(timeout):
-                await websocket.send_text(board.update)
+                await websocket.send_text(message)
             metrics.broadcast_seconds.observe(time.perf_counter() - delivered_at)
             sent = board.event.seq
     except TimeoutError:
