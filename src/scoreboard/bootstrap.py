@@ -103,14 +103,13 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
             connection_pool=client.connection_pool,  # type: ignore[arg-type]  # typed too narrowly
         )
     else:
-        from limits.aio.storage import MemoryStorage
-
+        from scoreboard.adapters.limit_storage import LocalStorage
         from scoreboard.adapters.memory_bus import MemoryBus
         from scoreboard.adapters.memory_index import MemoryRankIndex
 
         index = MemoryRankIndex()
         bus = MemoryBus()
-        limit_storage = MemoryStorage()
+        limit_storage = LocalStorage()
     service = ScoreService(
         store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta
     )

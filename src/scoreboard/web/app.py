@@ -44,9 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         components = bootstrap.build(settings, on_commit=metrics.committed)
         storage = components.rate_limit_storage
         if storage is None:  # a composition without one: limits kept in this process
-            from limits.aio.storage import MemoryStorage
+            from scoreboard.adapters.limit_storage import LocalStorage
 
-            storage = MemoryStorage()
+            storage = LocalStorage()
         adapters = logging.getLogger("scoreboard.adapters")
         adapters.addHandler(metrics.error_log)
         try:
