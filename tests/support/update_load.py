@@ -45,10 +45,11 @@ class UpdateLoad:
             self.statuses[status] += 1
             if status == 200:
                 self.last_ok = time.monotonic()
-            elif status == 503:
-                if "retry-after" not in response.headers:  # type: ignore[union-attr]
+            else:
+                if status == 503 and "retry-after" not in response.headers:  # type: ignore[union-attr]
                     self.missing_retry_after += 1
                 # a client honouring Retry-After would wait a second; a tenth keeps it brisk
+                # (and one that got no answer does not hammer a server that is gone)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), 0.1)
 

@@ -22,6 +22,7 @@ from scoreboard.web.limits import RateLimited, UpdateLimits
 from scoreboard.web.metrics import Metrics, metrics_endpoint
 from scoreboard.web.origins import AllowedOrigins
 from scoreboard.web.request_id import RequestIdMiddleware
+from scoreboard.web.shutdown import Farewell
 from scoreboard.web.socket_caps import SocketCaps
 
 
@@ -56,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 components.service.live.subscribe(metrics)
                 collector = asyncio.create_task(keep_survivors_frozen())
                 try:
-                    yield
+                    async with app.state.farewell.on_sigterm():  # sockets get 1001 first
+                        yield
                 finally:
                     collector.cancel()
         finally:
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.trusted_proxies = TrustedProxies.parse(settings.trusted_proxies)
     app.state.allowed_origins = origins = AllowedOrigins.parse(settings.allowed_origins)
+    app.state.farewell = Farewell()
     app.state.socket_caps = SocketCaps(settings.ws_max_connections, settings.ws_max_per_address)
     errors.install(app)
     app.add_exception_handler(RateLimited, _rate_limited)

@@ -5,7 +5,8 @@ the newest board; the socket's writer sends it when the previous send has finish
 coalesces for a slow client, the final board always arrives, and fan-out never waits on a
 socket. A send that does not complete within ``SCOREBOARD_WS_SEND_TIMEOUT`` closes the socket.
 Client frames are read and ignored (the channel is push-only); uvicorn closes a socket whose
-frame is over ``SCOREBOARD_WS_MAX_MESSAGE`` with 1009, and its pings find dead peers.
+frame is over ``SCOREBOARD_WS_MAX_MESSAGE`` with 1009, and its pings find dead peers. On
+SIGTERM every socket is closed with 1001 before the server stops (``shutdown``).
 
 Admission happens before accept, so a refused socket costs no SNAPSHOT: the ``Origin`` must be
 one of ``SCOREBOARD_ALLOWED_ORIGINS`` (403), and the process and the client address must be
@@ -31,6 +32,7 @@ from scoreboard.web.client_address import client_address
 from scoreboard.web.errors import error_response
 from scoreboard.web.metrics import Metrics
 from scoreboard.web.origins import AllowedOrigins
+from scoreboard.web.shutdown import Farewell
 from scoreboard.web.socket_caps import FrameRate, SocketCaps
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,14 @@ router = APIRouter()
 class SocketFeed:
     """One socket's "latest board" slot. ``deliver`` never blocks."""
 
-    __slots__ = ("_closed", "_latest", "_wake", "delivered_at")
+    __slots__ = ("_closed", "_latest", "_wake", "delivered_at", "going_away")
 
     def __init__(self) -> None:
         self._latest: EncodedBoard | None = None
         self._wake = asyncio.Event()
         self._closed = False
+        self.going_away = False
+        """The server is shutting down: close the socket with 1001."""
         self.delivered_at = 0.0
         """When the newest board arrived (``time.perf_counter``), for the delivery latency."""
 
@@ -58,6 +62,10 @@ class SocketFeed:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+
+    def go_away(self) -> None:
+        self.going_away = True
+        self.close()
 
     async def next(self) -> EncodedBoard | None:
         """The newest board not yet taken, waiting for one; ``None`` once closed."""
@@ -138,6 +146,11 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
     timeout = parts.settings.ws_send_timeout
     await websocket.accept()
     feed = SocketFeed()
+    farewell: Farewell = websocket.app.state.farewell
+    if farewell.shutting_down:
+        await websocket.close(code=1001, reason="server shutting down")
+        return
+    farewell.add(feed)
     live.subscribe(feed)  # before taking the snapshot, so no change falls in between
     frames = FrameRate(parts.settings.ws_max_frames_per_second)
     reader = asyncio.create_task(_read_until_closed(websocket, feed, frames, metrics))
@@ -157,6 +170,8 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
                 await websocket.send_text(message)
             metrics.broadcast_seconds.observe(time.perf_counter() - delivered_at)
             sent = board.event.seq
+        if feed.going_away:
+            await websocket.close(code=1001, reason="server shutting down")
     except TimeoutError:
         metrics.ws_closed.labels("slow_consumer").inc()
         log.warning(
@@ -171,3 +186,4 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+        farewell.discard(feed)
