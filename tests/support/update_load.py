@@ -35,7 +35,7 @@ class UpdateLoad:
                 return
             started = time.monotonic()
             response = await self.client.post(
-                f"u{worker % self.users}",
+                f"u{(worker + i * self.workers) % self.users}",
                 1 + (i * 7 + worker) % 50,
                 f"w{worker}-{i}",
                 server=worker,
