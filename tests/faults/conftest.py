@@ -38,8 +38,11 @@ def pg(private_pg: PrivatePostgres) -> PrivatePostgres:
 
 @pytest.fixture
 def redis_server(private_redis_server: PrivateRedis) -> PrivateRedis:
+    """The private Redis, running and empty: each test's servers use the default key prefix,
+    and a board left by an earlier test would otherwise mix with this one's."""
     if private_redis_server.proc is None or private_redis_server.proc.poll() is not None:
         private_redis_server.start()
+    private_redis_server.flushall()
     return private_redis_server
 
 
