@@ -274,3 +274,18 @@ async def test_redis_down_is_unavailable_and_asks_for_a_rebuild() -> None:
         assert await index.wait_lost(0)
     finally:
         await index.client.aclose()
+
+
+async def test_pages_across_ties_show_every_user_once_in_order(index: RankIndex) -> None:
+    # 30 users on three scores only: every page boundary falls inside a run of equal scores.
+    totals = [t(f"p{i:02d}", 10 * (i % 3), version=1, reached=1000 - i) for i in range(30)]
+    for total in totals:
+        await index.apply(total)
+    expected = [
+        x.user_id for x in sorted(totals, key=lambda x: rank_key(x.score, x.reached, x.user_id))
+    ]
+    for size in (1, 4, 7, 10):
+        walked = []
+        for offset in range(0, 30, size):
+            walked += ids(await index.page(offset, size))
+        assert walked == expected, size
