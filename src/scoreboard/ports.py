@@ -95,6 +95,12 @@ class RankIndex(Protocol):
         or newer. Returns the new top with its new ``seq`` if the top changed, else ``None``."""
         ...
 
+    async def apply_and_rank(self, total: UserTotal) -> tuple[Board | None, int | None]:
+        """``apply``, plus the user's 1-based rank right after it, in the same step (one
+        round trip for a networked index). The rank is ``None`` when the index cannot vouch
+        for it (found empty, mid-rebuild); the caller then asks elsewhere."""
+        ...
+
     async def board(self) -> Board:
         """The current top and its ``seq``."""
         ...

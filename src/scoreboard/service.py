@@ -126,13 +126,15 @@ class ScoreService:
 
     async def _index(self, total: UserTotal, replayed: bool) -> int:
         """Bring the index up to ``total`` (publishing a board change) and return the rank."""
+        rank = None
         if not replayed:
-            moved = await self.index.apply(total)
+            moved, rank = await self.index.apply_and_rank(total)
             if moved is not None:
                 event = BoardChanged(self.board, moved.seq, total.user_id, total.score, moved.top)
                 self.live.offer(event)
                 await self.bus.publish(event)
-        rank = await self.index.rank(total.user_id)
+        if rank is None:
+            rank = await self.index.rank(total.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
             await self.index.apply(total)
             rank = await self.index.rank(total.user_id)

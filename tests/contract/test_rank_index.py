@@ -289,3 +289,17 @@ async def test_pages_across_ties_show_every_user_once_in_order(index: RankIndex)
         for offset in range(0, 30, size):
             walked += ids(await index.page(offset, size))
         assert walked == expected, size
+
+
+async def test_apply_and_rank_answers_the_rank_after_the_write(index: RankIndex) -> None:
+    for i in range(15):
+        await index.apply(t(f"r{i:02d}", 100 + i, reached=i + 1))
+    moved, rank = await index.apply_and_rank(t("climber", 107, reached=100))
+    assert rank == 9  # below the eight above 107 and r07, who reached 107 first
+    assert moved is not None  # entered the top 10
+    moved, rank = await index.apply_and_rank(t("r00", 1000, version=2, reached=200))
+    assert (rank, moved is not None) == (1, True)
+    # A stale write stores nothing and reports the rank the index holds.
+    moved, rank = await index.apply_and_rank(t("r00", 5, version=1, reached=1))
+    assert (moved, rank) == (None, 1)
+    assert rank == await index.rank("r00")

@@ -40,6 +40,10 @@ class MemoryRankIndex:
             return self._advance()
         return None
 
+    async def apply_and_rank(self, total: UserTotal) -> tuple[Board | None, int | None]:
+        moved = await self.apply(total)
+        return moved, await self.rank(total.user_id)
+
     def _advance(self) -> Board | None:
         top = self._slice(0, self.top_k)
         if top == self._board.top:

@@ -266,15 +266,21 @@ class RedisRankIndex:
     # -- writes -----------------------------------------------------------------------------
 
     async def apply(self, total: UserTotal) -> Board | None:
+        moved, _ = await self.apply_and_rank(total)
+        return moved
+
+    async def apply_and_rank(self, total: UserTotal) -> tuple[Board | None, int | None]:
         reply = await self._run(self._apply, self._args(total))
         seq, lost = int(reply[0]), int(reply[1])
         if lost:
             log.warning("rank index found empty (flushed or restarted); rebuilding from the store")
             self._lost.set()
+            return None, None  # a rank in a half-built index means nothing
+        rank = None if reply[2] is None else int(reply[2]) + 1
         if seq == 0:
-            return None
+            return None, rank
         self._saw(seq)
-        return Board(seq, _entries(reply[3:], 1))
+        return Board(seq, _entries(reply[3:], 1)), rank
 
     async def load(self, totals: Iterable[UserTotal]) -> None:
         batch: list[Any] = []
