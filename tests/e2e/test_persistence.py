@@ -83,3 +83,24 @@ async def test_every_acknowledged_update_survives_sigkill(tmp_path: Path) -> Non
     finally:
         await poster.close()
         server.stop()
+
+
+async def test_a_client_leaving_mid_body_changes_nothing_and_is_no_error(
+    server: ServerProcess,
+) -> None:
+    import socket
+
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.sendall(
+        b"POST /api/scores/update HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 500\r\n\r\n{"user_id": "alice", "score'
+    )
+    raw.close()  # gone before the rest of the body
+    poster = Poster(server.base_url)
+    try:
+        await poster.ok("bob", 1)  # the server carries on
+        assert [e["user_id"] for e in await poster.top10()] == ["bob"]
+    finally:
+        await poster.close()
+    assert "Traceback" not in server.log()
+    assert "unexpected" not in server.log()

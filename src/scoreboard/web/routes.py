@@ -15,10 +15,11 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from scoreboard.bootstrap import Components
-from scoreboard.errors import PayloadTooLarge, ScoreboardError, Unauthorized
+from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError, Unauthorized
 from scoreboard.model import ScoreUpdate
 from scoreboard.web import update_body
 from scoreboard.web.auth import authorize
@@ -107,6 +108,10 @@ async def read_body(request: Request, limit: int, deadline: float | None = None)
                 chunks.append(chunk)
     except TimeoutError:
         raise BodyTimeout(f"the body must arrive within {deadline:g} s") from None
+    except ClientDisconnect:  # nobody is left to answer; not an error of ours (no 500 log)
+        raise InvalidRequest(
+            "the client went away before sending the whole body", code="client_disconnected"
+        ) from None
     return b"".join(chunks)
 
 
