@@ -83,6 +83,11 @@ def _wait_ready(server: Server, path: str, timeout: float = 30.0) -> None:
 
 
 def _stop(server: Server) -> None:
+    if server.process.poll() is not None:  # it died under us: keep its log for a post-mortem
+        kept = RESULTS / f"{server.name}-{server.process.pid}-exit{server.process.returncode}.log"
+        shutil.copy(server.log, kept)
+        print(f"{server.name} exited with {server.process.returncode}; log kept in {kept}")
+        return
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGINT)
         try:
