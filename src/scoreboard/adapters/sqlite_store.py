@@ -219,12 +219,18 @@ class SqliteScoreStore:
         now = _now()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self._apply_isolated(conn, update, now) for update in updates]
+            outcomes = [self._apply_one(conn, update, now) for update in updates]
             conn.execute("COMMIT")
-        except BaseException:
+        except sqlite3.OperationalError:  # the database itself failed: the batch fails
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        except Exception:
+            # One update failed for a reason of its own (the rare path): undo the batch and
+            # apply each update in a transaction of its own, so that only that one fails.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [self._apply_alone(conn, update, now) for update in updates]
         if self._on_commit is not None:
             try:
                 self._on_commit(len(updates))
@@ -233,25 +239,22 @@ class SqliteScoreStore:
         return outcomes
 
     @classmethod
-    def _apply_isolated(
+    def _apply_alone(
         cls, conn: sqlite3.Connection, update: ScoreUpdate, now: str
     ) -> Applied | Exception:
-        """Apply one update of the batch inside a savepoint, so that an update failing for a
-        reason of its own is undone alone and answered alone, while the others commit. A
-        failure of the database itself (I/O, disk full, read-only, locked) fails the batch."""
-        conn.execute("SAVEPOINT one")
+        """One update in a transaction of its own; any failure is this update's answer."""
+        conn.execute("BEGIN IMMEDIATE")
         try:
             outcome = cls._apply_one(conn, update, now)
-        except sqlite3.OperationalError:
-            raise
+            conn.execute("COMMIT")
         except Exception as exc:
-            conn.execute("ROLLBACK TO one")
-            conn.execute("RELEASE one")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                log.error("sqlite commit failed: %s", exc)
+                return Unavailable("the score store is unavailable, try again shortly")
             log.exception("update of %s failed", update.user_id)
             return exc
-        if isinstance(outcome, Exception):
-            conn.execute("ROLLBACK TO one")
-        conn.execute("RELEASE one")
         return outcome
 
     @staticmethod
@@ -268,14 +271,16 @@ class SqliteScoreStore:
                 return Applied(UserTotal(*user), replayed=True)
         else:
             action_id = uuid.uuid4().hex
+        # Refusals (above, and the range check here) are decided before anything is written,
+        # so a refused update leaves nothing behind in the batch's transaction.
         row = conn.execute(_SELECT_SCORE, (update.user_id,)).fetchone()
+        score_after = (row[0] if row else 0) + update.delta
+        if not -MAX_SCORE <= score_after <= MAX_SCORE:
+            return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
         if row is None:
             conn.execute(
                 _INSERT_USER, (update.user_id, update.username or update.user_id, now, now)
             )
-        score_after = (row[0] if row else 0) + update.delta
-        if not -MAX_SCORE <= score_after <= MAX_SCORE:
-            return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
         # One writer at a time (SQLite): the total read above is the one the UPDATE adds to.
         event_id = conn.execute(
             _INSERT_EVENT, (update.user_id, update.delta, action_id, now, score_after)
