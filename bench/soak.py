@@ -178,7 +178,13 @@ def main() -> None:
         try:
             result = asyncio.run(soak(args, server))
         finally:
+            proc = server.proc
+            exited = None if proc is None else proc.poll()
+            if exited is not None:  # the server died during the run: say how
+                print(f"server exited with {exited} during the run; its log ends:")
+                print("\n".join(server.log().splitlines()[-40:]))
             server.stop()
+        result["server_exit_during_run"] = exited
     result["commit"] = commit
     result["args"] = vars(args)
     print(json.dumps(result))
