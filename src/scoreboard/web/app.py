@@ -17,7 +17,7 @@ from scoreboard.settings import Settings
 from scoreboard.web import errors, live, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
 from scoreboard.web.collector import keep_survivors_frozen
-from scoreboard.web.hot_paths import HotPaths
+from scoreboard.web.hot_paths import ScoreboardApp
 from scoreboard.web.limits import RateLimited, UpdateLimits
 from scoreboard.web.metrics import Metrics, metrics_endpoint
 from scoreboard.web.origins import AllowedOrigins
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             adapters.removeHandler(metrics.error_log)
 
-    app = FastAPI(
+    app = ScoreboardApp(
         title="Scoreboard",
         version=__version__,
         summary="A live leaderboard: authenticated score updates, pushed to every open page.",
@@ -95,7 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
-    app.add_middleware(HotPaths)  # the two hot routes without FastAPI's routing (hot_paths.py)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line has one
     app.include_router(routes.router)
     app.include_router(reads.router)

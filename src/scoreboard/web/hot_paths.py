@@ -1,68 +1,107 @@
-"""A short way in for the two hot routes, ahead of FastAPI's routing.
+"""A short way in for the hot routes, in front of the whole FastAPI stack.
 
-``GET /api/scores/top10``, ``POST /api/scores/update`` and the live channel are nearly all of the
-traffic. On this
-machine FastAPI's routing, dependency solving and exception middleware cost about 100 µs per
-request: five times what serving the cached top-10 body costs. This middleware calls the very
-same handlers (``routes.top10``, ``routes.update_score``) directly and maps their errors through
-the app's own exception handlers, so the answers are byte for byte the router's. Everything
-else goes through the full stack, and so does any request with an ``Origin`` header, which the
-CORS middleware inside must see. The routes stay registered with FastAPI, which documents them
-in OpenAPI.
+``GET /api/scores/top10``, ``POST /api/scores/update`` and the live channel are nearly all of
+the traffic. On this machine FastAPI's middleware chain, routing, dependency solving and
+exception middleware cost about 100 µs per request: more than three times what serving the
+cached top-10 body costs. :class:`ScoreboardApp` (the app every factory returns) answers those
+three itself, before any of that:
 
-It sits inside the request-id middleware (so responses and log lines keep their request id)
-and outside CORS; bench/ measures what it saves (docs/benchmarks.md).
+- the top 10 as two raw ASGI messages carrying the body encoded once per board change;
+- the update by calling the very handler the router would (``routes.update_score``), mapping
+  its errors through the app's own exception handlers, so answers are byte for byte the
+  router's;
+- the live channel by calling its handler directly, so no frame passes through the router's and
+  the middleware's send wrappers (at 1,000 sockets those were most of a fan-out).
+
+Each keeps the request id contract (``X-Request-ID`` echoed or made, and on every log line).
+Everything else goes through the full stack, and so does any request with an ``Origin`` header,
+which the CORS middleware must see. The routes stay registered with FastAPI, which documents
+them in OpenAPI. bench/ measures what this saves (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
 
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from scoreboard.web import live, routes
+from scoreboard import logs
+from scoreboard.web import live, request_id, routes
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-_HOT: dict[tuple[str, str], Handler] = {
-    ("GET", "/api/scores/top10"): routes.top10,
-    ("POST", "/api/scores/update"): routes.update_score,
-}
+_TOP10 = ("GET", "/api/scores/top10")
+_UPDATE = ("POST", "/api/scores/update")
+_JSON = (b"content-type", b"application/json")
 
 
-class HotPaths:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
+class ScoreboardApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == "/ws/scoreboard":
-            # Every frame sent to a socket would otherwise pass through the router's and the
-            # exception middleware's send wrappers: at 1,000 sockets that is most of a fan-out.
-            await live.scoreboard_socket(WebSocket(scope, receive, send))
+        kind = scope["type"]
+        if kind == "http":
+            route = (scope["method"], scope["path"])
+            if route in (_TOP10, _UPDATE) and not _has_origin(scope):
+                await self._hot_http(route, scope, receive, send)
+                return
+        elif kind == "websocket" and scope["path"] == "/ws/scoreboard":
+            await self._hot_socket(scope, receive, send)
             return
-        handler = None
-        if scope["type"] == "http":
-            handler = _HOT.get((scope["method"], scope["path"]))
-        if handler is None or any(name == b"origin" for name, _ in scope["headers"]):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive, send)
-        try:
-            response = await handler(request)
-        except Exception as exc:
-            response = await self._handle(request, exc)
-        await response(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
-    @staticmethod
-    async def _handle(request: Request, exc: Exception) -> Response:
+    async def _hot_http(
+        self, route: tuple[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        scope["app"] = self
+        rid = request_id.choose(scope)
+        if route == _TOP10:
+            body = self.state.components.service.current_board().top_body
+            headers = [
+                _JSON,
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        token = logs.request_id.set(rid)
+        try:
+            request = Request(scope, receive, send)
+            try:
+                response = await routes.update_score(request)
+            except Exception as exc:
+                response = await self._handle(request, exc)
+            response.headers[request_id.HEADER] = rid
+            await response(scope, receive, send)
+        finally:
+            logs.request_id.reset(token)
+
+    async def _hot_socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        rid = request_id.choose(scope)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "websocket.http.response.start":  # a refusal before accept
+                MutableHeaders(scope=message)[request_id.HEADER] = rid
+            await send(message)
+
+        token = logs.request_id.set(rid)
+        try:
+            await live.scoreboard_socket(WebSocket(scope, receive, send_with_id))
+        finally:
+            logs.request_id.reset(token)
+
+    async def _handle(self, request: Request, exc: Exception) -> Response:
         """The app's own handler for ``exc``, found the way Starlette finds it (by class)."""
-        handlers = request.app.exception_handlers
         for cls in type(exc).__mro__:
-            handler = handlers.get(cls)
+            handler = self.exception_handlers.get(cls)
             if handler is not None:
-                response: Response = await handler(request, exc)
-                return response
+                response = handler(request, exc)
+                return await response if inspect.isawaitable(response) else response
         raise exc
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])
