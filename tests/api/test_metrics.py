@@ -153,5 +153,6 @@ async def test_cors_answers_only_the_allowed_origins(make_api: ApiFactory) -> No
             UPDATE,
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
         )
-        assert preflight.status_code == 400
+        assert_error(preflight, 400)  # the service's JSON error body, like every refusal
+        assert preflight.json()["error"] == "cors_refused"
         assert "access-control-allow-origin" not in preflight.headers

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
@@ -20,7 +19,7 @@ from scoreboard.web.collector import keep_survivors_frozen
 from scoreboard.web.hot_paths import ScoreboardApp
 from scoreboard.web.limits import RateLimited, UpdateLimits
 from scoreboard.web.metrics import Metrics, metrics_endpoint
-from scoreboard.web.origins import AllowedOrigins
+from scoreboard.web.origins import AllowedOrigins, JsonCorsMiddleware
 from scoreboard.web.request_id import RequestIdMiddleware
 from scoreboard.web.shutdown import Farewell
 from scoreboard.web.socket_caps import SocketCaps
@@ -82,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(routes.BodyTimeout, _body_timeout)
     app.add_middleware(
-        CORSMiddleware,
+        JsonCorsMiddleware,
         allow_origins=origins.as_list(),
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],

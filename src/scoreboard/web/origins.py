@@ -8,6 +8,12 @@ page gains nothing it could not do with curl. Origins compare exactly as browser
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from scoreboard.web.errors import error_response
+
 
 class AllowedOrigins:
     __slots__ = ("_origins",)
@@ -36,3 +42,19 @@ class AllowedOrigins:
         if self._origins is None or origin is None:
             return True
         return origin.strip().rstrip("/").lower() in self._origins
+
+
+class JsonCorsMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, except that a refused preflight gets the service's JSON
+    error body (``cors_refused``) instead of a plain-text one, like every other refusal."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        return error_response(400, "cors_refused", bytes(response.body).decode(), headers)
