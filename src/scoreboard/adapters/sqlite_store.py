@@ -141,8 +141,6 @@ class SqliteScoreStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
-        self.batch_sizes: list[int] = []
-        """Sizes of the most recent commits (bounded), for metrics and benchmarks."""
 
     async def open(self) -> None:
         self._wconn = await self._run(self._writer, self._connect)
@@ -202,9 +200,6 @@ class SqliteScoreStore:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            self.batch_sizes.append(len(batch))
-            if len(self.batch_sizes) > 1024:
-                del self.batch_sizes[:512]
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # the request went away; its update is committed anyway
                     continue
