@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.services import in_ci
+
 EXECUTABLE = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",
@@ -39,6 +41,6 @@ def require() -> None:
     reason = missing()
     if reason is None:
         return
-    if os.environ.get("CI", "").lower() == "true":
+    if in_ci():
         pytest.fail(f"browser tests cannot run under CI: {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
