@@ -1,17 +1,28 @@
 """The live board of one process: the newest board state, encoded once, handed to every socket.
 
-Fan-out never waits on a client. :meth:`LiveBoard.offer` replaces the current state and calls
-each subscriber's ``deliver``, which must only store the state in the subscriber's single
-"latest board" slot and wake its writer. A slow client therefore skips intermediate boards but
+Fan-out never waits on a client. :meth:`LiveBoard.offer` replaces the current state; a fan-out,
+run soon after in the event loop, calls each subscriber's ``deliver``, which must not block: it
+writes the board to a socket that can take it at once, or stores it in the subscriber's single
+"latest board" slot and wakes its writer. A slow client therefore skips intermediate boards but
 always ends up with the newest one, and cannot delay anyone else. There is no backpressure here:
 what bounds a slow client is its writer's send timeout (``SCOREBOARD_WS_SEND_TIMEOUT``).
+
+The fan-out runs once per event-loop turn, not once per change: changes made in the same turn
+(the updates of one group commit, resuming together) reach the sockets as the newest of them,
+and the update requests themselves never wait for a fan-out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from scoreboard.events import BoardChanged, EncodedBoard
+
+log = logging.getLogger(__name__)
 
 
 class Subscriber(Protocol):
@@ -32,6 +43,13 @@ class LiveBoard:
     def __init__(self, initial: BoardChanged) -> None:
         self._current = EncodedBoard.build(initial, initial=True)
         self._subscribers: set[Subscriber] = set()
+        self._offered_at: float | None = None
+        """When the oldest change not yet fanned out was offered; ``None`` when none is."""
+        self._changes = 0
+        """Changes taken on since the last fan-out."""
+        self.on_fan_out: Callable[[float, int], None] | None = None
+        """Called after each fan-out with the seconds from the oldest change it carried to its
+        end, and how many changes it carried."""
 
     @property
     def current(self) -> EncodedBoard:
@@ -45,11 +63,26 @@ class LiveBoard:
         """Make ``event`` the current board if it is newer; returns whether it was."""
         if event.seq <= self._current.event.seq:
             return False
-        encoded = EncodedBoard.build(event, initial=not event.user_id)
-        self._current = encoded
-        for subscriber in tuple(self._subscribers):
-            subscriber.deliver(encoded)
+        self._current = EncodedBoard.build(event, initial=not event.user_id)
+        self._changes += 1
+        if self._offered_at is None:
+            self._offered_at = time.perf_counter()
+            try:
+                asyncio.get_running_loop().call_soon(self._fan_out)
+            except RuntimeError:  # no event loop (a synchronous caller): fan out at once
+                self._fan_out()
         return True
+
+    def _fan_out(self) -> None:
+        board, offered_at, changes = self._current, self._offered_at, self._changes
+        self._offered_at, self._changes = None, 0
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber.deliver(board)
+            except Exception:  # one socket's failure must not cost the others their board
+                log.exception("a live board subscriber failed")
+        if self.on_fan_out is not None and offered_at is not None:
+            self.on_fan_out(time.perf_counter() - offered_at, changes)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)

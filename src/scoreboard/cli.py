@@ -140,6 +140,7 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
     from scoreboard import bootstrap
     from scoreboard.web.app import create_app
     from scoreboard.web.protocol import GuardedHttpProtocol
+    from scoreboard.web.ws_protocol import FramedWebSocketProtocol
 
     settings = _settings(host=host, port=port)
     if workers > 1 and not settings.is_scaled:
@@ -192,7 +193,7 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
         port=settings.port,
         loop="uvloop",
         http=GuardedHttpProtocol,
-        ws="websockets-sansio",
+        ws=FramedWebSocketProtocol,
         ws_max_size=settings.ws_max_message,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,

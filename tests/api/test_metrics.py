@@ -3,6 +3,7 @@ and CORS with the allowed origins (``web.metrics``, ``web.readiness``, ``web.req
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -38,6 +39,7 @@ async def test_metrics_count_outcomes_latency_batches_board_changes_and_limits(
         assert_error(await api.update("bob", 0), 400)
         body = {"user_id": "bob", "score_delta": 1, "auth_token": token("mallory")}
         assert_error(await api.client.post(UPDATE, json=body), 401)
+        await asyncio.sleep(0)  # one loop turn: board changes are counted by the fan-out
         response = await api.client.get("/metrics")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")

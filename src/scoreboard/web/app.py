@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with bootstrap.running(components):
                 app.state.components = components
                 app.state.update_limits = UpdateLimits.from_settings(settings, storage, metrics)
-                components.service.live.subscribe(metrics)
+                components.service.live.on_fan_out = metrics.fanned_out
                 collector = asyncio.create_task(keep_survivors_frozen())
                 try:
                     async with app.state.farewell.on_sigterm():  # sockets get 1001 first

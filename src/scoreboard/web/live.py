@@ -1,12 +1,14 @@
 """The live channel ``/ws/scoreboard``: a SNAPSHOT on connect, then every board change.
 
-Each socket is a :class:`SocketFeed` subscribed to the process's live board. The feed holds only
-the newest board; the socket's writer sends it when the previous send has finished. So a burst
-coalesces for a slow client, the final board always arrives, and fan-out never waits on a
-socket. A send that does not complete within ``SCOREBOARD_WS_SEND_TIMEOUT`` closes the socket.
-Client frames are read and ignored (the channel is push-only); uvicorn closes a socket whose
-frame is over ``SCOREBOARD_WS_MAX_MESSAGE`` with 1009, and its pings find dead peers. On
-SIGTERM every socket is closed with 1001 before the server stops (``shutdown``).
+Each socket is a :class:`SocketFeed` subscribed to the process's live board. Under our uvicorn
+protocol (``ws_protocol``) the fan-out writes a board's frame, built once, straight to every
+socket that can take it at once; the feed of a socket that cannot holds only the newest board,
+and the socket's writer sends it when the socket drains. So a burst coalesces for a slow client,
+the final board always arrives, and fan-out never waits on a socket. A socket that cannot be
+written to for ``SCOREBOARD_WS_SEND_TIMEOUT`` is closed. Client frames are read and ignored (the
+channel is push-only); uvicorn closes a socket whose frame is over ``SCOREBOARD_WS_MAX_MESSAGE``
+with 1009, and its pings find dead peers. On SIGTERM every socket is closed with 1001 before the
+server stops (``shutdown``).
 
 Admission happens before accept, so a refused socket costs no SNAPSHOT: the ``Origin`` must be
 one of ``SCOREBOARD_ALLOWED_ORIGINS`` (403), and the process and the client address must be
@@ -34,6 +36,7 @@ from scoreboard.web.metrics import Metrics
 from scoreboard.web.origins import AllowedOrigins
 from scoreboard.web.shutdown import Farewell
 from scoreboard.web.socket_caps import FrameRate, SocketCaps
+from scoreboard.web.ws_protocol import FrameSink, sink_of, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +44,39 @@ router = APIRouter()
 
 
 class SocketFeed:
-    """One socket's "latest board" slot. ``deliver`` never blocks."""
+    """One socket's "latest board" slot. ``deliver`` never blocks.
 
-    __slots__ = ("_closed", "_latest", "_wake", "delivered_at", "going_away")
+    Once :meth:`attach` gave it the socket's :class:`FrameSink` (after the SNAPSHOT), a board
+    that the socket can take at once is written by ``deliver`` itself: the board's frame, built
+    once for every socket. Otherwise, or while an older board waits in the slot, the board goes
+    into the slot and the socket's writer task sends it when the socket can take it.
+    """
+
+    __slots__ = ("_closed", "_latest", "_sink", "_wake", "delivered_at", "going_away", "sent")
 
     def __init__(self) -> None:
         self._latest: EncodedBoard | None = None
         self._wake = asyncio.Event()
         self._closed = False
+        self._sink: FrameSink | None = None
         self.going_away = False
         """The server is shutting down: close the socket with 1001."""
         self.delivered_at = 0.0
-        """When the newest board arrived (``time.perf_counter``), for the delivery latency."""
+        """When the board in the slot arrived (``time.perf_counter``), for the delivery latency."""
+        self.sent = -1
+        """The ``seq`` of the newest board sent (or written) to the socket."""
+
+    def attach(self, sink: FrameSink) -> None:
+        self._sink = sink
 
     def deliver(self, board: EncodedBoard) -> None:
+        if board.event.seq <= self.sent:
+            return
+        # Straight out when nothing older waits in the slot and the socket can take it now.
+        sink = self._sink if self._latest is None and not self._closed else None
+        if sink is not None and sink.write(frame_of(board)):
+            self.sent = board.event.seq
+            return
         self._latest = board
         self.delivered_at = time.perf_counter()
         self._wake.set()
@@ -77,6 +99,25 @@ class SocketFeed:
             board, self._latest = self._latest, None
             if board is not None:
                 return board
+
+
+def message_of(board: EncodedBoard) -> str:
+    """What a socket that holds an older board gets: the update that made this board, or, for
+    a board no single update caused (a rebuild, a catch-up after lost bus messages), a SNAPSHOT
+    that replaces whatever the client holds."""
+    return board.update if board.update is not None else board.snapshot
+
+
+_framed: tuple[EncodedBoard | None, bytes] = (None, b"")
+
+
+def frame_of(board: EncodedBoard) -> bytes:
+    """``message_of(board)`` as one WebSocket frame, built once per board (the last one is kept:
+    a fan-out asks for the same board once per socket)."""
+    global _framed
+    if _framed[0] is not board:
+        _framed = (board, text_frame(message_of(board).encode()))
+    return _framed[1]
 
 
 async def _read_until_closed(
@@ -154,22 +195,29 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
     live.subscribe(feed)  # before taking the snapshot, so no change falls in between
     frames = FrameRate(parts.settings.ws_max_frames_per_second)
     reader = asyncio.create_task(_read_until_closed(websocket, feed, frames, metrics))
+    sink = sink_of(websocket.scope)
     try:
         current = live.current
         async with asyncio.timeout(timeout):
             await websocket.send_text(current.snapshot)
-        sent = current.event.seq
+        feed.sent = max(feed.sent, current.event.seq)
+        if sink is not None:
+            feed.attach(sink)  # from now on, boards the socket can take go out at once
         while (board := await feed.next()) is not None:
-            if board.event.seq <= sent:
+            if board.event.seq <= feed.sent:
                 continue
             delivered_at = feed.delivered_at
-            # No update message: a board no single update caused (a rebuild, a catch-up after
-            # lost bus messages), sent as a SNAPSHOT that replaces whatever the client holds.
-            message = board.update if board.update is not None else board.snapshot
             async with asyncio.timeout(timeout):
-                await websocket.send_text(message)
+                if sink is None:
+                    await websocket.send_text(message_of(board))
+                else:
+                    await sink.wait_writable()
+                    if board.event.seq <= feed.sent:  # a newer one went out meanwhile
+                        continue
+                    if not sink.write(frame_of(board)):
+                        break  # closed: the reader sees the disconnect
             metrics.broadcast_seconds.observe(time.perf_counter() - delivered_at)
-            sent = board.event.seq
+            feed.sent = board.event.seq
         if feed.going_away:
             await websocket.close(code=1001, reason="server shutting down")
     except TimeoutError:

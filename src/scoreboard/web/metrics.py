@@ -27,8 +27,6 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scoreboard.events import EncodedBoard
-
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -86,7 +84,9 @@ class Metrics:
         )
         self.broadcast_seconds = Histogram(
             "scoreboard_broadcast_delivery_seconds",
-            "From a board change reaching this process's live board to a socket having sent it.",
+            "From a board change reaching this process's live board to it being written: one "
+            "observation per fan-out (every socket that could take it at once), and one per "
+            "socket whose writer had to wait for it to drain.",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -126,9 +126,11 @@ class Metrics:
         """The store's commit observer (called on its writer thread; prometheus is thread-safe)."""
         self.commit_batch_size.observe(batch_size)
 
-    def deliver(self, board: EncodedBoard) -> None:
-        """A live-board subscriber: one call per board change this process takes on."""
-        self.board_changes.inc()
+    def fanned_out(self, seconds: float, changes: int) -> None:
+        """The live board's fan-out observer: ``changes`` board changes this process took on
+        reached every socket that could take them at once, ``seconds`` after the oldest."""
+        self.board_changes.inc(changes)
+        self.broadcast_seconds.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
