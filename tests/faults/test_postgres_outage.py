@@ -10,6 +10,7 @@ statement was sent cannot tell whether it committed (``docs/deploy.md``). Retryi
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -104,12 +105,18 @@ async def test_updates_fail_fast_and_heal_when_postgres_hangs(
             load.start()
             await load.successes_after(time.monotonic(), 10)
             proxy.set("blackhole")
+
+            def enough_503s(count: int) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    return load.statuses[503] >= count
+
+                return check
+
+            # The board is read once updates already fail: an update whose commit was
+            # acknowledged just before the black hole may still be reaching the rank index.
+            await async_wait_until(enough_503s(20), 15, "updates answered 503 (PostgreSQL hangs)")
             board = await top10(http, server)
-
-            async def some_503s() -> bool:
-                return load.statuses[503] >= 20
-
-            await async_wait_until(some_503s, 15, "updates answered 503 while PostgreSQL hangs")
+            await async_wait_until(enough_503s(40), 15, "more 503s while PostgreSQL hangs")
             assert await top10(http, server) == board
             proxy.set("pass")
             heal = await load.successes_after(time.monotonic(), 10)
