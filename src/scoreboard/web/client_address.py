@@ -13,6 +13,7 @@ client may choose would let it pick a fresh key per request.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -22,15 +23,19 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 UNKNOWN = "unknown"
+_CACHED = 4096
 
 
 class TrustedProxies:
     """The networks from ``SCOREBOARD_TRUSTED_PROXIES`` (comma-separated IPs or CIDRs)."""
 
-    __slots__ = ("_networks",)
+    __slots__ = ("_networks", "_resolved")
 
     def __init__(self, networks: Iterable[IPNetwork] = ()) -> None:
         self._networks = tuple(networks)
+        # Parsing addresses costs several microseconds a request; the same few (peer, header)
+        # pairs come again and again. Bounded: a client varying its header only evicts.
+        self._resolved = functools.lru_cache(maxsize=_CACHED)(self._resolve)
 
     @classmethod
     def parse(cls, text: str) -> TrustedProxies:
@@ -48,6 +53,9 @@ class TrustedProxies:
         header value, in the order received."""
         if peer is None:
             return UNKNOWN
+        return self._resolved(peer, tuple(forwarded_for))
+
+    def _resolve(self, peer: str, forwarded_for: tuple[str, ...]) -> str:
         current = _parse(peer)
         if current is None or not self._networks or not self.trusts(current):
             return peer

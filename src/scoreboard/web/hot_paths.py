@@ -7,9 +7,9 @@ cached top-10 body costs. :class:`ScoreboardApp` (the app every factory returns)
 three itself, before any of that:
 
 - the top 10 as two raw ASGI messages carrying the body encoded once per board change;
-- the update by calling the very handler the router would (``routes.update_score``), mapping
-  its errors through the app's own exception handlers, so answers are byte for byte the
-  router's;
+- the update by calling the very work the routed handler does (``routes.apply_update``) and
+  sending its 200 body as two raw ASGI messages, and mapping its errors through the app's own
+  exception handlers, so answers are byte for byte the router's;
 - the live channel by calling its handler directly, so no frame passes through the router's and
   the middleware's send wrappers (at 1,000 sockets those were most of a fan-out).
 
@@ -57,24 +57,19 @@ class ScoreboardApp(FastAPI):
         scope["app"] = self
         rid = request_id.choose(scope)
         if route == _TOP10:
-            body = self.state.components.service.current_board().top_body
-            headers = [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid.encode()),
-            ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _send_json(send, self.state.components.service.current_board().top_body, rid)
             return
         token = logs.request_id.set(rid)
         try:
             request = Request(scope, receive, send)
             try:
-                response = await routes.update_score(request)
+                body = await routes.apply_update(request)
             except Exception as exc:
                 response = await self._handle(request, exc)
-            response.headers[request_id.HEADER] = rid
-            await response(scope, receive, send)
+                response.headers[request_id.HEADER] = rid
+                await response(scope, receive, send)
+                return
+            await _send_json(send, body, rid)
         finally:
             logs.request_id.reset(token)
 
@@ -101,6 +96,17 @@ class ScoreboardApp(FastAPI):
                 response = handler(request, exc)
                 return await response if inspect.isawaitable(response) else response
         raise exc
+
+
+async def _send_json(send: Send, body: bytes, rid: str) -> None:
+    """A 200 with a JSON ``body``, as the two ASGI messages Starlette's ``Response`` would send."""
+    headers = [
+        _JSON,
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", rid.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _has_origin(scope: Scope) -> bool:

@@ -43,12 +43,12 @@ limit that refused; the error code names it.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import limits
 from limits.aio.storage import Storage
@@ -102,6 +102,9 @@ class Reservation:
             await give_back()
 
 
+_NOTHING_RESERVED = Reservation(None)
+
+
 class UpdateLimits:
     """The limits of the update route over one storage. See the module docstring."""
 
@@ -146,19 +149,16 @@ class UpdateLimits:
         if self._per_user is not None:
             await self._count(self._per_user, "user", user_id, "rate_limited_user")
 
-    @contextlib.asynccontextmanager
-    async def points(self, user_id: str, delta: int) -> AsyncIterator[Reservation]:
-        """Reserve ``delta`` points of ``user_id``'s velocity budget around applying the
-        update; refunded when the block raises (the update was not applied), or when the
-        block calls ``refund()`` (the update was a retry: it added nothing)."""
+    async def reserve(self, user_id: str, delta: int) -> Reservation:
+        """Reserve ``delta`` points of ``user_id``'s velocity budget before applying the update.
+        The caller refunds the reservation when the update was not applied (it raised) or was a
+        retry (it added nothing); ``RateLimited`` when the budget has no room."""
         item = self._velocity
         if item is None or delta <= 0:
-            yield Reservation(None)
-            return
-        reserved = await self._guard(lambda: self._fixed.hit(item, "velocity", user_id, cost=delta))
+            return _NOTHING_RESERVED
+        reserved = await self._guard(self._fixed.hit, item, "velocity", user_id, cost=delta)
         if reserved is None:  # storage down: fail open
-            yield Reservation(None)
-            return
+            return _NOTHING_RESERVED
         if not reserved:
             await self._refund(item, user_id, delta)
             await self._refuse(
@@ -169,20 +169,15 @@ class UpdateLimits:
                 "velocity_limited",
                 f"at most {item.amount} points per minute per user",
             )
-        reservation = Reservation(lambda: self._refund(item, user_id, delta))
-        try:
-            yield reservation
-        except BaseException:
-            await reservation.refund()
-            raise
+        return Reservation(functools.partial(self._refund, item, user_id, delta))
 
     async def _refund(self, item: limits.RateLimitItem, user_id: str, delta: int) -> None:
         # The fixed window is a counter; a negative increment gives the points back.
         key = item.key_for("velocity", user_id)
-        await self._guard(lambda: self.storage.incr(key, item.get_expiry(), amount=-delta))
+        await self._guard(self.storage.incr, key, item.get_expiry(), amount=-delta)
 
     async def _count(self, item: limits.RateLimitItem, name: str, identity: str, code: str) -> None:
-        allowed = await self._guard(lambda: self._moving.hit(item, name, identity))
+        allowed = await self._guard(self._moving.hit, item, name, identity)
         if allowed is False:
             await self._refuse(
                 self._moving, item, (name, identity), name, code, f"at most {item} per {name}"
@@ -197,7 +192,7 @@ class UpdateLimits:
         code: str,
         message: str,
     ) -> None:
-        stats = await self._guard(lambda: limiter.get_window_stats(item, *identifiers))
+        stats = await self._guard(limiter.get_window_stats, item, *identifiers)
         reset = max(0.0, stats.reset_time - time.time()) if stats else float(item.get_expiry())
         remaining = stats.remaining if stats else 0
         if self._metrics is not None:
@@ -210,13 +205,16 @@ class UpdateLimits:
             reset=reset,
         )
 
-    async def _guard(self, call: Callable[[], Awaitable[T]]) -> T | None:
-        """``call()``'s result, or ``None`` when the storage failed (or failed a moment ago)."""
+    async def _guard(
+        self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T | None:
+        """``call(*args, **kwargs)``'s result, or ``None`` when the storage failed (or failed a
+        moment ago)."""
         now = time.monotonic()
         if now < self._paused_until:
             return None
         try:
-            return await call()
+            return await call(*args, **kwargs)
         # RuntimeError: uvloop's "unable to perform operation on <TCPTransport closed=True>"
         # when Redis resets a connection under load (tests/faults); ``limits`` does not wrap it.
         except (StorageError, ConnectionError, OSError, TimeoutError, RuntimeError) as exc:

@@ -145,6 +145,11 @@ async def update_score(request: Request) -> Response:
     The same ``action_id`` with the same delta again is a retry: 200 with the current result,
     nothing added. Only a 200 changes anything.
     """
+    return Response(await apply_update(request), media_type="application/json")
+
+
+async def apply_update(request: Request) -> bytes:
+    """The update route's work; returns the body of its 200 (the hot path answers with it)."""
     parts = components(request)
     started = time.perf_counter()
     metrics: Metrics = request.app.state.metrics
@@ -164,10 +169,14 @@ async def update_score(request: Request) -> Response:
         update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
         await guard.check_user(update.user_id)
         # The grant's delta in grant mode. A retry adds nothing, so it costs no points.
-        async with guard.points(update.user_id, update.delta) as reservation:
+        reservation = await guard.reserve(update.user_id, update.delta)
+        try:
             result = await parts.service.update(update)
-            if result.replayed:
-                await reservation.refund()
+        except BaseException:  # not applied: the points go back
+            await reservation.refund()
+            raise
+        if result.replayed:
+            await reservation.refund()
     except ScoreboardError as exc:
         metrics.update_done(exc.code, started)
         log.warning(
@@ -176,11 +185,8 @@ async def update_score(request: Request) -> Response:
         )
         raise
     metrics.update_done("accepted", started)
-    return Response(
-        orjson.dumps(
-            {"user_id": result.user_id, "new_score": result.new_score, "rank": result.rank}
-        ),
-        media_type="application/json",
+    return orjson.dumps(
+        {"user_id": result.user_id, "new_score": result.new_score, "rank": result.rank}
     )
 
 
