@@ -57,12 +57,18 @@ async def test_ties_go_to_who_reached_the_score_first() -> None:
     assert top(service) == [("zed", 8), ("amy", 8)]
 
 
+async def turn() -> None:
+    """Let the event loop turn once: the live board fans out once per turn."""
+    await asyncio.sleep(0)
+
+
 async def test_each_top_change_gets_the_next_seq_and_reaches_subscribers() -> None:
     service = await make_service()
     recorder = Recorder()
     service.live.subscribe(recorder)
     for i in range(3):
         await service.update(ScoreUpdate(f"u{i}", 10 + i))
+        await turn()
     assert [b.event.seq for b in recorder.boards] == [1, 2, 3]
     last = recorder.boards[-1]
     assert last.update is not None
@@ -74,13 +80,16 @@ async def test_updates_below_the_top_10_publish_nothing() -> None:
     service = await make_service()
     for i in range(10):
         await service.update(ScoreUpdate(f"top{i}", 100 + i))
+    await turn()  # their fan-out, before the recorder listens
     recorder = Recorder()
     service.live.subscribe(recorder)
     result = await service.update(ScoreUpdate("minnow", 1))
+    await turn()
     assert result.rank == 11
     assert recorder.boards == []
     # ...but climbing into the top 10 does.
     await service.update(ScoreUpdate("minnow", 200))
+    await turn()
     assert [b.event.rankings[0].user_id for b in recorder.boards] == ["minnow"]
 
 
@@ -143,7 +152,27 @@ async def test_bus_events_from_other_processes_reach_the_live_board() -> None:
     remote = BoardChanged("main", 7, "x", 3, ())
     assert service.live.offer(remote)
     assert not service.live.offer(remote)  # a duplicate is dropped by seq
+    await turn()
     assert [b.event.seq for b in recorder.boards] == [7]
+
+
+async def test_changes_in_one_loop_turn_reach_subscribers_as_one_fan_out_of_the_newest() -> None:
+    service = await make_service()
+    recorder = Recorder()
+    service.live.subscribe(recorder)
+    fan_outs: list[int] = []
+    service.live.on_fan_out = lambda seconds, changes: fan_outs.append(changes)
+    for i in range(3):  # the in-memory store never suspends: one turn for all three
+        await service.update(ScoreUpdate(f"u{i}", 10 + i))
+    assert recorder.boards == []  # nobody waited for a fan-out, the updates included
+    assert service.current_board().event.seq == 3  # ...but reads see the newest board at once
+    await turn()
+    assert [b.event.seq for b in recorder.boards] == [3]
+    assert fan_outs == [3]
+    await service.update(ScoreUpdate("u0", 100))
+    await turn()
+    assert [b.event.seq for b in recorder.boards] == [3, 4]
+    assert fan_outs == [3, 1]
 
 
 async def test_concurrent_updates_of_one_user_all_count() -> None:
