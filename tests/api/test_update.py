@@ -46,6 +46,18 @@ async def test_an_update_without_action_id_gets_a_generated_one_and_is_never_a_r
     assert (await api.top10())[0]["score"] == 10
 
 
+async def test_concurrent_updates_without_action_id_get_distinct_ids_and_all_count(
+    api: Api,
+) -> None:
+    """They share commits (group commit), and each batch draws its generated ids at once."""
+    await asyncio.gather(*(api.ok("alice", 1 + i % 3) for i in range(30)))
+    actions = [a for (a,) in api.rows("SELECT action_id FROM scores")]
+    assert len(actions) == 30
+    assert len(set(actions)) == 30
+    assert all(len(a) == 32 for a in actions)  # 128 random bits, as hex
+    assert (await api.top10())[0]["score"] == sum(1 + i % 3 for i in range(30))
+
+
 async def test_a_retry_returns_the_current_result_and_adds_nothing(api: Api) -> None:
     assert (await api.ok("alice", 5, action_id="game-1"))["new_score"] == 5
     assert (await api.ok("alice", 3, action_id="game-2"))["new_score"] == 8

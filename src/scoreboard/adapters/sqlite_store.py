@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -141,8 +141,12 @@ class SqliteScoreStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> None:
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time, and
+        # apply() would need it for every update.
+        self._loop = asyncio.get_running_loop()
         self._wconn = await self._run(self._writer, self._connect)
         self._rconn = await self._run(self._reader, self._connect)
 
@@ -163,19 +167,20 @@ class SqliteScoreStore:
             executor.shutdown(wait=True)
         self._wconn = self._rconn = None
 
-    @staticmethod
-    async def _run(executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+    async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        loop = self._loop or asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, fn)
 
     # -- writes -----------------------------------------------------------------------------
 
     async def apply(self, update: ScoreUpdate) -> Applied:
-        if self._wconn is None:
+        loop = self._loop
+        if self._wconn is None or loop is None:
             raise Unavailable("the store is not open")
-        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Applied] = loop.create_future()
         self._pending.append((update, future))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+            self._flusher = loop.create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
@@ -214,7 +219,13 @@ class SqliteScoreStore:
         now = _now()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self._apply_one(conn, update, now) for update in updates]
+            # Ids for updates that came without an action_id: 128 random bits each, drawn in one
+            # system call per batch (uuid4() per update was about 9 µs of an update here).
+            fresh = os.urandom(16 * len(updates)).hex()
+            outcomes = [
+                self._apply_one(conn, update, now, fresh[32 * i : 32 * i + 32])
+                for i, update in enumerate(updates)
+            ]
             conn.execute("COMMIT")
         except sqlite3.OperationalError:  # the database itself failed: the batch fails
             if conn.in_transaction:
@@ -240,7 +251,7 @@ class SqliteScoreStore:
         """One update in a transaction of its own; any failure is this update's answer."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcome = cls._apply_one(conn, update, now)
+            outcome = cls._apply_one(conn, update, now, os.urandom(16).hex())
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -253,7 +264,10 @@ class SqliteScoreStore:
         return outcome
 
     @staticmethod
-    def _apply_one(conn: sqlite3.Connection, update: ScoreUpdate, now: str) -> Applied | Exception:
+    def _apply_one(
+        conn: sqlite3.Connection, update: ScoreUpdate, now: str, fresh_id: str
+    ) -> Applied | Exception:
+        """``fresh_id``: the action id to record when the update has none."""
         action_id = update.action_id
         if action_id is not None:
             row = conn.execute(_SELECT_ACTION, (update.user_id, action_id)).fetchone()
@@ -265,7 +279,7 @@ class SqliteScoreStore:
                 user = conn.execute(_SELECT_USER, (update.user_id,)).fetchone()
                 return Applied(UserTotal(*user), replayed=True)
         else:
-            action_id = uuid.uuid4().hex
+            action_id = fresh_id
         # Refusals (above, and the range check here) are decided before anything is written,
         # so a refused update leaves nothing behind in the batch's transaction.
         row = conn.execute(_SELECT_SCORE, (update.user_id,)).fetchone()
