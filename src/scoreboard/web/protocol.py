@@ -16,6 +16,11 @@ The refusals are written by hand (the app never saw the request): a JSON body as
 error, ``Connection: close``. A WebSocket handshake passes through the same header checks; after
 the upgrade the WebSocket protocol (ping timeout, frame size) takes over.
 
+It also tells the app, through the ASGI extension ``scoreboard.body`` (:func:`body_arrived`),
+whether a request's whole body has already arrived, so that the update route runs its body
+deadline only when it may have to wait (``asyncio.timeout`` costs a timer and, on this machine,
+several ``getpid()`` system calls per request).
+
 The class reads its limits once per process from the environment (``Settings()``) unless
 :meth:`configure` set them: uvicorn's worker processes import it by name, so it cannot be a
 closure over the command line's settings.
@@ -34,6 +39,22 @@ from scoreboard.settings import Settings
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 _BODY_GRACE = 1.0
+BODY_EXTENSION = "scoreboard.body"
+
+
+class _BodyProgress:
+    __slots__ = ("complete",)
+
+    def __init__(self) -> None:
+        self.complete = False
+
+
+def body_arrived(scope: Any) -> bool:
+    """Whether the server reported the request's whole body received (``False`` when it
+    cannot tell: another server, or not yet)."""
+    extension = (scope.get("extensions") or {}).get(BODY_EXTENSION)
+    progress = extension.get("progress") if isinstance(extension, dict) else None
+    return isinstance(progress, _BodyProgress) and progress.complete
 
 
 class _Refused(httptools.HttpParserError):
@@ -62,6 +83,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._in_body = False
         self._refused = False
+        self._progress: _BodyProgress | None = None
 
     # -- the deadline ------------------------------------------------------------------------
 
@@ -145,10 +167,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_body = True
         self._arm(self._body_timeout + _BODY_GRACE)
+        self._progress = _BodyProgress()
+        self.scope.setdefault("extensions", {})[BODY_EXTENSION] = {"progress": self._progress}
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
+        if self._progress is not None:
+            self._progress.complete = True
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:

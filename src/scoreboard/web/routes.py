@@ -26,6 +26,7 @@ from scoreboard.web.auth import authorize
 from scoreboard.web.client_address import client_address
 from scoreboard.web.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
+from scoreboard.web.protocol import body_arrived
 
 log = logging.getLogger("scoreboard.audit")
 
@@ -97,21 +98,27 @@ async def read_body(request: Request, limit: int, deadline: float | None = None)
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-    chunks = []
-    size = 0
     try:
+        if deadline is None or body_arrived(request.scope):  # nothing to wait for
+            return await _read_all(request, limit)
         async with asyncio.timeout(deadline):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-                chunks.append(chunk)
+            return await _read_all(request, limit)
     except TimeoutError:
         raise BodyTimeout(f"the body must arrive within {deadline:g} s") from None
     except ClientDisconnect:  # nobody is left to answer; not an error of ours (no 500 log)
         raise InvalidRequest(
             "the client went away before sending the whole body", code="client_disconnected"
         ) from None
+
+
+async def _read_all(request: Request, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
