@@ -35,6 +35,15 @@ async def top10(http: httpx.AsyncClient, server: ServerProcess) -> list[object]:
     return scores
 
 
+def refusals(load: Load, count: int) -> Callable[[], Awaitable[bool]]:
+    """A condition for ``async_wait_until``: ``load`` has been answered 503 ``count`` times."""
+
+    async def reached() -> bool:
+        return load.statuses[503] >= count
+
+    return reached
+
+
 async def test_updates_fail_fast_and_heal_when_postgres_goes_and_comes_back(
     tmp_path: Path, pg: PrivatePostgres, database_url: str, redis_server: PrivateRedis
 ) -> None:
@@ -54,10 +63,9 @@ async def test_updates_fail_fast_and_heal_when_postgres_goes_and_comes_back(
         down_at = time.monotonic()
         board = await top10(http, server)
 
-        async def some_503s() -> bool:
-            return load.statuses[503] >= 20
-
-        await async_wait_until(some_503s, 10, "updates answered 503 while PostgreSQL is down")
+        await async_wait_until(
+            refusals(load, 20), 10, "updates answered 503 while PostgreSQL is down"
+        )
         assert await top10(http, server) == board  # reads keep serving the last board
         assert time.monotonic() - down_at < scaled(10)
         pg.start()
@@ -106,17 +114,11 @@ async def test_updates_fail_fast_and_heal_when_postgres_hangs(
             await load.successes_after(time.monotonic(), 10)
             proxy.set("blackhole")
 
-            def enough_503s(count: int) -> Callable[[], Awaitable[bool]]:
-                async def check() -> bool:
-                    return load.statuses[503] >= count
-
-                return check
-
             # The board is read once updates already fail: an update whose commit was
             # acknowledged just before the black hole may still be reaching the rank index.
-            await async_wait_until(enough_503s(20), 15, "updates answered 503 (PostgreSQL hangs)")
+            await async_wait_until(refusals(load, 20), 15, "503s while PostgreSQL hangs")
             board = await top10(http, server)
-            await async_wait_until(enough_503s(40), 15, "more 503s while PostgreSQL hangs")
+            await async_wait_until(refusals(load, 40), 15, "more 503s while PostgreSQL hangs")
             assert await top10(http, server) == board
             proxy.set("pass")
             heal = await load.successes_after(time.monotonic(), 10)
