@@ -200,7 +200,7 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
         current = live.current
         async with asyncio.timeout(timeout):
             await websocket.send_text(current.snapshot)
-        feed.sent = max(feed.sent, current.event.seq)
+        feed.sent = current.event.seq  # nothing was written before: no sink was attached yet
         if sink is not None:
             feed.attach(sink)  # from now on, boards the socket can take go out at once
         while (board := await feed.next()) is not None:
