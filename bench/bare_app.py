@@ -4,8 +4,10 @@ Every HTTP request gets the same small JSON body. A POST reads its whole body fi
 service's update route must, so a POST here costs what the server stack alone costs for one
 update: parse the request, read the body, write the response. Nothing else.
 
-The uvicorn options below mirror ``scoreboard.cli._serve``; if those change, change these, or
-the ratios in ``docs/benchmarks.md`` compare different stacks.
+The uvicorn options below mirror ``scoreboard.server.run.uvicorn_options`` (on uvicorn's stock
+protocols: the ceiling is uvicorn itself); if those change, change these, or the ratios in
+``docs/benchmarks.md`` compare different stacks. They are written out rather than imported so
+that ``bench/run.py --rev OLD`` can still start this app beside an older commit's service.
 
     .venv/bin/python bench/bare_app.py --port 8001
 """
@@ -60,6 +62,8 @@ def main() -> None:
         http="httptools",
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        proxy_headers=False,
+        timeout_keep_alive=5,
         log_config=None,
         access_log=False,
         server_header=False,

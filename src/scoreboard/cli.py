@@ -135,12 +135,8 @@ def _workers_arg(value: str) -> int:
 
 
 def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
-    import uvicorn
-
     from scoreboard import bootstrap
-    from scoreboard.web.app import create_app
-    from scoreboard.web.protocol import GuardedHttpProtocol
-    from scoreboard.web.ws_protocol import FramedWebSocketProtocol
+    from scoreboard.server import run
 
     settings = _settings(host=host, port=port)
     if workers > 1 and not settings.is_scaled:
@@ -149,6 +145,10 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
             "postgresql://... and SCOREBOARD_REDIS_URL=redis://...): otherwise each process "
             "would keep a board of its own"
         )
+    try:
+        run.check_version(run.installed_uvicorn(), allow_untested=settings.allow_untested_server)
+    except run.UnsupportedServer as exc:
+        _fail(str(exc))
     _migrate(settings)
     try:
         bootstrap.build(settings)  # fail fast, before uvicorn starts, on what we cannot run
@@ -179,30 +179,7 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
             "ws_max_per_address": settings.ws_max_per_address,
         },
     )
-    # One process serves the app built here; several import the factory, each building its own
-    # Settings from the same environment (the command line only chooses host and port).
-    app = create_app(settings) if workers == 1 else "scoreboard.web.app:create_app_from_env"
-    # Header deadline, header size cap and body deadline (slowloris); workers read the same
-    # limits from the environment, since uvicorn imports the class by name there.
-    GuardedHttpProtocol.configure(settings)
-    uvicorn.run(
-        app,
-        factory=workers > 1,
-        workers=workers if workers > 1 else None,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http=GuardedHttpProtocol,
-        ws=FramedWebSocketProtocol,
-        ws_max_size=settings.ws_max_message,
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_interval,
-        ws_per_message_deflate=False,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    run.serve(settings, workers=workers)
 
 
 def _token(args: argparse.Namespace) -> None:

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     """Seconds to receive a whole request body."""
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     """Request line plus headers; a larger request is refused with 431."""
+    allow_untested_server: bool = False
+    """Start on an uvicorn outside the tested range, on its stock protocols (``server.run``)."""
 
     @field_validator("database_url")
     @classmethod

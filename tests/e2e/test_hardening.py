@@ -294,7 +294,7 @@ async def test_a_socket_flooding_frames_is_closed_with_1008(
     async with await _connect(hardened) as ws:
         await _snapshot(ws)
         with contextlib.suppress(websockets.ConnectionClosed):
-            for _ in range(50):
+            for _ in range(200):  # past the burst of 50 frames
                 await ws.send("x")
         async with asyncio.timeout(scaled(10)):
             await ws.wait_closed()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,6 @@ from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
 from scoreboard.web import errors, live, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
-from scoreboard.web.collector import keep_survivors_frozen
 from scoreboard.web.hot_paths import ScoreboardApp
 from scoreboard.web.limits import RateLimited, UpdateLimits
 from scoreboard.web.metrics import Metrics, metrics_endpoint
@@ -54,12 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.components = components
                 app.state.update_limits = UpdateLimits.from_settings(settings, storage, metrics)
                 components.service.live.on_fan_out = metrics.fanned_out
-                collector = asyncio.create_task(keep_survivors_frozen())
-                try:
-                    async with app.state.farewell.on_sigterm():  # sockets get 1001 first
-                        yield
-                finally:
-                    collector.cancel()
+                async with app.state.farewell.on_sigterm():  # sockets get 1001 first
+                    yield
         finally:
             adapters.removeHandler(metrics.error_log)
 

@@ -1,7 +1,7 @@
 """The live channel ``/ws/scoreboard``: a SNAPSHOT on connect, then every board change.
 
 Each socket is a :class:`SocketFeed` subscribed to the process's live board. Under our uvicorn
-protocol (``ws_protocol``) the fan-out writes a board's frame, built once, straight to every
+protocol (``scoreboard.server``) the fan-out writes a board's frame, built once, straight to every
 socket that can take it at once; the feed of a socket that cannot holds only the newest board,
 and the socket's writer sends it when the socket drains. So a burst coalesces for a slow client,
 the final board always arrives, and fan-out never waits on a socket. A socket that cannot be
@@ -14,8 +14,9 @@ Admission happens before accept, so a refused socket costs no SNAPSHOT: the ``Or
 one of ``SCOREBOARD_ALLOWED_ORIGINS`` (403), and the process and the client address must be
 under their socket caps (503, 429; ``socket_caps``). The refusal is an HTTP response with the
 JSON error body where the server supports the denial-response extension (uvicorn does), else a
-close with 1008. A client sending more than ``SCOREBOARD_WS_MAX_FRAMES_PER_SECOND`` frames is
-closed with 1008 (policy violation).
+close with 1008. A client over its frame budget (``SCOREBOARD_WS_MAX_FRAMES_PER_SECOND`` a second,
+bursts of at least 50) is closed with 1008 (policy violation): counted per frame, pings and
+fragments included, by ``scoreboard.server``; per message here where that server is absent.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from scoreboard.bootstrap import Components
 from scoreboard.events import EncodedBoard
 from scoreboard.web.client_address import client_address
 from scoreboard.web.errors import error_response
+from scoreboard.web.extensions import FrameSink, frames_guarded, sink_of, text_frame
 from scoreboard.web.metrics import Metrics
 from scoreboard.web.origins import AllowedOrigins
 from scoreboard.web.shutdown import Farewell
-from scoreboard.web.socket_caps import FrameRate, SocketCaps
-from scoreboard.web.ws_protocol import FrameSink, sink_of, text_frame
+from scoreboard.web.socket_caps import FrameBudget, SocketCaps
 
 log = logging.getLogger(__name__)
 
@@ -121,25 +122,35 @@ def frame_of(board: EncodedBoard) -> bytes:
 
 
 async def _read_until_closed(
-    websocket: WebSocket, feed: SocketFeed, frames: FrameRate, metrics: Metrics
+    websocket: WebSocket,
+    feed: SocketFeed,
+    frames: FrameBudget | None,
+    sink: FrameSink | None,
+    metrics: Metrics,
 ) -> None:
+    """Read and drop what the client sends until it goes. ``frames``: the budget counted here,
+    per message, when the server does not count every frame itself (``frames_guarded``)."""
+    flooded = False
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                flooded = sink is not None and sink.closed_for == "frame_flood"
                 break
-            if not frames.allow():
-                metrics.ws_closed.labels("frame_flood").inc()
-                log.warning(
-                    "closing a socket that sends too many frames",
-                    extra={"event": "ws_frame_flood", "client": client_address(websocket)},
-                )
+            if frames is not None and not frames.take():
                 await websocket.close(code=1008, reason="too many frames")
+                flooded = True
                 break
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
         feed.close()
+    if flooded:
+        metrics.ws_closed.labels("frame_flood").inc()
+        log.warning(
+            "closed a socket that sent too many frames",
+            extra={"event": "ws_frame_flood", "client": client_address(websocket)},
+        )
 
 
 _REFUSALS = {
@@ -193,9 +204,11 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
         return
     farewell.add(feed)
     live.subscribe(feed)  # before taking the snapshot, so no change falls in between
-    frames = FrameRate(parts.settings.ws_max_frames_per_second)
-    reader = asyncio.create_task(_read_until_closed(websocket, feed, frames, metrics))
     sink = sink_of(websocket.scope)
+    frames = None
+    if not frames_guarded(websocket.scope):
+        frames = FrameBudget(parts.settings.ws_max_frames_per_second)
+    reader = asyncio.create_task(_read_until_closed(websocket, feed, frames, sink, metrics))
     try:
         current = live.current
         async with asyncio.timeout(timeout):

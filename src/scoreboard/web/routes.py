@@ -24,9 +24,9 @@ from scoreboard.model import ScoreUpdate
 from scoreboard.web import update_body
 from scoreboard.web.auth import authorize
 from scoreboard.web.client_address import client_address
+from scoreboard.web.extensions import body_arrived
 from scoreboard.web.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
-from scoreboard.web.protocol import body_arrived
 
 log = logging.getLogger("scoreboard.audit")
 

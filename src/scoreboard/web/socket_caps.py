@@ -1,4 +1,4 @@
-"""Caps on live-channel sockets: per process, per client address, and client frames per second.
+"""Caps on live-channel sockets: per process, per client address, and a budget of client frames.
 
 The counts are this process's (each process holds its own sockets); a deployment of N processes
 allows N times ``SCOREBOARD_WS_MAX_CONNECTIONS`` in all, and a client behind the load balancer
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
 
 class SocketCaps:
@@ -40,23 +41,43 @@ class SocketCaps:
             del self._per_address[address]
 
 
-class FrameRate:
-    """At most ``limit`` frames in any one-second window starting at a counted frame."""
+MIN_FRAME_BURST = 50
+"""The least burst of client frames a socket may send at once, whatever the rate: a page that
+restores 20 subscriptions after a reconnect must not be cut off."""
 
-    __slots__ = ("_count", "_limit", "_started")
 
-    def __init__(self, limit: int | None) -> None:
-        self._limit = limit
-        self._started = 0.0
-        self._count = 0
+class FrameBudget:
+    """A token bucket over client frames: on average ``rate`` a second, at most ``burst`` at
+    once (``max(rate, MIN_FRAME_BURST)`` unless given). ``rate=None`` allows everything.
 
-    def allow(self) -> bool:
-        """Count one client frame; ``False`` once the socket is over its rate."""
-        if self._limit is None:
+    Every frame counts, control frames and continuation fragments included, where the server
+    sees frames (``scoreboard.server``); the app, which sees only whole messages, uses the same
+    budget per message where the server does not. ``clock`` is a dependency so that tests can
+    place frames at any instant.
+    """
+
+    __slots__ = ("_burst", "_clock", "_rate", "_tokens", "_updated")
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = rate
+        self._burst = float(burst if burst is not None else max(rate or 0, MIN_FRAME_BURST))
+        self._clock = clock
+        self._tokens = self._burst
+        self._updated = clock()
+
+    def take(self, frames: int = 1) -> bool:
+        """Count ``frames`` client frames; ``False`` once the socket is over its budget (the
+        caller closes it: nothing is owed back)."""
+        if self._rate is None:
             return True
-        now = time.monotonic()
-        if now - self._started >= 1.0:
-            self._started = now
-            self._count = 0
-        self._count += 1
-        return self._count <= self._limit
+        now = self._clock()
+        tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        self._tokens = tokens - frames
+        return self._tokens >= 0

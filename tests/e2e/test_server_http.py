@@ -1,5 +1,5 @@
-"""``GuardedHttpProtocol`` tells the app whether a request's body has all arrived
-(``protocol.body_arrived``): the update route skips its body deadline only then."""
+"""``scoreboard.server``'s ``GuardedHttpProtocol`` tells the app whether a request's body has all
+arrived (``web.extensions.body_arrived``): the update route skips its body deadline only then."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import uvicorn
 
-from scoreboard.web.protocol import GuardedHttpProtocol, body_arrived
+from scoreboard.server.http import GuardedHttpProtocol
+from scoreboard.web.extensions import body_arrived
 from tests.support.server import free_port
 from tests.support.timing import async_wait_until, scaled
 
