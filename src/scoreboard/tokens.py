@@ -259,17 +259,30 @@ def _parse_jwks(body: bytes) -> list[tuple[str | None, str | None, PublicKey]]:
 
 def load_or_create_secret(settings: Settings) -> bytes:
     """The HS256 secret: ``SCOREBOARD_JWT_SECRET`` if set, else one generated once and kept in
-    the data folder with mode 0600, so ``serve`` and ``token`` agree without any set-up."""
+    the data folder with mode 0600, so ``serve`` and ``token`` agree without any set-up.
+
+    ``ValueError`` (one line naming the file, and the fix) for a secret file that cannot be
+    used: unreadable, or too short."""
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value().encode()
     path = settings.data_dir / _SECRET_FILE
     try:
-        secret = path.read_bytes().strip()
-    except FileNotFoundError:
-        secret = _create_secret(path)
+        try:
+            secret = _read_secret(path)
+        except FileNotFoundError:
+            secret = _create_secret(path)
+    except OSError as exc:
+        raise ValueError(f"the secret file {path}: {exc.strerror or exc}") from None
     if len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes")
+        raise ValueError(
+            f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes: delete the file to "
+            "have a new one generated, or set SCOREBOARD_JWT_SECRET"
+        )
     return secret
+
+
+def _read_secret(path: Path) -> bytes:
+    return path.read_bytes().strip()
 
 
 def _create_secret(path: Path) -> bytes:
@@ -278,7 +291,7 @@ def _create_secret(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs
-        return path.read_bytes().strip()
+        return _read_secret(path)
     with os.fdopen(fd, "wb") as f:
         f.write(secret + b"\n")
     log.warning(

@@ -7,6 +7,7 @@ with only the SCOREBOARD_* variables the case sets.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import pytest
 
 from tests.support.server import SECRET
 from tests.support.timing import scaled
+
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) ")
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -35,11 +38,18 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *, logged_first: bool = False
+) -> str:
+    """Exit status 2, nothing on stdout, no traceback, one line on stderr. ``logged_first``:
+    after the log records of a command that logs before it can fail (``serve`` migrates, then
+    builds the token verifier)."""
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
+    if logged_first:
+        lines = [line for line in lines if not LOG_RECORD.match(line)]
     assert len(lines) == 1, result.stderr
     assert "error" in lines[0]
     return lines[0]
@@ -89,6 +99,28 @@ def test_token_without_a_configured_secret_uses_the_generated_one(tmp_path: Path
     again = run(tmp_path, "token", "bob", data_dir=str(data))
     assert jwt.decode(again.stdout.strip(), secret, algorithms=["HS256"])["sub"] == "bob"
     assert secret.decode() not in first.stderr + first.stdout.split(".")[0]
+
+
+def _secret_file(tmp_path: Path, content: bytes, mode: int) -> Path:
+    path = tmp_path / "data" / "jwt_secret"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    path.chmod(mode)
+    return path
+
+
+# -- the secret file: refused in one line ------------------------------------------------------
+
+SERVE = ("serve", "--port", "0")  # were it to start after all, on no port of anyone's
+
+
+@pytest.mark.parametrize("command", [("token", "alice"), SERVE], ids=["token", "serve"])
+def test_a_too_short_secret_file_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    _secret_file(tmp_path, b"tiny-s3cret\n", 0o600)
+    line = assert_one_line_error(run(tmp_path, *command), logged_first=command == SERVE)
+    assert "data/jwt_secret" in line
+    assert "32 bytes" in line
+    assert "tiny-s3cret" not in line
 
 
 # -- one-line errors ---------------------------------------------------------------------------

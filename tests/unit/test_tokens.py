@@ -274,9 +274,25 @@ def test_a_short_secret_in_the_data_folder_is_refused(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     load_or_create_secret(settings)
     (secret_file,) = (tmp_path / "data").iterdir()
-    secret_file.write_bytes(b"short\n")
-    with pytest.raises(ValueError, match="shorter"):
+    secret_file.write_bytes(b"tiny-s3cret\n")
+    with pytest.raises(ValueError, match="shorter") as caught:
         load_or_create_secret(settings)
+    assert str(secret_file) in str(caught.value)
+    assert "tiny-s3cret" not in str(caught.value)
+
+
+def test_a_secret_path_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data" / "jwt_secret").mkdir(parents=True)
+    with pytest.raises(ValueError, match="jwt_secret") as caught:
+        load_or_create_secret(_settings(tmp_path))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_secret_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    with pytest.raises(ValueError, match="data") as caught:
+        load_or_create_secret(_settings(tmp_path))
+    assert "\n" not in str(caught.value)
 
 
 # -- asymmetric algorithms and the allow-list --------------------------------------------------
