@@ -31,6 +31,8 @@ import json
 import logging
 import os
 import secrets
+import shlex
+import stat
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
@@ -262,7 +264,9 @@ def load_or_create_secret(settings: Settings) -> bytes:
     the data folder with mode 0600, so ``serve`` and ``token`` agree without any set-up.
 
     ``ValueError`` (one line naming the file, and the fix) for a secret file that cannot be
-    used: unreadable, or too short."""
+    used: unreadable, too short, or open to group or others. The last is refused as ssh refuses
+    such a private key, rather than tightened in silence: whoever could read the file can sign
+    any user's tokens, whoever could write it chose the secret, and the operator must know."""
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value().encode()
     path = settings.data_dir / _SECRET_FILE
@@ -282,7 +286,15 @@ def load_or_create_secret(settings: Settings) -> bytes:
 
 
 def _read_secret(path: Path) -> bytes:
-    return path.read_bytes().strip()
+    with path.open("rb") as f:
+        # The mode of the file opened, not of the name: nothing can swap it in between.
+        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+        if os.name == "posix" and mode & 0o077:
+            raise ValueError(
+                f"the secret file {path} has mode {mode:04o}, open to group or others; "
+                f"make it private to its owner: chmod 600 {shlex.quote(str(path))}"
+            )
+        return f.read().strip()
 
 
 def _create_secret(path: Path) -> bytes:

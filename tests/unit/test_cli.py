@@ -109,9 +109,29 @@ def _secret_file(tmp_path: Path, content: bytes, mode: int) -> Path:
     return path
 
 
+def test_token_uses_a_secret_file_of_mode_0600(tmp_path: Path) -> None:
+    _secret_file(tmp_path, SECRET.encode() + b"\n", 0o600)
+    result = run(tmp_path, "token", "alice")
+    assert result.returncode == 0, result.stderr
+    assert jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])["sub"] == "alice"
+
+
 # -- the secret file: refused in one line ------------------------------------------------------
 
 SERVE = ("serve", "--port", "0")  # were it to start after all, on no port of anyone's
+
+
+@pytest.mark.parametrize("command", [("token", "alice"), SERVE], ids=["token", "serve"])
+def test_a_secret_file_readable_by_others_is_refused(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    path = _secret_file(tmp_path, SECRET.encode() + b"\n", 0o644)
+    line = assert_one_line_error(run(tmp_path, *command), logged_first=command == SERVE)
+    assert "data/jwt_secret" in line
+    assert "0644" in line
+    assert "chmod 600 data/jwt_secret" in line
+    assert SECRET not in line
+    assert path.read_bytes() == SECRET.encode() + b"\n"
 
 
 @pytest.mark.parametrize("command", [("token", "alice"), SERVE], ids=["token", "serve"])

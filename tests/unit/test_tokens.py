@@ -281,6 +281,43 @@ def test_a_short_secret_in_the_data_folder_is_refused(tmp_path: Path) -> None:
     assert "tiny-s3cret" not in str(caught.value)
 
 
+def _secret_file(tmp_path: Path, mode: int) -> Path:
+    path = tmp_path / "data" / "jwt_secret"
+    path.parent.mkdir()
+    path.write_bytes(KEY + b"\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o666, 0o700 | 0o070],
+    ids=lambda m: f"{m:04o}",
+)
+def test_a_secret_file_open_to_group_or_others_is_refused_as_ssh_does(
+    tmp_path: Path, mode: int
+) -> None:
+    """Anyone who can read it can sign tokens for any user; anyone who can write it can choose
+    the secret. Refused, not fixed silently: the operator should learn that it was exposed."""
+    path = _secret_file(tmp_path, mode)
+    with pytest.raises(ValueError, match="chmod 600") as caught:
+        load_or_create_secret(_settings(tmp_path))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert f"{mode:04o}" in message
+    assert f"chmod 600 {path}" in message
+    assert SECRET not in message
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # left as it was
+    assert path.read_bytes() == KEY + b"\n"
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=lambda m: f"{m:04o}")
+def test_a_secret_file_private_to_its_owner_is_used(tmp_path: Path, mode: int) -> None:
+    _secret_file(tmp_path, mode)
+    assert load_or_create_secret(_settings(tmp_path)) == KEY
+
+
 def test_a_secret_path_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "data" / "jwt_secret").mkdir(parents=True)
     with pytest.raises(ValueError, match="jwt_secret") as caught:
