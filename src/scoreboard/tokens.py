@@ -10,9 +10,10 @@ The configuration, never the token, chooses how a token is checked:
   PEM file) or ``SCOREBOARD_JWKS_URL``. A token that carries or points at a key of its own
   (``jku``, ``jwk``, ``x5u``, ``x5c``) is refused, and so is any ``crit`` header: we implement no
   extension, and RFC 7515 says a verifier must refuse what it does not understand.
-- ``exp`` and ``sub`` are required; ``iss``/``aud`` are exact matches when configured; ``exp`` may
-  lie at most ``max_ttl`` ahead (a stolen long-lived token is worth little); leeway is bounded by
-  the settings (at most 30 s).
+- ``exp`` and ``sub`` are required; ``iss``/``aud`` are exact matches when configured, and the
+  settings require an audience with a public key or JWKS (whose keys also sign the provider's
+  other applications' tokens, RFC 8725 §3.9); ``exp`` may lie at most ``max_ttl`` ahead (a
+  stolen long-lived token is worth little); leeway is bounded by the settings (at most 30 s).
 - A token whose JOSE header ``typ`` is :data:`GRANT_TYPE` is a **score grant** (see
   ``web/auth.py``): it must also carry ``delta`` (an integer) and ``act`` (the action id). The
   header, not a claim, carries the type (explicit typing, RFC 8725 §3.11): a login token from an

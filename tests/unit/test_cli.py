@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from tests.support.jwks import rsa_key
 from tests.support.server import SECRET
 from tests.support.timing import scaled
 
@@ -141,6 +142,39 @@ def test_a_too_short_secret_file_is_one_line(tmp_path: Path, command: tuple[str,
     assert "data/jwt_secret" in line
     assert "32 bytes" in line
     assert "tiny-s3cret" not in line
+
+
+# -- an identity provider's keys need an audience ----------------------------------------------
+
+
+@pytest.mark.parametrize("keys", ["jwks_url", "jwt_public_key"])
+def test_serve_with_an_identity_providers_keys_and_no_audience_is_refused(
+    tmp_path: Path, keys: str
+) -> None:
+    pem = rsa_key().write_pem(tmp_path)
+    value = "https://login.example/.well-known/jwks.json" if keys == "jwks_url" else str(pem)
+    line = assert_one_line_error(run(tmp_path, *SERVE, **{keys: value}))
+    assert "SCOREBOARD_JWT_AUDIENCE" in line
+    assert f"SCOREBOARD_{keys.upper()}" in line
+    assert not (tmp_path / "data").exists()  # refused before migrating anything
+
+
+def test_serve_with_an_identity_providers_keys_and_an_audience_passes_that_check(
+    tmp_path: Path,
+) -> None:
+    """The control: with an audience the same configuration gets past the settings, to the
+    next refusal this test arranges (a database path it cannot create)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    result = run(
+        tmp_path,
+        *SERVE,
+        jwks_url="https://login.example/.well-known/jwks.json",
+        jwt_audience="scoreboard",
+        database_url=f"sqlite:///{blocker}/db.sqlite",
+    )
+    line = assert_one_line_error(result)
+    assert "migration failed" in line
 
 
 # -- one-line errors ---------------------------------------------------------------------------

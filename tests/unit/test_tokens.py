@@ -715,14 +715,17 @@ async def test_a_jku_header_is_never_fetched(key_server: KeyServer) -> None:
 
 # -- configuration -----------------------------------------------------------------------------
 
+AUD = {"jwt_audience": AUDIENCE}
+"""Required with a public key or JWKS URL (RFC 8725, 3.9)."""
+
 
 def test_the_settings_derive_the_allow_list_from_the_keys(tmp_path: Path) -> None:
     assert _settings(tmp_path).token_algorithms == ("HS256",)
     pem = EC.write_pem(tmp_path)
-    verifier = verifier_from_settings(_settings(tmp_path, jwt_public_key=pem))
+    verifier = verifier_from_settings(_settings(tmp_path, jwt_public_key=pem, **AUD))
     assert verifier.algorithms == {"ES256"}
     assert not (tmp_path / "data").exists()  # no secret generated: HS256 is not in use
-    jwks_settings = _settings(tmp_path, jwks_url="http://127.0.0.1:9/jwks.json")
+    jwks_settings = _settings(tmp_path, jwks_url="http://127.0.0.1:9/jwks.json", **AUD)
     assert set(verifier_from_settings(jwks_settings).algorithms) == {"RS256", "ES256", "EdDSA"}
 
 
@@ -756,10 +759,12 @@ def test_the_configured_verifier_applies_every_setting(tmp_path: Path) -> None:
         pytest.param({"jwt_leeway": 31}, "30", id="leeway-over-30"),
         pytest.param({"jwt_leeway": -1}, "0", id="leeway-negative"),
         pytest.param({"jwt_max_ttl": 0}, "0", id="max-ttl-zero"),
-        pytest.param({"jwks_url": "file:///etc/passwd"}, "http", id="jwks-file-url"),
-        pytest.param({"jwks_url": "ftp://keys.example/jwks"}, "http", id="jwks-ftp-url"),
-        pytest.param({"jwks_url": "https://"}, "http", id="jwks-no-host"),
-        pytest.param({"jwt_public_key": "/nonexistent/key.pem"}, "cannot read", id="key-missing"),
+        pytest.param({"jwks_url": "file:///etc/passwd", **AUD}, "http", id="jwks-file-url"),
+        pytest.param({"jwks_url": "ftp://keys.example/jwks", **AUD}, "http", id="jwks-ftp-url"),
+        pytest.param({"jwks_url": "https://", **AUD}, "http", id="jwks-no-host"),
+        pytest.param(
+            {"jwt_public_key": "/nonexistent/key.pem", **AUD}, "cannot read", id="key-missing"
+        ),
         pytest.param({"auth_mode": "admin"}, "user", id="auth-mode-unknown"),
     ],
 )
@@ -771,10 +776,12 @@ def test_bad_token_settings_are_refused(tmp_path: Path, values: Any, message: st
 def test_hs256_next_to_a_public_key_needs_an_explicit_secret(tmp_path: Path) -> None:
     pem = RSA.write_pem(tmp_path)
     with pytest.raises(ValidationError, match="SCOREBOARD_JWT_SECRET"):
-        _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256")
+        _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256", **AUD)
     with pytest.raises(ValidationError, match="not both"):
-        _settings(tmp_path, jwt_public_key=pem, jwks_url="https://keys.example/jwks.json")
-    both = _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256", jwt_secret=SECRET)
+        _settings(tmp_path, jwt_public_key=pem, jwks_url="https://keys.example/jwks.json", **AUD)
+    both = _settings(
+        tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256", jwt_secret=SECRET, **AUD
+    )
     assert verifier_from_settings(both).algorithms == {"HS256", "RS256"}
 
 
@@ -811,10 +818,12 @@ def test_an_unusable_public_key_file_is_refused(tmp_path: Path, content: Any, me
     path = tmp_path / "key.pem"
     path.write_bytes(content())
     with pytest.raises(ValueError, match=message):
-        verifier_from_settings(_settings(tmp_path, jwt_public_key=path))
+        verifier_from_settings(_settings(tmp_path, jwt_public_key=path, **AUD))
 
 
 def test_a_key_that_does_not_fit_the_configured_algorithms_is_refused(tmp_path: Path) -> None:
     pem = RSA.write_pem(tmp_path)
     with pytest.raises(ValueError, match="ES256"):
-        verifier_from_settings(_settings(tmp_path, jwt_public_key=pem, jwt_algorithms="ES256"))
+        verifier_from_settings(
+            _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="ES256", **AUD)
+        )
