@@ -210,7 +210,10 @@ def _token(args: argparse.Namespace) -> None:
             + " tokens, signed by your own issuer's private key; token mints HS256 only"
         )
     logs.configure(settings.log_format, settings.log_level)
-    secret = tokens.load_or_create_secret(settings)
+    try:
+        secret = tokens.load_or_create_secret(settings)
+    except ValueError as exc:  # a secret file that cannot be used
+        _fail(str(exc))
     print(
         tokens.mint(
             secret,

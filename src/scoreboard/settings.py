@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     """Where a generated JWT secret is kept (mode 0600)."""
     jwt_secret: SecretStr | None = None
     jwt_audience: str | None = None
+    """The ``aud`` every token must carry; required with a public key or JWKS URL."""
     jwt_issuer: str | None = None
     # -- tokens and authorization (README, "Configuration") ----------------------------------
     auth_mode: Literal["user", "grant"] = "user"
@@ -207,6 +208,15 @@ class Settings(BaseSettings):
         if "HS256" in algorithms and has_public and self.jwt_secret is None:
             raise ValueError(
                 "SCOREBOARD_JWT_ALGORITHMS: HS256 next to a public key needs SCOREBOARD_JWT_SECRET"
+            )
+        if has_public and self.jwt_audience is None:
+            # An identity provider signs tokens for all its applications with the same keys; only
+            # the audience tells ours apart (RFC 8725, 3.9). Our own secret signs for us alone.
+            raise ValueError(
+                "SCOREBOARD_JWT_AUDIENCE: must be set with SCOREBOARD_JWT_PUBLIC_KEY or "
+                "SCOREBOARD_JWKS_URL, to the audience your identity provider puts in this "
+                "service's tokens; without it, tokens it issued for any other application "
+                "would be accepted"
             )
         return self
 

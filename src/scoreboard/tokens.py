@@ -10,9 +10,10 @@ The configuration, never the token, chooses how a token is checked:
   PEM file) or ``SCOREBOARD_JWKS_URL``. A token that carries or points at a key of its own
   (``jku``, ``jwk``, ``x5u``, ``x5c``) is refused, and so is any ``crit`` header: we implement no
   extension, and RFC 7515 says a verifier must refuse what it does not understand.
-- ``exp`` and ``sub`` are required; ``iss``/``aud`` are exact matches when configured; ``exp`` may
-  lie at most ``max_ttl`` ahead (a stolen long-lived token is worth little); leeway is bounded by
-  the settings (at most 30 s).
+- ``exp`` and ``sub`` are required; ``iss``/``aud`` are exact matches when configured, and the
+  settings require an audience with a public key or JWKS (whose keys also sign the provider's
+  other applications' tokens, RFC 8725 §3.9); ``exp`` may lie at most ``max_ttl`` ahead (a
+  stolen long-lived token is worth little); leeway is bounded by the settings (at most 30 s).
 - A token whose JOSE header ``typ`` is :data:`GRANT_TYPE` is a **score grant** (see
   ``web/auth.py``): it must also carry ``delta`` (an integer) and ``act`` (the action id). The
   header, not a claim, carries the type (explicit typing, RFC 8725 §3.11): a login token from an
@@ -31,6 +32,8 @@ import json
 import logging
 import os
 import secrets
+import shlex
+import stat
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
@@ -259,17 +262,40 @@ def _parse_jwks(body: bytes) -> list[tuple[str | None, str | None, PublicKey]]:
 
 def load_or_create_secret(settings: Settings) -> bytes:
     """The HS256 secret: ``SCOREBOARD_JWT_SECRET`` if set, else one generated once and kept in
-    the data folder with mode 0600, so ``serve`` and ``token`` agree without any set-up."""
+    the data folder with mode 0600, so ``serve`` and ``token`` agree without any set-up.
+
+    ``ValueError`` (one line naming the file, and the fix) for a secret file that cannot be
+    used: unreadable, too short, or open to group or others. The last is refused as ssh refuses
+    such a private key, rather than tightened in silence: whoever could read the file can sign
+    any user's tokens, whoever could write it chose the secret, and the operator must know."""
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value().encode()
     path = settings.data_dir / _SECRET_FILE
     try:
-        secret = path.read_bytes().strip()
-    except FileNotFoundError:
-        secret = _create_secret(path)
+        try:
+            secret = _read_secret(path)
+        except FileNotFoundError:
+            secret = _create_secret(path)
+    except OSError as exc:
+        raise ValueError(f"the secret file {path}: {exc.strerror or exc}") from None
     if len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes")
+        raise ValueError(
+            f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes: delete the file to "
+            "have a new one generated, or set SCOREBOARD_JWT_SECRET"
+        )
     return secret
+
+
+def _read_secret(path: Path) -> bytes:
+    with path.open("rb") as f:
+        # The mode of the file opened, not of the name: nothing can swap it in between.
+        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+        if os.name == "posix" and mode & 0o077:
+            raise ValueError(
+                f"the secret file {path} has mode {mode:04o}, open to group or others; "
+                f"make it private to its owner: chmod 600 {shlex.quote(str(path))}"
+            )
+        return f.read().strip()
 
 
 def _create_secret(path: Path) -> bytes:
@@ -278,7 +304,7 @@ def _create_secret(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs
-        return path.read_bytes().strip()
+        return _read_secret(path)
     with os.fdopen(fd, "wb") as f:
         f.write(secret + b"\n")
     log.warning(

@@ -207,7 +207,9 @@ async def test_an_es256_grant_verifies_with_a_pem_public_key(
     make_api: ApiFactory, tmp_path: Path
 ) -> None:
     pair = ec_key()
-    async with make_api(auth_mode="grant", jwt_public_key=pair.write_pem(tmp_path)) as api:
+    async with make_api(
+        auth_mode="grant", jwt_public_key=pair.write_pem(tmp_path), jwt_audience=AUDIENCE
+    ) as api:
         value = pair.sign(claims("dan", 300, delta=8, act="a-1"), headers={"typ": GRANT_TYPE})
         response = await post(api, {"user_id": "dan", "score_delta": 8, "auth_token": value})
         assert response.status_code == 200, response.text
@@ -222,7 +224,7 @@ async def test_tokens_verify_with_keys_from_a_jwks_url(
     make_api: ApiFactory, key_server: KeyServer
 ) -> None:
     key_server.documents["/jwks.json"] = jwks(rsa_key(), ec_key(), ed_key())
-    async with make_api(jwks_url=key_server.url()) as api:
+    async with make_api(jwks_url=key_server.url(), jwt_audience=AUDIENCE) as api:
         for i, pair in enumerate([rsa_key(), ec_key(), ed_key()]):
             value = pair.sign(claims(f"user{i}"))
             response = await post(
@@ -236,7 +238,7 @@ async def test_an_unreachable_key_server_is_503_and_changes_nothing(
     make_api: ApiFactory, key_server: KeyServer
 ) -> None:
     key_server.status = 500
-    async with make_api(jwks_url=key_server.url()) as api:
+    async with make_api(jwks_url=key_server.url(), jwt_audience=AUDIENCE) as api:
         before = await api.state()
         value = rsa_key().sign(claims("alice"))
         response = await post(api, {"user_id": "alice", "score_delta": 1, "auth_token": value})

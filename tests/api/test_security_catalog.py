@@ -12,7 +12,7 @@ Configurations ("profiles"), each a fresh app seeded with two accepted updates:
 - ``hs-user``: HS256 secret, user mode (the default)
 - ``hs-grant``: HS256 secret, grant mode
 - ``rs-user``: RS256 public key from a PEM file, ``iss`` and ``aud`` required
-- ``mixed``: HS256 secret *and* an RS256 public key allowed side by side
+- ``mixed``: HS256 secret *and* an RS256 public key allowed side by side, ``aud`` required
 - ``jwks-user``: RS256/ES256/EdDSA keys from a JWKS served on 127.0.0.1, ``iss``/``aud`` required
 - ``rs-grant``: RS256 public key, grant mode, ``iss``/``aud`` required
 """
@@ -82,7 +82,7 @@ def _profile_settings(profile: str, folder: Path, key_server: KeyServer) -> dict
         "hs-user": {},
         "hs-grant": {"auth_mode": "grant"},
         "rs-user": {"jwt_public_key": pem, **strict},
-        "mixed": {"jwt_public_key": pem, "jwt_algorithms": "HS256,RS256"},
+        "mixed": {"jwt_public_key": pem, "jwt_algorithms": "HS256,RS256", "jwt_audience": AUDIENCE},
         "jwks-user": {"jwks_url": key_server.url(), **strict},
         "rs-grant": {"auth_mode": "grant", "jwt_public_key": pem, **strict},
     }[profile]
@@ -96,6 +96,8 @@ def valid_token(profile: str, user: str, delta: int = 5, act: str = "g-1") -> st
         return RSA.sign(grant_claims(user, delta, act), headers=GRANT_HEADER)
     if profile in ("rs-user", "jwks-user"):
         return RSA.sign(claims(user))
+    if profile == "mixed":
+        return token(user, aud=AUDIENCE)
     return token(user)
 
 
@@ -199,6 +201,19 @@ CATALOG: list[Any] = [
         "hs256-keyed-with-pem-when-hs256-allowed",
     ),
     case("mixed", 401, lambda c: body(unsigned("none", claims())), "alg-none"),
+    case(
+        "mixed",
+        401,
+        lambda c: body(RSA.sign(claims(aud="another-application"))),
+        "rs256-for-another-application",
+    ),
+    case("mixed", 401, lambda c: body(token("alice")), "hs256-without-aud"),
+    case(
+        "jwks-user",
+        401,
+        lambda c: body(RSA.sign(claims(aud="another-application"))),
+        "jwks-token-for-another-application",
+    ),
     case("rs-user", 401, lambda c: body(ATTACKER.sign(claims())), "another-rsa-key"),
     case("rs-user", 401, lambda c: body(EC.sign(claims())), "es256-not-allowed"),
     case("rs-user", 401, lambda c: body(RSA.sign(claims(), algorithm="RS384")), "rs384-right-key"),

@@ -7,6 +7,7 @@ with only the SCOREBOARD_* variables the case sets.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,8 +18,11 @@ from pathlib import Path
 import jwt
 import pytest
 
+from tests.support.jwks import rsa_key
 from tests.support.server import SECRET
 from tests.support.timing import scaled
+
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) ")
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -35,11 +39,18 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *, logged_first: bool = False
+) -> str:
+    """Exit status 2, nothing on stdout, no traceback, one line on stderr. ``logged_first``:
+    after the log records of a command that logs before it can fail (``serve`` migrates, then
+    builds the token verifier)."""
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
+    if logged_first:
+        lines = [line for line in lines if not LOG_RECORD.match(line)]
     assert len(lines) == 1, result.stderr
     assert "error" in lines[0]
     return lines[0]
@@ -89,6 +100,81 @@ def test_token_without_a_configured_secret_uses_the_generated_one(tmp_path: Path
     again = run(tmp_path, "token", "bob", data_dir=str(data))
     assert jwt.decode(again.stdout.strip(), secret, algorithms=["HS256"])["sub"] == "bob"
     assert secret.decode() not in first.stderr + first.stdout.split(".")[0]
+
+
+def _secret_file(tmp_path: Path, content: bytes, mode: int) -> Path:
+    path = tmp_path / "data" / "jwt_secret"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    path.chmod(mode)
+    return path
+
+
+def test_token_uses_a_secret_file_of_mode_0600(tmp_path: Path) -> None:
+    _secret_file(tmp_path, SECRET.encode() + b"\n", 0o600)
+    result = run(tmp_path, "token", "alice")
+    assert result.returncode == 0, result.stderr
+    assert jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])["sub"] == "alice"
+
+
+# -- the secret file: refused in one line ------------------------------------------------------
+
+SERVE = ("serve", "--port", "0")  # were it to start after all, on no port of anyone's
+
+
+@pytest.mark.parametrize("command", [("token", "alice"), SERVE], ids=["token", "serve"])
+def test_a_secret_file_readable_by_others_is_refused(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    path = _secret_file(tmp_path, SECRET.encode() + b"\n", 0o644)
+    line = assert_one_line_error(run(tmp_path, *command), logged_first=command == SERVE)
+    assert "data/jwt_secret" in line
+    assert "0644" in line
+    assert "chmod 600 data/jwt_secret" in line
+    assert SECRET not in line
+    assert path.read_bytes() == SECRET.encode() + b"\n"
+
+
+@pytest.mark.parametrize("command", [("token", "alice"), SERVE], ids=["token", "serve"])
+def test_a_too_short_secret_file_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    _secret_file(tmp_path, b"tiny-s3cret\n", 0o600)
+    line = assert_one_line_error(run(tmp_path, *command), logged_first=command == SERVE)
+    assert "data/jwt_secret" in line
+    assert "32 bytes" in line
+    assert "tiny-s3cret" not in line
+
+
+# -- an identity provider's keys need an audience ----------------------------------------------
+
+
+@pytest.mark.parametrize("keys", ["jwks_url", "jwt_public_key"])
+def test_serve_with_an_identity_providers_keys_and_no_audience_is_refused(
+    tmp_path: Path, keys: str
+) -> None:
+    pem = rsa_key().write_pem(tmp_path)
+    value = "https://login.example/.well-known/jwks.json" if keys == "jwks_url" else str(pem)
+    line = assert_one_line_error(run(tmp_path, *SERVE, **{keys: value}))
+    assert "SCOREBOARD_JWT_AUDIENCE" in line
+    assert f"SCOREBOARD_{keys.upper()}" in line
+    assert not (tmp_path / "data").exists()  # refused before migrating anything
+
+
+def test_serve_with_an_identity_providers_keys_and_an_audience_passes_that_check(
+    tmp_path: Path,
+) -> None:
+    """The control: with an audience the same configuration gets past the settings, to the
+    next refusal this test arranges (a database path it cannot create)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    result = run(
+        tmp_path,
+        *SERVE,
+        jwks_url="https://login.example/.well-known/jwks.json",
+        jwt_audience="scoreboard",
+        database_url=f"sqlite:///{blocker}/db.sqlite",
+    )
+    line = assert_one_line_error(result)
+    assert "migration failed" in line
 
 
 # -- one-line errors ---------------------------------------------------------------------------

@@ -60,6 +60,54 @@ def test_a_secret_of_32_bytes_is_enough(secret: str) -> None:
     assert secret not in repr(settings)
 
 
+# -- the audience with an identity provider's keys ----------------------------------------------
+
+JWKS = "https://login.example/.well-known/jwks.json"
+
+
+def _public_keys(kind: str, folder: Path) -> dict[str, Any]:
+    if kind == "jwks":
+        return {"jwks_url": JWKS}
+    if kind == "jwks-next-to-a-secret":
+        return {"jwks_url": JWKS, "jwt_algorithms": "HS256,RS256", "jwt_secret": "s" * 32}
+    pem = folder / "key.pem"
+    pem.write_text("-----BEGIN PUBLIC KEY-----\n")  # read only when the verifier is built
+    return {"jwt_public_key": pem}
+
+
+@pytest.mark.parametrize("kind", ["jwks", "public-key", "jwks-next-to-a-secret"])
+@pytest.mark.parametrize("audience", [None, ""], ids=["unset", "empty"])
+def test_an_identity_providers_keys_without_an_audience_are_refused(
+    tmp_path: Path, kind: str, audience: str | None
+) -> None:
+    """Its keys sign the tokens of all its applications: without ``aud`` checked, a token
+    minted for any of them would pass here (RFC 8725, 3.9)."""
+    values = _public_keys(kind, tmp_path)
+    if audience is not None:
+        values["jwt_audience"] = audience
+    line = refusal(**values)
+    assert "SCOREBOARD_JWT_AUDIENCE" in line
+    assert "SCOREBOARD_JWKS_URL" in line
+    assert "SCOREBOARD_JWT_PUBLIC_KEY" in line
+    assert "any other application" in line
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize("kind", ["jwks", "public-key", "jwks-next-to-a-secret"])
+def test_an_identity_providers_keys_with_an_audience_are_accepted(
+    tmp_path: Path, kind: str
+) -> None:
+    settings = make(**_public_keys(kind, tmp_path), jwt_audience="scoreboard")
+    assert settings.jwt_audience == "scoreboard"
+
+
+def test_our_own_secret_needs_no_audience() -> None:
+    """Tokens signed with the service's own secret were minted for it alone."""
+    settings = make(jwt_secret="s" * 32)
+    assert settings.token_algorithms == ("HS256",)
+    assert settings.jwt_audience is None
+
+
 # -- the database URL --------------------------------------------------------------------------
 
 

@@ -274,9 +274,62 @@ def test_a_short_secret_in_the_data_folder_is_refused(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     load_or_create_secret(settings)
     (secret_file,) = (tmp_path / "data").iterdir()
-    secret_file.write_bytes(b"short\n")
-    with pytest.raises(ValueError, match="shorter"):
+    secret_file.write_bytes(b"tiny-s3cret\n")
+    with pytest.raises(ValueError, match="shorter") as caught:
         load_or_create_secret(settings)
+    assert str(secret_file) in str(caught.value)
+    assert "tiny-s3cret" not in str(caught.value)
+
+
+def _secret_file(tmp_path: Path, mode: int) -> Path:
+    path = tmp_path / "data" / "jwt_secret"
+    path.parent.mkdir()
+    path.write_bytes(KEY + b"\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o666, 0o700 | 0o070],
+    ids=lambda m: f"{m:04o}",
+)
+def test_a_secret_file_open_to_group_or_others_is_refused_as_ssh_does(
+    tmp_path: Path, mode: int
+) -> None:
+    """Anyone who can read it can sign tokens for any user; anyone who can write it can choose
+    the secret. Refused, not fixed silently: the operator should learn that it was exposed."""
+    path = _secret_file(tmp_path, mode)
+    with pytest.raises(ValueError, match="chmod 600") as caught:
+        load_or_create_secret(_settings(tmp_path))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert f"{mode:04o}" in message
+    assert f"chmod 600 {path}" in message
+    assert SECRET not in message
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # left as it was
+    assert path.read_bytes() == KEY + b"\n"
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=lambda m: f"{m:04o}")
+def test_a_secret_file_private_to_its_owner_is_used(tmp_path: Path, mode: int) -> None:
+    _secret_file(tmp_path, mode)
+    assert load_or_create_secret(_settings(tmp_path)) == KEY
+
+
+def test_a_secret_path_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data" / "jwt_secret").mkdir(parents=True)
+    with pytest.raises(ValueError, match="jwt_secret") as caught:
+        load_or_create_secret(_settings(tmp_path))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_secret_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    with pytest.raises(ValueError, match="data") as caught:
+        load_or_create_secret(_settings(tmp_path))
+    assert "\n" not in str(caught.value)
 
 
 # -- asymmetric algorithms and the allow-list --------------------------------------------------
@@ -662,14 +715,17 @@ async def test_a_jku_header_is_never_fetched(key_server: KeyServer) -> None:
 
 # -- configuration -----------------------------------------------------------------------------
 
+AUD = {"jwt_audience": AUDIENCE}
+"""Required with a public key or JWKS URL (RFC 8725, 3.9)."""
+
 
 def test_the_settings_derive_the_allow_list_from_the_keys(tmp_path: Path) -> None:
     assert _settings(tmp_path).token_algorithms == ("HS256",)
     pem = EC.write_pem(tmp_path)
-    verifier = verifier_from_settings(_settings(tmp_path, jwt_public_key=pem))
+    verifier = verifier_from_settings(_settings(tmp_path, jwt_public_key=pem, **AUD))
     assert verifier.algorithms == {"ES256"}
     assert not (tmp_path / "data").exists()  # no secret generated: HS256 is not in use
-    jwks_settings = _settings(tmp_path, jwks_url="http://127.0.0.1:9/jwks.json")
+    jwks_settings = _settings(tmp_path, jwks_url="http://127.0.0.1:9/jwks.json", **AUD)
     assert set(verifier_from_settings(jwks_settings).algorithms) == {"RS256", "ES256", "EdDSA"}
 
 
@@ -703,10 +759,12 @@ def test_the_configured_verifier_applies_every_setting(tmp_path: Path) -> None:
         pytest.param({"jwt_leeway": 31}, "30", id="leeway-over-30"),
         pytest.param({"jwt_leeway": -1}, "0", id="leeway-negative"),
         pytest.param({"jwt_max_ttl": 0}, "0", id="max-ttl-zero"),
-        pytest.param({"jwks_url": "file:///etc/passwd"}, "http", id="jwks-file-url"),
-        pytest.param({"jwks_url": "ftp://keys.example/jwks"}, "http", id="jwks-ftp-url"),
-        pytest.param({"jwks_url": "https://"}, "http", id="jwks-no-host"),
-        pytest.param({"jwt_public_key": "/nonexistent/key.pem"}, "cannot read", id="key-missing"),
+        pytest.param({"jwks_url": "file:///etc/passwd", **AUD}, "http", id="jwks-file-url"),
+        pytest.param({"jwks_url": "ftp://keys.example/jwks", **AUD}, "http", id="jwks-ftp-url"),
+        pytest.param({"jwks_url": "https://", **AUD}, "http", id="jwks-no-host"),
+        pytest.param(
+            {"jwt_public_key": "/nonexistent/key.pem", **AUD}, "cannot read", id="key-missing"
+        ),
         pytest.param({"auth_mode": "admin"}, "user", id="auth-mode-unknown"),
     ],
 )
@@ -718,10 +776,12 @@ def test_bad_token_settings_are_refused(tmp_path: Path, values: Any, message: st
 def test_hs256_next_to_a_public_key_needs_an_explicit_secret(tmp_path: Path) -> None:
     pem = RSA.write_pem(tmp_path)
     with pytest.raises(ValidationError, match="SCOREBOARD_JWT_SECRET"):
-        _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256")
+        _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256", **AUD)
     with pytest.raises(ValidationError, match="not both"):
-        _settings(tmp_path, jwt_public_key=pem, jwks_url="https://keys.example/jwks.json")
-    both = _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256", jwt_secret=SECRET)
+        _settings(tmp_path, jwt_public_key=pem, jwks_url="https://keys.example/jwks.json", **AUD)
+    both = _settings(
+        tmp_path, jwt_public_key=pem, jwt_algorithms="HS256,RS256", jwt_secret=SECRET, **AUD
+    )
     assert verifier_from_settings(both).algorithms == {"HS256", "RS256"}
 
 
@@ -758,10 +818,12 @@ def test_an_unusable_public_key_file_is_refused(tmp_path: Path, content: Any, me
     path = tmp_path / "key.pem"
     path.write_bytes(content())
     with pytest.raises(ValueError, match=message):
-        verifier_from_settings(_settings(tmp_path, jwt_public_key=path))
+        verifier_from_settings(_settings(tmp_path, jwt_public_key=path, **AUD))
 
 
 def test_a_key_that_does_not_fit_the_configured_algorithms_is_refused(tmp_path: Path) -> None:
     pem = RSA.write_pem(tmp_path)
     with pytest.raises(ValueError, match="ES256"):
-        verifier_from_settings(_settings(tmp_path, jwt_public_key=pem, jwt_algorithms="ES256"))
+        verifier_from_settings(
+            _settings(tmp_path, jwt_public_key=pem, jwt_algorithms="ES256", **AUD)
+        )
