@@ -158,8 +158,8 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
         "starting",
         extra={
             "listen": f"http://{settings.host}:{settings.port}",
-            "database": settings.database_url,
-            "redis": settings.redis_url,
+            "database": _without_password(settings.database_url),
+            "redis": _without_password(settings.redis_url),
             "workers": workers,
             "delta_range": f"{settings.min_delta}..{settings.max_delta}",
             "jwt_audience": settings.jwt_audience,
@@ -180,6 +180,19 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
         },
     )
     run.serve(settings, workers=workers)
+
+
+def _without_password(url: str | None) -> str | None:
+    """``url`` with any password replaced by ``***``, for the log (no secret is ever logged)."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _token(args: argparse.Namespace) -> None:

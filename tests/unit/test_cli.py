@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from scoreboard import cli
 from tests.support.jwks import rsa_key
 from tests.support.server import SECRET
 from tests.support.timing import scaled
@@ -294,3 +295,17 @@ def test_the_default_database_is_created_under_data(tmp_path: Path) -> None:
     result = run(tmp_path, "migrate")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "scoreboard.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("postgresql://app:s3cret@db:5432/board", "postgresql://app:***@db:5432/board"),
+        ("redis://:pa:ss@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("postgresql://app@db/board", "postgresql://app@db/board"),
+        ("sqlite:///./data/scoreboard.db", "sqlite:///./data/scoreboard.db"),
+        (None, None),
+    ],
+)
+def test_the_starting_line_never_carries_a_password(url: str | None, logged: str | None) -> None:
+    assert cli._without_password(url) == logged
