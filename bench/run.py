@@ -26,7 +26,7 @@ from typing import Any
 
 import machine
 import servers
-from scoreboard import tokens
+from scoreboard.auth.mint import mint
 
 BENCH_WRK = servers.BENCH / "wrk"
 USERS = 1000
@@ -81,7 +81,7 @@ def write_tokens(path: Path, count: int) -> None:
     lines = ["return {"]
     for i in range(count):
         user = f"bench-u{i:04d}"
-        token = tokens.mint(secret, user, ttl=6 * 3600)
+        token = mint(secret, user, ttl=6 * 3600)
         lines.append(f'  {{"{user}", "{token}", "{servers.address(i)}"}},')
     lines.append("}")
     path.write_text("\n".join(lines) + "\n")

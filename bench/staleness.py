@@ -45,7 +45,7 @@ import uvloop
 
 import machine
 import servers
-from scoreboard import tokens
+from scoreboard.auth.mint import mint
 
 perf = time.perf_counter
 
@@ -208,7 +208,7 @@ class Run:
         self.known: dict[int, bytes] = {}
         self.clients: list[Client] = []
         self.users = [f"stale-u{i}" for i in range(args.users)]
-        self.tokens = {u: tokens.mint(secret, u, ttl=3600) for u in self.users}
+        self.tokens = {u: mint(secret, u, ttl=3600) for u in self.users}
         # One client address per user (the service trusts 127.0.0.1 as its proxy; see
         # servers.py), so per-address limits see ten players, not one flood.
         self.addresses = {u: servers.address(10_000 + i) for i, u in enumerate(self.users)}

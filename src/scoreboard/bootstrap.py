@@ -14,13 +14,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeGuard
 
+from scoreboard.auth.jwks import JwksKeys
+from scoreboard.auth.keys import algorithms_for_key, load_public_key
+from scoreboard.auth.secret import load_or_create_secret
+from scoreboard.auth.verify import TokenVerifier
 from scoreboard.errors import Unavailable
 from scoreboard.events import BoardChanged
 from scoreboard.model import Board
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
-from scoreboard.tokens import TokenVerifier, verifier_from_settings
 
 if TYPE_CHECKING:
     from limits.aio.storage import Storage
@@ -250,3 +253,31 @@ async def _keep_index_whole(components: Components, index: RedisRankIndex) -> No
         event = BoardChanged(service.board, board.seq, "", 0, board.top)
         service.live.offer(event)
         await components.bus.publish(event)
+
+
+def verifier_from_settings(settings: Settings) -> TokenVerifier:
+    """The verifier the settings describe. ``ValueError`` (one line) for a key that cannot be
+    used; the JWKS URL is not fetched here but when the first token needs it."""
+    algorithms = settings.token_algorithms
+    public_key = load_public_key(settings.jwt_public_key) if settings.jwt_public_key else None
+    if public_key is not None:
+        fitting = algorithms_for_key(public_key)
+        if settings.jwt_algorithms is None:  # derived: the algorithm of the key's kind
+            algorithms = fitting
+        misfits = sorted(set(algorithms) - set(fitting) - {"HS256"})
+        if misfits:
+            raise ValueError(
+                f"SCOREBOARD_JWT_PUBLIC_KEY: the key does not fit {', '.join(misfits)}"
+            )
+    jwks = JwksKeys(settings.jwks_url) if settings.jwks_url else None
+    secret = load_or_create_secret(settings) if "HS256" in algorithms else None
+    return TokenVerifier(
+        secret,
+        public_key=public_key,
+        jwks=jwks,
+        algorithms=algorithms,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway=settings.jwt_leeway,
+        max_ttl=settings.jwt_max_ttl,
+    )

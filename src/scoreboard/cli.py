@@ -196,7 +196,9 @@ def _without_password(url: str | None) -> str | None:
 
 
 def _token(args: argparse.Namespace) -> None:
-    from scoreboard import tokens
+    from scoreboard.auth.mint import mint
+    from scoreboard.auth.secret import load_or_create_secret
+    from scoreboard.auth.verify import Grant
     from scoreboard.model import is_valid_action_id, is_valid_user_id
 
     if not is_valid_user_id(args.user_id):
@@ -207,7 +209,7 @@ def _token(args: argparse.Namespace) -> None:
             _fail("--grant needs --delta D and --action A")
         if not is_valid_action_id(args.action):
             _fail("--action must be 1-128 printable characters")
-        grant = tokens.Grant(delta=args.delta, action_id=args.action)
+        grant = Grant(delta=args.delta, action_id=args.action)
     elif args.delta is not None or args.action is not None:
         _fail("--delta and --action only go with --grant")
     ttl = args.ttl if args.ttl is not None else (300 if grant else 3600)
@@ -224,11 +226,11 @@ def _token(args: argparse.Namespace) -> None:
         )
     logs.configure(settings.log_format, settings.log_level)
     try:
-        secret = tokens.load_or_create_secret(settings)
+        secret = load_or_create_secret(settings)
     except ValueError as exc:  # a secret file that cannot be used
         _fail(str(exc))
     print(
-        tokens.mint(
+        mint(
             secret,
             args.user_id,
             ttl=ttl,
@@ -241,14 +243,14 @@ def _token(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from scoreboard import tokens
+    from scoreboard.auth.secret import load_or_create_secret
 
     settings = _settings()
     logs.configure(settings.log_format, settings.log_level)
     try:
         demo.run(
             args.url,
-            secret=tokens.load_or_create_secret(settings),
+            secret=load_or_create_secret(settings),
             users=args.users,
             rate=args.rate,
             duration=args.duration,

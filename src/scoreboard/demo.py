@@ -217,16 +217,14 @@ def run(
     Raises :class:`DemoError` when the server cannot be reached at the start or refuses the
     demo's tokens (a different secret).
     """
-    from scoreboard import tokens
+    from scoreboard.auth.mint import mint
 
     rng = random.Random(seed)
     players = cast(users, rng)
     weights = [p.activity for p in players]
     ttl = int(duration) + 300
     signed = {
-        p.user_id: tokens.mint(
-            secret, p.user_id, ttl=ttl, name=p.name, audience=audience, issuer=issuer
-        )
+        p.user_id: mint(secret, p.user_id, ttl=ttl, name=p.name, audience=audience, issuer=issuer)
         for p in players
     }
     names = {p.user_id: p.name for p in players}

@@ -12,6 +12,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scoreboard.auth import algorithms
 from scoreboard.model import DELTA_LIMIT
 
 MIN_SECRET_BYTES = 32
@@ -163,7 +164,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         names = [part.strip() for part in value.split(",") if part.strip()]
-        known = ("HS256", "RS256", "ES256", "EdDSA")
+        known = algorithms.SUPPORTED
         for name in names:
             if name not in known:  # exact: "none", "hs256" or "HS384" are refused
                 raise ValueError(f"{name!r} is not one of {', '.join(known)}")
@@ -227,8 +228,8 @@ class Settings(BaseSettings):
         if self.jwt_algorithms is not None:
             return tuple(self.jwt_algorithms.split(","))
         if self.jwt_public_key is not None or self.jwks_url is not None:
-            return ("RS256", "ES256", "EdDSA")
-        return ("HS256",)
+            return algorithms.ASYMMETRIC
+        return algorithms.DEFAULT
 
     @model_validator(mode="after")
     def _delta_range(self) -> Self:

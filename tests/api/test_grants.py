@@ -16,7 +16,8 @@ from typing import Any
 import jwt
 import pytest
 
-from scoreboard.tokens import GRANT_TYPE, Grant, mint
+from scoreboard.auth.mint import mint
+from scoreboard.auth.verify import GRANT_TYPE, Grant
 from tests.api.conftest import UPDATE, Api, ApiFactory, assert_error
 from tests.support.jwks import (
     AUDIENCE,

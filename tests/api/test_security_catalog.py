@@ -32,7 +32,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from scoreboard.tokens import GRANT_TYPE, Grant, mint
+from scoreboard.auth.mint import mint
+from scoreboard.auth.verify import GRANT_TYPE, Grant
 from tests.api.conftest import UPDATE, ApiFactory, assert_error
 from tests.support.jwks import (
     AUDIENCE,

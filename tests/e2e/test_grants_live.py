@@ -16,7 +16,8 @@ import httpx
 import pytest
 import websockets
 
-from scoreboard.tokens import Grant, mint
+from scoreboard.auth.mint import mint
+from scoreboard.auth.verify import Grant
 from tests.support.server import SECRET, ServerProcess
 from tests.support.timing import scaled
 from tests.support.tokens import token

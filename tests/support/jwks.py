@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from scoreboard.tokens import GRANT_TYPE
+from scoreboard.auth.verify import GRANT_TYPE
 
 ISSUER = "https://login.example"
 AUDIENCE = "scoreboard"

@@ -32,11 +32,12 @@ from hypothesis.stateful import (
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_store import MemoryScoreStore
+from scoreboard.auth.decision import authorize
+from scoreboard.auth.mint import mint
+from scoreboard.auth.verify import Grant, TokenVerifier
 from scoreboard.errors import ActionConflict, InvalidRequest, Unauthorized
 from scoreboard.model import ScoreUpdate
 from scoreboard.service import ScoreService
-from scoreboard.tokens import Grant, TokenVerifier, mint
-from scoreboard.web.auth import authorize
 from tests.support.server import SECRET
 
 T = TypeVar("T")

@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from scoreboard.auth.decision import authorize
 from scoreboard.bootstrap import Components
 from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError, Unauthorized
 from scoreboard.model import ScoreUpdate
 from scoreboard.web import update_body
-from scoreboard.web.auth import authorize
 from scoreboard.web.client_address import client_address
 from scoreboard.web.extensions import body_arrived
 from scoreboard.web.limits import UpdateLimits

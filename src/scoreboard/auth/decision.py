@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from scoreboard.auth.verify import GRANT_TYPE, TokenVerifier
 from scoreboard.errors import Unauthorized
 from scoreboard.model import ScoreUpdate
-from scoreboard.tokens import GRANT_TYPE, TokenVerifier
 
 AuthMode = Literal["user", "grant"]
 
