@@ -6,29 +6,26 @@ connects at import time: :func:`running` opens everything and closes it again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING
 
 from scoreboard.auth.jwks import JwksKeys
 from scoreboard.auth.keys import algorithms_for_key, load_public_key
 from scoreboard.auth.secret import load_or_create_secret
 from scoreboard.auth.verify import TokenVerifier
-from scoreboard.errors import Unavailable
+from scoreboard.broadcast import LiveBoard
 from scoreboard.events import BoardChanged
-from scoreboard.model import Board
-from scoreboard.ports import Bus, RankIndex, ScoreStore
+from scoreboard.keeper import Keeper
+from scoreboard.model import DEFAULT_BOARD
+from scoreboard.ports import Bus, RankIndex, ScoreStore, SharedIndex
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
 
 if TYPE_CHECKING:
     from limits.aio.storage import Storage
-
-    from scoreboard.adapters.redis_index import RedisRankIndex
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +34,7 @@ log = logging.getLogger(__name__)
 # or fails open, so the update then goes on without it: a short deadline keeps a hung Redis from
 # holding each update for seconds.
 _REDIS_TIMEOUT = 0.5
-_SUBSCRIBE_TIMEOUT = 5.0
 _REDIS_CONNECTIONS = 64
-_INDEX_CHECK_INTERVAL = 1.0
 
 
 class ConfigurationError(Exception):
@@ -54,9 +49,12 @@ class Components:
     bus: Bus
     service: ScoreService
     verifier: TokenVerifier
-    rate_limit_storage: Storage | None = None
+    rate_limit_storage: Storage
     """Counters of the rate limits: in-process memory, or Redis (shared) when configured."""
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    shared_index: SharedIndex | None = None
+    """The index again when it is shared between processes (Redis), for what only such an
+    index needs: rebuilds after a flush, and the readiness check."""
+    keeper: Keeper | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -71,12 +69,16 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
     ``on_commit`` observes the size of each store commit (SQLite store; for metrics).
     """
     store = _build_store(settings, on_commit)
+    # Made first: a shared index reads the highest seq this process has shown (its floor).
+    live = LiveBoard(BoardChanged(DEFAULT_BOARD, 0, "", 0, ()))
     closers: list[Callable[[], Awaitable[None]]] = []
     index: RankIndex
+    shared: SharedIndex | None = None
     bus: Bus
-    redis_index = None
+    limit_storage: Storage
     if settings.redis_url is not None:
         import redis.asyncio as aioredis
+        from limits.aio.storage import RedisStorage
 
         from scoreboard.adapters.redis_bus import RedisBus
         from scoreboard.adapters.redis_index import RedisRankIndex
@@ -93,12 +95,13 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         )
         client = aioredis.Redis.from_pool(pool)
         closers.append(client.aclose)
-        index = redis_index = RedisRankIndex(client, prefix=settings.redis_prefix)
+        # The shared seq never falls below what this process has shown (see redis_index).
+        index = shared = RedisRankIndex(
+            client, prefix=settings.redis_prefix, seq_floor=lambda: live.seq
+        )
         bus = RedisBus(client, prefix=settings.redis_prefix)
-        from limits.aio.storage import RedisStorage
-
         # The limiter shares the client's connection pool (closed with it).
-        limit_storage: Storage = RedisStorage(
+        limit_storage = RedisStorage(
             "async+" + settings.redis_url,
             implementation="redispy",
             key_prefix=f"{settings.redis_prefix}limits",
@@ -114,29 +117,20 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         bus = MemoryBus()
         limit_storage = LocalStorage()
     service = ScoreService(
-        store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta
+        store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta, live=live
     )
-    if redis_index is not None:
-        # The shared seq never falls below what this process has shown (see redis_index).
-        redis_index.seq_floor = lambda: _seen_seq(service)
-    verifier = verifier_from_settings(settings)
     return Components(
         settings,
         store,
         index,
         bus,
         service,
-        verifier,
+        verifier_from_settings(settings),
         rate_limit_storage=limit_storage,
+        shared_index=shared,
+        keeper=Keeper(service, bus, shared),
         _closers=closers,
     )
-
-
-def _seen_seq(service: ScoreService) -> int:
-    try:
-        return service.live.seq
-    except RuntimeError:  # before start(): nothing shown yet
-        return 0
 
 
 def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) -> ScoreStore:
@@ -151,108 +145,21 @@ def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) ->
 
 @contextlib.asynccontextmanager
 async def running(components: Components) -> AsyncIterator[Components]:
-    """Open the adapters, build the index and the live board, follow the bus; close on exit."""
+    """Open the adapters, build the index and the live board, start the keeper; close on exit."""
     await components.store.open()
     await components.bus.open()
     try:
-        index = components.index
-        if _is_redis_index(index, components):
-            await index.load(())  # marks the shared index built, even for an empty store
         await components.service.start()
-        components._tasks.append(asyncio.create_task(_follow_bus(components.service)))
-        await _listening(components)
-        if _is_redis_index(index, components):
-            components._tasks.append(asyncio.create_task(_keep_index_whole(components, index)))
+        if components.keeper is not None:
+            await components.keeper.start()
         yield components
     finally:
-        for task in components._tasks:
-            task.cancel()
-        await asyncio.gather(*components._tasks, return_exceptions=True)
-        components._tasks.clear()
+        if components.keeper is not None:
+            await components.keeper.stop()
         await components.bus.close()
         await components.store.close()
         for close in components._closers:
             await close()
-
-
-async def _listening(components: Components) -> None:
-    """Serve only once the bus delivers other processes' board events here; otherwise a
-    process could report healthy and miss the first changes made elsewhere."""
-    if components.settings.redis_url is None:
-        return
-    from scoreboard.adapters.redis_bus import RedisBus
-
-    bus = components.bus
-    if isinstance(bus, RedisBus):
-        try:
-            await asyncio.wait_for(bus.listening(components.service.board), _SUBSCRIBE_TIMEOUT)
-        except TimeoutError:
-            log.warning("serving before the board event subscription is confirmed")
-
-
-async def _follow_bus(service: ScoreService) -> None:
-    """Board events from every process go to this process's live board (and so its sockets).
-    Our own events come back too and are dropped there by their ``seq``."""
-    async for event in service.bus.subscribe(service.board):
-        service.live.offer(event)
-
-
-def _catch_up(service: ScoreService, shared: Board) -> None:
-    if shared.seq > service.live.seq:
-        log.warning(
-            "live board behind the shared seq; resending the board",
-            extra={"seq": service.live.seq, "shared_seq": shared.seq},
-        )
-        service.live.offer(BoardChanged(service.board, shared.seq, "", 0, shared.top))
-
-
-def _is_redis_index(index: RankIndex, components: Components) -> TypeGuard[RedisRankIndex]:
-    if components.settings.redis_url is None:
-        return False  # and redis is never imported in embedded mode
-    from scoreboard.adapters.redis_index import RedisRankIndex
-
-    return isinstance(index, RedisRankIndex)
-
-
-async def _keep_index_whole(components: Components, index: RedisRankIndex) -> None:
-    """Rebuild the shared index from the store whenever it is found lost (flushed, restarted,
-    or a write failed on the connection), and check for that every second even when idle.
-    The service keeps serving meanwhile; the rebuilt board is announced like any change.
-
-    The same once-a-second read compares this process's live board with the shared ``seq``:
-    when bus messages were lost (pub/sub is at most once; a subscription that reconnects
-    misses what was published meanwhile), the process takes the shared board and its sockets
-    get it as a SNAPSHOT. Only a seq already shared one check earlier counts (an event may be
-    on its way for a few milliseconds), so a page stays behind for at most about two seconds.
-    """
-    service = components.service
-    seen_before = 0
-    while True:
-        lost = await index.wait_lost(_INDEX_CHECK_INTERVAL)
-        try:
-            if not lost:
-                built, shared = await index.observe()
-                if built:
-                    # Behind a seq seen a whole check ago: its message was lost, not late.
-                    if service.live.seq < seen_before:
-                        _catch_up(service, shared)
-                    seen_before = shared.seq
-                    continue
-            started = time.monotonic()
-            board = await index.rebuild(components.store.iter_totals())
-            users = await index.size()
-        except Unavailable as exc:  # Redis or the store is down: try again shortly
-            log.warning("rank index rebuild postponed: %s", exc)
-            await asyncio.sleep(_INDEX_CHECK_INTERVAL)
-            index.mark_lost()
-            continue
-        log.warning(
-            "rank index rebuilt from the store",
-            extra={"users": users, "seconds": round(time.monotonic() - started, 3)},
-        )
-        event = BoardChanged(service.board, board.seq, "", 0, board.top)
-        service.live.offer(event)
-        await components.bus.publish(event)
 
 
 def verifier_from_settings(settings: Settings) -> TokenVerifier:

@@ -127,6 +127,33 @@ class RankIndex(Protocol):
     async def size(self) -> int: ...
 
 
+class SharedIndex(RankIndex, Protocol):
+    """A rank index that outlives this process and is shared with others (Redis): it can be
+    lost underneath us (flushed, restarted) and must then be rebuilt from the store, and its
+    ``seq`` may move without us. ``scoreboard.keeper`` keeps it whole."""
+
+    async def check(self) -> bool:
+        """Whether the index is built (``False`` after a flush; marks it lost then)."""
+        ...
+
+    async def observe(self) -> tuple[bool, Board]:
+        """One read: whether it is built (marking it lost when not) and the shared board."""
+        ...
+
+    async def wait_lost(self, within: float) -> bool:
+        """Wait up to ``within`` seconds for the index to be found lost; ``True`` if it was.
+        The caller then owns the rebuild."""
+        ...
+
+    def mark_lost(self) -> None:
+        """Ask for a rebuild (e.g. after one failed)."""
+        ...
+
+    async def rebuild(self, chunks: AsyncIterator[list[UserTotal]]) -> Board:
+        """Reload every total while the index may be in use; the board after it."""
+        ...
+
+
 class Bus(Protocol):
     """Carries board events between processes. At most once: a lost event is healed by the
     next one, because every event carries the whole top of the board."""
@@ -136,6 +163,11 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
     async def publish(self, event: BoardChanged) -> None: ...
+
+    async def listening(self, board: str) -> None:
+        """Return once events of ``board`` published from now on, by any process, are
+        delivered to this process's subscribers."""
+        ...
 
     def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
         """Events of ``board`` published from now on, by any process (this one included)."""

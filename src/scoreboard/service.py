@@ -41,7 +41,7 @@ class ScoreService:
     """Apply updates and serve the board of one board id.
 
     ``start`` must run before anything else: it rebuilds the rank index from the store (the
-    store is the truth; the index is derived) and creates the live board.
+    store is the truth; the index is derived) and puts its board on the live board.
     """
 
     def __init__(
@@ -53,19 +53,25 @@ class ScoreService:
         min_delta: int,
         max_delta: int,
         board: str = DEFAULT_BOARD,
+        live: LiveBoard | None = None,
     ) -> None:
+        """``live``: the process's live board (made empty here when not given; the composition
+        root makes it first when a shared index must read its ``seq``)."""
         self.store = store
         self.index = index
         self.bus = bus
         self.board = board
         self.min_delta = min_delta
         self.max_delta = max_delta
-        self._live: LiveBoard | None = None
+        self.live = live or LiveBoard(BoardChanged(board, 0, "", 0, ()))
+        self.started = False
+        """Whether :meth:`start` has built the index (readiness)."""
 
     async def start(self) -> None:
         await self.rebuild_index()
         board = await self.index.board()
-        self._live = LiveBoard(BoardChanged(self.board, board.seq, "", 0, board.top))
+        self.live.offer(BoardChanged(self.board, board.seq, "", 0, board.top))
+        self.started = True
 
     async def rebuild_index(self) -> int:
         """Load every total from the store into the index; returns how many users."""
@@ -77,12 +83,6 @@ class ScoreService:
         await self.index.load(totals)
         log.info("rank index built", extra={"users": len(totals), "board": self.board})
         return len(totals)
-
-    @property
-    def live(self) -> LiveBoard:
-        if self._live is None:
-            raise RuntimeError("ScoreService.start() has not run")
-        return self._live
 
     def current_board(self) -> EncodedBoard:
         return self.live.current

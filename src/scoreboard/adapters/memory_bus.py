@@ -31,6 +31,9 @@ class MemoryBus:
                 queue.get_nowait()
             queue.put_nowait(event)
 
+    async def listening(self, board: str) -> None:
+        return None  # one process: everything published here is delivered here
+
     async def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
         queue: asyncio.Queue[BoardChanged] = asyncio.Queue(_QUEUE_LIMIT)
         self._queues[board].add(queue)

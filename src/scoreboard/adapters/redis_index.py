@@ -11,21 +11,20 @@ ids would have to share them. Here the total alone must fit, so totals are exact
 ``2**53`` (about 9e15) in magnitude. Because the member changes with ``reached``, a hash maps each
 user to their current member; two more hashes hold each user's version and username.
 
-**One round trip per write.** :meth:`RedisRankIndex.apply` is one Lua script: drop the write if
-the stored version is as new or newer; move the member; if the user was or now is in the top k,
-rebuild the top, compare it with the stored encoding of the last top, and only if it differs
-``INCR`` the board's ``seq`` and return the new top with usernames. Redis runs a script
-atomically, so whichever process wrote, a higher ``seq`` always carries a newer top. (The service
-then asks :meth:`rank`, a second round trip: the port's ``apply`` cannot return the rank, and a
-rank remembered from the write would be stale for any other reader.)
+**One round trip per write.** :meth:`RedisRankIndex.apply_and_rank` is one Lua script: drop
+the write if the stored version is as new or newer; move the member; read the user's rank; if the
+user was or now is in the top k, rebuild the top, compare it with the stored encoding of the last
+top, and only if it differs ``INCR`` the board's ``seq`` and return the new top with usernames.
+Redis runs a script atomically, so whichever process wrote, a higher ``seq`` always carries a
+newer top, and the rank is the one right after this write.
 
 **Derived data only.** Everything here is rebuilt from the store (``load``). A marker key is set
 by ``load`` and by ``clear``; a write that finds it missing (``FLUSHDB``, a Redis restart without
 persistence, an evicted key) still stores its own total but reports no board change, because the
 top of a half-empty index is wrong, and flags the index as lost. So does a write that fails on the
-connection (the store has committed it, the index missed it). :meth:`wait_lost` wakes the owner
-(``scoreboard.bootstrap``) which then reloads every total from the store while the service keeps
-serving, and announces the rebuilt board.
+connection (the store has committed it, the index missed it). :meth:`wait_lost` wakes the
+keeper (``scoreboard.keeper``), which then reloads every total from the store while the service
+keeps serving, and announces the rebuilt board.
 
 **seq after a flush.** The counter goes with the data. Every process's live board drops events
 whose ``seq`` is not above the one it holds, so a counter restarted at 1 would silence them for as
@@ -213,8 +212,8 @@ def _entries(flat: Sequence[Any], first_rank: int) -> tuple[RankedEntry, ...]:
 class RedisRankIndex:
     """A :class:`scoreboard.ports.RankIndex` on a Redis sorted set (see the module docstring).
 
-    ``seq_floor`` returns the highest ``seq`` this process has seen (``bootstrap`` passes the
-    live board's); ``prefix`` namespaces every key, so several deployments or test runs can
+    ``seq_floor`` returns the highest ``seq`` this process has seen (the composition root
+    passes the live board's); ``prefix`` namespaces every key, so several deployments or test runs can
     share one Redis. Connection failures raise :class:`~scoreboard.errors.Unavailable`.
     """
 

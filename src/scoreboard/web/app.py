@@ -40,17 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = bootstrap.build(settings, on_commit=metrics.committed)
-        storage = components.rate_limit_storage
-        if storage is None:  # a composition without one: limits kept in this process
-            from scoreboard.adapters.limit_storage import LocalStorage
-
-            storage = LocalStorage()
         adapters = logging.getLogger("scoreboard.adapters")
         adapters.addHandler(metrics.error_log)
         try:
             async with bootstrap.running(components):
                 app.state.components = components
-                app.state.update_limits = UpdateLimits.from_settings(settings, storage, metrics)
+                app.state.update_limits = UpdateLimits.from_settings(
+                    settings, components.rate_limit_storage, metrics
+                )
                 components.service.live.on_fan_out = metrics.fanned_out
                 async with app.state.farewell.on_sigterm():  # sockets get 1001 first
                     yield

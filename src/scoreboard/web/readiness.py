@@ -46,10 +46,11 @@ async def readyz(request: Request) -> Response:
         return True
 
     async def index() -> bool:
-        parts.service.current_board()  # raises before the index was built
+        if not parts.service.started:
+            return False
         await parts.index.size()
-        check = getattr(parts.index, "check", None)  # a shared index can be flushed
-        return True if check is None else bool(await check())
+        shared = parts.shared_index  # a shared index can be flushed underneath us
+        return True if shared is None else await shared.check()
 
     checks = {"database": await _passes(database), "index": await _passes(index)}
     if parts.settings.redis_url is not None:
