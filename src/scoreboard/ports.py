@@ -1,4 +1,5 @@
-"""The three ports the core talks to. Adapters live in ``scoreboard.adapters``.
+"""The ports. The core talks to the first three; ``PointsWindow`` holds the velocity limit's
+points (``scoreboard.web.limits``). Adapters live in ``scoreboard.adapters``.
 
 Each port is small on purpose. The in-memory adapters are the defaults for embedded mode and the
 fakes of the unit tests; every adapter passes the same contract tests (``tests/contract``).
@@ -15,6 +16,8 @@ from scoreboard.model import (
     Applied,
     Board,
     HistoryPoint,
+    PointsReservation,
+    PointsTicket,
     RankedEntry,
     ScoreEvent,
     ScoreUpdate,
@@ -139,4 +142,25 @@ class Bus(Protocol):
 
     def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
         """Events of ``board`` published from now on, by any process (this one included)."""
+        ...
+
+
+class PointsWindow(Protocol):
+    """Points reserved per key in a moving window of ``span`` seconds.
+
+    A reservation made at time ``t`` holds its points until ``t + span`` (exclusive), so the
+    points held at any instant are exactly those reserved in the ``span`` seconds before it.
+    ``reserve`` grants ``points`` when the points held plus ``points`` stay within ``limit``,
+    and holds them, in one atomic step: however many callers (processes) reserve at once, the
+    points held never exceed the limit. A refused reservation holds nothing. A backend failure
+    raises ``Unavailable``.
+    """
+
+    async def reserve(
+        self, key: str, points: int, *, limit: int, span: float
+    ) -> PointsReservation: ...
+
+    async def refund(self, ticket: PointsTicket) -> None:
+        """Give back exactly the reservation ``ticket`` names; nothing when it already left
+        the window or was refunded before."""
         ...
