@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeGuard
 from scoreboard.errors import Unavailable
 from scoreboard.events import BoardChanged
 from scoreboard.model import Board
-from scoreboard.ports import Bus, RankIndex, ScoreStore
+from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
 from scoreboard.tokens import TokenVerifier, verifier_from_settings
@@ -51,6 +51,8 @@ class Components:
     bus: Bus
     service: ScoreService
     verifier: TokenVerifier
+    velocity_window: PointsWindow
+    """The velocity limit's points: in-process memory, or Redis (shared) when configured."""
     rate_limit_storage: Storage | None = None
     """Counters of the rate limits: in-process memory, or Redis (shared) when configured."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -92,6 +94,11 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         closers.append(client.aclose)
         index = redis_index = RedisRankIndex(client, prefix=settings.redis_prefix)
         bus = RedisBus(client, prefix=settings.redis_prefix)
+        from scoreboard.adapters.redis_points_window import RedisPointsWindow
+
+        velocity_window: PointsWindow = RedisPointsWindow(
+            client, prefix=f"{settings.redis_prefix}velocity:"
+        )
         from limits.aio.storage import RedisStorage
 
         # The limiter shares the client's connection pool (closed with it).
@@ -106,10 +113,12 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         from scoreboard.adapters.limit_storage import LocalStorage
         from scoreboard.adapters.memory_bus import MemoryBus
         from scoreboard.adapters.memory_index import MemoryRankIndex
+        from scoreboard.adapters.memory_points_window import MemoryPointsWindow
 
         index = MemoryRankIndex()
         bus = MemoryBus()
         limit_storage = LocalStorage()
+        velocity_window = MemoryPointsWindow()
     service = ScoreService(
         store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta
     )
@@ -124,6 +133,7 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         bus,
         service,
         verifier,
+        velocity_window,
         rate_limit_storage=limit_storage,
         _closers=closers,
     )

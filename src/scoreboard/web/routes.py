@@ -176,7 +176,7 @@ async def apply_update(request: Request) -> bytes:
         update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
         await guard.check_user(update.user_id)
         # The grant's delta in grant mode. A retry adds nothing, so it costs no points.
-        reservation = await guard.reserve(update.user_id, update.delta)
+        reservation = await guard.reserve(parts.velocity_window, update.user_id, update.delta)
         try:
             result = await parts.service.update(update)
         except BaseException:  # not applied: the points go back
