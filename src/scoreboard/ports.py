@@ -159,13 +159,20 @@ class PointsWindow(Protocol):
     and holds them, in one atomic step: however many callers (processes) reserve at once, the
     points held never exceed the limit. A refused reservation holds nothing. A backend failure
     raises ``Unavailable``.
+
+    Reservations under one key with the same ``action_id`` and the same points are one action
+    asked for again (a retry, possibly concurrent): while one of them holds its points, the
+    others **share** that reservation instead of holding the points again. They are granted
+    whatever the budget, hold no more points, and the points are held (from the first one's
+    time) until every sharer has refunded or they leave the window.
     """
 
     async def reserve(
-        self, key: str, points: int, *, limit: int, span: float
+        self, key: str, points: int, *, limit: int, span: float, action_id: str | None = None
     ) -> PointsReservation: ...
 
     async def refund(self, ticket: PointsTicket) -> None:
-        """Give back exactly the reservation ``ticket`` names; nothing when it already left
-        the window or was refunded before."""
+        """Give back exactly the reservation ``ticket`` names (for a shared one: one sharer's
+        part; each grant is refunded at most once); nothing when it already left the window
+        or was given back entirely before."""
         ...

@@ -153,6 +153,79 @@ async def test_concurrent_refunds_and_reservations_keep_the_sum_exact(
     assert not await reserve(windows[0], 1, limit=100)
 
 
+async def test_the_same_action_asked_for_again_shares_its_reservation(
+    points: PointsWindow, clock: FakeClock
+) -> None:
+    first = await points.reserve("alice", 30, limit=50, span=SPAN, action_id="quest-1")
+    clock.at(10)
+    again = await points.reserve("alice", 30, limit=50, span=SPAN, action_id="quest-1")
+    assert again.granted  # though 30 + 30 is over the budget: it adds nothing
+    assert again.used == 30
+    assert again.ticket is not None
+    assert first.ticket is not None
+    assert again.ticket.at == first.ticket.at  # held from the first one's time
+    assert await reserve(points, 20)  # the 30 are held once
+    assert not await reserve(points, 1)
+    # Another delta is another reservation (the store will call it a conflict).
+    assert not (await points.reserve("alice", 31, limit=50, span=SPAN, action_id="quest-1")).granted
+    # Per key: bob's quest-1 is his own.
+    assert not (await points.reserve("bob", 60, limit=50, span=SPAN, action_id="quest-1")).granted
+
+
+async def test_a_shared_reservation_is_held_until_every_sharer_refunded(
+    points: PointsWindow, clock: FakeClock
+) -> None:
+    first = await points.reserve("alice", 30, limit=50, span=SPAN, action_id="quest-1")
+    again = await points.reserve("alice", 30, limit=50, span=SPAN, action_id="quest-1")
+    assert first.ticket is not None
+    assert again.ticket is not None
+    await points.refund(first.ticket)  # the first one failed; the retry may still apply it
+    assert not await reserve(points, 21)
+    await points.refund(again.ticket)
+    assert await reserve(points, 50)
+
+
+async def test_a_shared_reservation_still_leaves_span_after_the_first_one(
+    points: PointsWindow, clock: FakeClock
+) -> None:
+    first = await points.reserve("alice", 50, limit=50, span=SPAN, action_id="quest-1")
+    clock.at(59)
+    kept = await points.reserve("alice", 50, limit=50, span=SPAN, action_id="quest-1")
+    assert kept.granted
+    clock.at(SPAN)
+    # Left with the first one's time: quest-1 again is a new reservation, and a stale refund
+    # of the old one gives nothing back.
+    renewed = await points.reserve("alice", 50, limit=50, span=SPAN, action_id="quest-1")
+    assert (renewed.granted, renewed.used) == (True, 0)
+    assert first.ticket is not None
+    await points.refund(first.ticket)
+    assert not await reserve(points, 1)
+    # The old sharers went with the old reservation: the new one has one holder.
+    assert renewed.ticket is not None
+    await points.refund(renewed.ticket)
+    assert await reserve(points, 50)
+
+
+async def test_concurrent_reservations_of_one_action_hold_its_points_once(
+    points_factory: Callable[[], PointsWindow], clock: FakeClock
+) -> None:
+    windows = [points_factory() for _ in range(4)]
+    answers = await asyncio.gather(
+        *(
+            windows[i % 4].reserve("alice", 50, limit=50, span=SPAN, action_id="quest-1")
+            for i in range(50)
+        )
+    )
+    assert all(a.granted for a in answers)
+    tickets = [a.ticket for a in answers if a.ticket is not None]
+    assert len({t.at for t in tickets}) == 1
+    assert not await reserve(windows[0], 1)
+    await asyncio.gather(*(windows[i % 4].refund(t) for i, t in enumerate(tickets[:49])))
+    assert not await reserve(windows[0], 1)  # one holder left: still held
+    await windows[0].refund(tickets[49])
+    assert await reserve(windows[0], 50)
+
+
 @pytest.mark.redis
 async def test_redis_keys_expire_when_their_reservations_have_left() -> None:
     import redis.asyncio as aioredis
@@ -170,6 +243,17 @@ async def test_redis_keys_expire_when_their_reservations_have_left() -> None:
             for key in keys:
                 assert 0 < await client.pttl(key) <= SPAN * 1000
             await points.refund(answer.ticket)
+            # Shared reservations count their extra holders in the hash, and leave no field
+            # behind once every holder has refunded.
+            shares = [
+                await points.reserve("alice", 10, limit=50, span=SPAN, action_id="q")
+                for _ in range(3)
+            ]
+            for share in shares:
+                assert share.ticket is not None
+                await points.refund(share.ticket)
+            assert await client.hgetall(keys[1]) == {b"used": b"0"}
+            assert await client.zcard(keys[0]) == 0
         finally:
             await client.aclose()
 

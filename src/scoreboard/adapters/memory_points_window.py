@@ -12,6 +12,10 @@ newest reservation has left the window (each key is dropped once, so this too is
 amortized; no sweep walks every key). A refunded reservation stops counting at once; its entry
 goes with the others when it leaves the window.
 
+A reservation with an ``action_id`` is found again by its member (``"<points>:a:<action_id>"``)
+in a dict, and a reservation of the same action and points shares it: the entry counts its
+holders, and gives its points back when the last one refunds.
+
 It runs in the event loop only: nothing here awaits, so each call is atomic. The clock is
 ``time.monotonic`` unless one is given (tests place reservations at any instant with it).
 """
@@ -27,12 +31,13 @@ from scoreboard.model import PointsReservation, PointsTicket
 
 
 class _Entry:
-    __slots__ = ("at", "member", "points")
+    __slots__ = ("at", "holders", "member", "points")
 
     def __init__(self, at: float, member: str, points: int) -> None:
         self.at = at
         self.member = member
         self.points = points  # 0 once refunded
+        self.holders = 1  # reservations sharing it (the same action asked for again)
 
 
 class _Window:
@@ -77,7 +82,9 @@ class MemoryPointsWindow:
         """How many keys are held (for tests of the memory bound)."""
         return len(self._windows)
 
-    async def reserve(self, key: str, points: int, *, limit: int, span: float) -> PointsReservation:
+    async def reserve(
+        self, key: str, points: int, *, limit: int, span: float, action_id: str | None = None
+    ) -> PointsReservation:
         now = self._clock()
         start = now - span
         self._forget_idle(start)
@@ -85,6 +92,12 @@ class MemoryPointsWindow:
         if window is not None:
             window.drop_until(start)
         used = window.used if window is not None else 0
+        member = None if action_id is None else f"{points}:a:{action_id}"
+        if window is not None and member is not None:
+            shared = window.members.get(member)
+            if shared is not None:  # the same action holds its points already
+                shared.holders += 1
+                return PointsReservation(True, used, 0.0, PointsTicket(key, member, shared.at))
         if used + points > limit:
             if window is None:
                 return PointsReservation(False, 0, span)
@@ -95,7 +108,8 @@ class MemoryPointsWindow:
             window = self._windows[key] = _Window()
         else:
             self._windows.move_to_end(key)
-        member = f"{points}:{next(self._ids)}"
+        if member is None:
+            member = f"{points}:r:{next(self._ids)}"
         entry = _Entry(now, member, points)
         window.entries.append(entry)
         window.members[member] = entry
@@ -108,6 +122,9 @@ class MemoryPointsWindow:
             return
         entry = window.members.get(ticket.member)
         if entry is None or entry.at != ticket.at:
+            return
+        entry.holders -= 1
+        if entry.holders:
             return
         del window.members[ticket.member]
         window.used -= entry.points

@@ -10,6 +10,11 @@ once can never together go past the limit. Dropping is amortized O(log n) per re
 A refund is one script too: it removes exactly its member, and only if it is still the
 reservation the ticket names (same member, same time).
 
+A reservation with an ``action_id`` has the member ``"<points>:a:<action_id>"``, so the same
+action asked for again (by any process) finds it and shares it: the hash counts the extra
+holders under the member's name (no field while there is one holder), and the points go back
+when the last holder refunds. Other members are ``"<points>:r:<random>"``.
+
 **One clock.** The time is the Redis server's (``TIME`` inside the script), so reservations
 made by processes on machines whose clocks disagree still share one timeline. A ``clock`` may be
 given instead (tests place reservations at any instant with it); then every process must pass
@@ -40,8 +45,9 @@ from scoreboard.model import PointsReservation, PointsTicket
 _UNAVAILABLE = (RedisError, OSError, RuntimeError)
 
 # KEYS: the sorted set, the hash. ARGV: points, limit, span, member, now ('' = the server's
-# clock). Returns {granted, used, reset (text), the time reserved (text) or ''}: floats as
-# text, because Redis turns a Lua number into an integer reply.
+# clock), shared (1: the member names an action, which a reservation of it may already hold).
+# Returns {granted, used, reset (text), the time reserved (text) or ''}: floats as text, because
+# Redis turns a Lua number into an integer reply.
 _RESERVE = """
 local z, h = KEYS[1], KEYS[2]
 local points, limit, span = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -56,11 +62,21 @@ local start = now - span
 local gone = redis.call('ZRANGEBYSCORE', z, '-inf', start)
 if #gone > 0 then
   local freed = 0
-  for i = 1, #gone do freed = freed + points_of(gone[i]) end
+  for i = 1, #gone do
+    freed = freed + points_of(gone[i])
+    redis.call('HDEL', h, gone[i])
+  end
   redis.call('ZREMRANGEBYSCORE', z, '-inf', start)
   redis.call('HINCRBY', h, 'used', -freed)
 end
 local used = tonumber(redis.call('HGET', h, 'used') or '0')
+if ARGV[6] == '1' then
+  local at = redis.call('ZSCORE', z, member)
+  if at then
+    redis.call('HINCRBY', h, member, 1)
+    return {1, used, '0', at}
+  end
+end
 if used + points > limit then
   local reset = span
   if points <= limit then
@@ -89,6 +105,10 @@ _REFUND = """
 local z, h = KEYS[1], KEYS[2]
 local at = redis.call('ZSCORE', z, ARGV[1])
 if not at or tonumber(at) ~= tonumber(ARGV[2]) then return 0 end
+if tonumber(redis.call('HGET', h, ARGV[1]) or '0') > 0 then
+  if redis.call('HINCRBY', h, ARGV[1], -1) == 0 then redis.call('HDEL', h, ARGV[1]) end
+  return 1
+end
 redis.call('ZREM', z, ARGV[1])
 redis.call('HINCRBY', h, 'used', -tonumber(string.match(ARGV[1], '^%d+')))
 return 1
@@ -124,10 +144,17 @@ class RedisPointsWindow:
         except _UNAVAILABLE as exc:
             raise Unavailable(f"the points window is unavailable: {exc}") from exc
 
-    async def reserve(self, key: str, points: int, *, limit: int, span: float) -> PointsReservation:
+    async def reserve(
+        self, key: str, points: int, *, limit: int, span: float, action_id: str | None = None
+    ) -> PointsReservation:
         now = "" if self._clock is None else repr(self._clock())
-        member = f"{points}:{os.urandom(8).hex()}"
-        reply = await self._run(self._reserve, self._keys(key), [points, limit, span, member, now])
+        if action_id is None:
+            member, shared = f"{points}:r:{os.urandom(8).hex()}", 0
+        else:
+            member, shared = f"{points}:a:{action_id}", 1
+        reply = await self._run(
+            self._reserve, self._keys(key), [points, limit, span, member, now, shared]
+        )
         used = int(reply[1])
         if not int(reply[0]):
             return PointsReservation(False, used, float(_text(reply[2])))
