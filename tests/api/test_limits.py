@@ -187,6 +187,53 @@ async def test_a_retried_action_costs_no_points(make_api: ApiFactory) -> None:
         await api.ok("alice", 700)  # had the retries spent 900, this would be over the budget
 
 
+async def test_concurrent_retries_of_one_action_all_get_its_answer(
+    make_api: ApiFactory,
+) -> None:
+    """50 identical requests at once against a budget that fits one: the action is applied once
+    and every one of them is answered with it; none is refused for points it does not add."""
+    async with make_api(**{**OFF, "velocity_limit": 100, "rate_limit_user": "60/minute"}) as api:
+        responses = await asyncio.gather(
+            *(api.update("alice", 100, action_id="quest-1") for _ in range(50))
+        )
+        assert [r.status_code for r in responses] == [200] * 50, {r.text for r in responses}
+        assert {r.json()["new_score"] for r in responses} == {100}
+        assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(100,)]
+        assert api.rows("SELECT count(*) FROM scores") == [(1,)]
+        for _ in range(10):  # later retries too, while the budget is spent by this very action
+            assert (await api.ok("alice", 100, action_id="quest-1"))["new_score"] == 100
+        # A retry is still a request: the 61st of the minute meets the user limit.
+        assert_429(await api.update("alice", 100, action_id="quest-1"), "rate_limited_user", 60)
+        text = (await api.client.get("/metrics")).text
+        assert metric(text, "scoreboard_rate_limited_total", limit="velocity") == 0
+
+
+async def test_a_retry_of_an_action_older_than_the_window_is_answered_not_refused(
+    make_api: ApiFactory,
+) -> None:
+    """Its reservation left the window, and the budget is spent on other points: the store says
+    the action is applied, so the retry gets the replay's 200, never a 429."""
+    async with make_api(**{**OFF, "velocity_limit": 100}) as api:
+        clock = FakeClock()
+        api.app.state.components.velocity_window = MemoryPointsWindow(clock)
+        await api.ok("alice", 60, action_id="quest-1")
+        clock.at(61)
+        await api.ok("alice", 100, action_id="quest-2")
+        before = await api.state()
+        responses = await asyncio.gather(
+            *(api.update("alice", 60, action_id="quest-1") for _ in range(50))
+        )
+        assert [r.status_code for r in responses] == [200] * 50, {r.text for r in responses}
+        assert {r.json()["new_score"] for r in responses} == {160}
+        assert await api.state() == before
+        # The same action with another delta is the conflict it is, not a velocity refusal.
+        body = assert_error(await api.update("alice", 61, action_id="quest-1"), 409)
+        assert body["error"] == "action_conflict"
+        # A new action is new points: refused.
+        assert_429(await api.update("alice", 1, action_id="quest-3"), "velocity_limited", 100)
+        assert await api.state() == before
+
+
 async def test_a_store_failure_gives_the_points_back(
     make_api: ApiFactory,
 ) -> None:

@@ -132,3 +132,23 @@ async def test_two_processes_share_one_velocity_budget(
     assert statuses.count(200) == LIMIT
     assert (top[0]["user_id"], top[0]["score"]) == ("alice", 10 * LIMIT)
     assert score_rows(database_url) == LIMIT
+
+
+@pytest.mark.parametrize("servers", [VELOCITY_ONLY], indirect=True)
+async def test_concurrent_retries_over_two_processes_all_get_the_one_answer(
+    servers: tuple[ServerProcess, ServerProcess, str],
+) -> None:
+    """50 identical requests at once, spread over the processes, against a budget that fits the
+    action once: it is applied once and all 50 get its 200, none a 429 for points it does not
+    add (the reservation is shared through Redis, the retries replayed by PostgreSQL)."""
+    a, b, database_url = servers
+    body: dict[str, object] = {
+        "user_id": "alice",
+        "score_delta": 10 * LIMIT,
+        "auth_token": token("alice"),
+        "action_id": "quest-1",
+    }
+    statuses, top = await post_spread(a, b, [body] * 50)
+    assert statuses == [200] * 50, statuses
+    assert (top[0]["user_id"], top[0]["score"]) == ("alice", 10 * LIMIT)
+    assert score_rows(database_url) == 1

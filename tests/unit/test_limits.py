@@ -86,3 +86,23 @@ async def test_negative_deltas_and_a_limit_turned_off_reserve_nothing(
     for _ in range(3):
         await unlimited.reserve(window, "alice", 1000)
     await velocity(50).reserve(window, "alice", 50)  # nothing of the above was held
+
+
+async def test_a_refused_update_whose_action_was_applied_goes_on_unreserved(
+    window: MemoryPointsWindow, clock: FakeClock
+) -> None:
+    guard = velocity(50)
+    await guard.reserve(window, "alice", 50, action_id="quest-2")
+
+    async def applied() -> bool:
+        return True
+
+    async def not_applied() -> bool:
+        return False
+
+    # quest-1 was applied more than 60 s ago (its reservation left): a retry adds nothing.
+    retry = await guard.reserve(window, "alice", 30, action_id="quest-1", applied=applied)
+    await retry.refund()  # nothing was reserved, so nothing comes back
+    with pytest.raises(RateLimited):
+        await guard.reserve(window, "alice", 30, action_id="quest-3", applied=not_applied)
+    await refused(guard, window, 1)

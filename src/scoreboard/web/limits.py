@@ -16,9 +16,14 @@ Three limits, each off when its setting is empty:
   updates cannot all squeeze through one remaining budget) and refunded if the update is
   refused afterwards (409, 503, anything). A refusal by the velocity limit itself takes
   nothing; neither does any update refused earlier (400, 401, 413, the other 429s), because
-  they never reach the reservation. Negative deltas are not limited here. A retried
-  ``action_id`` (200, nothing added) gets its points back (``UpdateResult.replayed``), though
-  its reservation must fit the budget like any other update's.
+  they never reach the reservation. Negative deltas are not limited here. **A retry of an
+  action is never refused by it** and draws no points: a reservation names its ``action_id``,
+  and the same action and delta asked for again (concurrently, from any process) shares it
+  while it is in the window (granted, nothing added); later, when the budget has no room, the
+  store is asked whether the action was applied (one read, on refusals only) and the update
+  goes on unreserved to get the replay's 200 (or, with another delta, the 409). A retry still
+  counts as a request for the two request limits. A retried ``action_id`` that did reserve
+  gets its points back (``UpdateResult.replayed``).
 
 The order is therefore: address limit, body (400/413/408), token (401), user limit, velocity
 reservation, commit. Request counts use ``limits``' moving-window strategy (exact: "100 per
@@ -170,19 +175,37 @@ class UpdateLimits:
         if self._per_user is not None:
             await self._count(self._per_user, "user", user_id, "rate_limited_user")
 
-    async def reserve(self, window: PointsWindow, user_id: str, delta: int) -> Reservation:
+    async def reserve(
+        self,
+        window: PointsWindow,
+        user_id: str,
+        delta: int,
+        *,
+        action_id: str | None = None,
+        applied: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Reservation:
         """Reserve ``delta`` points of ``user_id``'s velocity budget in ``window`` before
         applying the update. The caller refunds the reservation when the update was not applied
         (it raised) or was a retry (it added nothing); ``RateLimited`` when the points the user
-        holds in the last 60 s plus ``delta`` would pass the limit."""
+        holds in the last 60 s plus ``delta`` would pass the limit.
+
+        A retry adds no points and is never refused: an update with an ``action_id`` shares the
+        reservation of the same action and delta while that one is in the window, and when the
+        budget has no room, ``applied()`` is asked whether the action was applied already (a
+        store read, on refusals only); then it goes on unreserved, to be answered as the replay
+        (or the conflict) it is."""
         limit = self._velocity
         if limit is None or delta <= 0:
             return _NOTHING_RESERVED
-        answer = await self._guard(window.reserve, user_id, delta, limit=limit, span=VELOCITY_SPAN)
+        answer = await self._guard(
+            window.reserve, user_id, delta, limit=limit, span=VELOCITY_SPAN, action_id=action_id
+        )
         if answer is None:  # storage down: fail open
             return _NOTHING_RESERVED
         if answer.ticket is not None:
             return Reservation(functools.partial(self._refund, window, answer.ticket))
+        if applied is not None and await applied():
+            return _NOTHING_RESERVED
         if self._metrics is not None:
             self._metrics.rate_limited.labels("velocity").inc()
         raise RateLimited(
