@@ -20,7 +20,7 @@ from scoreboard.broadcast import LiveBoard
 from scoreboard.events import BoardChanged
 from scoreboard.keeper import Keeper
 from scoreboard.model import DEFAULT_BOARD
-from scoreboard.ports import Bus, RankIndex, ScoreStore, SharedIndex
+from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore, SharedIndex
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
 
@@ -49,6 +49,8 @@ class Components:
     bus: Bus
     service: ScoreService
     verifier: TokenVerifier
+    velocity_window: PointsWindow
+    """The velocity limit's points: in-process memory, or Redis (shared) when configured."""
     rate_limit_storage: Storage
     """Counters of the rate limits: in-process memory, or Redis (shared) when configured."""
     shared_index: SharedIndex | None = None
@@ -76,12 +78,14 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
     shared: SharedIndex | None = None
     bus: Bus
     limit_storage: Storage
+    velocity_window: PointsWindow
     if settings.redis_url is not None:
         import redis.asyncio as aioredis
         from limits.aio.storage import RedisStorage
 
         from scoreboard.adapters.redis_bus import RedisBus
         from scoreboard.adapters.redis_index import RedisRankIndex
+        from scoreboard.adapters.redis_points_window import RedisPointsWindow
 
         # A blocking pool: under a burst, a request waits (up to the timeout) for one of the
         # pool's connections. redis-py's default pool raises MaxConnectionsError past 100
@@ -100,6 +104,7 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
             client, prefix=settings.redis_prefix, seq_floor=lambda: live.seq
         )
         bus = RedisBus(client, prefix=settings.redis_prefix)
+        velocity_window = RedisPointsWindow(client, prefix=f"{settings.redis_prefix}velocity:")
         # The limiter shares the client's connection pool (closed with it).
         limit_storage = RedisStorage(
             "async+" + settings.redis_url,
@@ -112,10 +117,12 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         from scoreboard.adapters.limit_storage import LocalStorage
         from scoreboard.adapters.memory_bus import MemoryBus
         from scoreboard.adapters.memory_index import MemoryRankIndex
+        from scoreboard.adapters.memory_points_window import MemoryPointsWindow
 
         index = MemoryRankIndex()
         bus = MemoryBus()
         limit_storage = LocalStorage()
+        velocity_window = MemoryPointsWindow()
     service = ScoreService(
         store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta, live=live
     )
@@ -126,6 +133,7 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         bus,
         service,
         verifier_from_settings(settings),
+        velocity_window,
         rate_limit_storage=limit_storage,
         shared_index=shared,
         keeper=Keeper(service, bus, shared),

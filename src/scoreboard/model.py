@@ -137,6 +137,30 @@ class UpdateResult:
     """The update was a retry of an applied action: nothing was added."""
 
 
+@dataclass(frozen=True, slots=True)
+class PointsTicket:
+    """Names one granted reservation of a points window, so that exactly it can be refunded:
+    the window's ``key``, the reservation's ``member`` and the time ``at`` it was reserved."""
+
+    key: str
+    member: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PointsReservation:
+    """A points window's answer to a reservation (``scoreboard.ports.PointsWindow``)."""
+
+    granted: bool
+    used: int
+    """Points held in the key's window just before this reservation."""
+    reset: float
+    """Refused: seconds until enough points have left the window for this reservation to fit
+    (the whole span when it is larger than the limit and can never fit). Granted: 0."""
+    ticket: PointsTicket | None = None
+    """Granted: what ``PointsWindow.refund`` takes to give exactly these points back."""
+
+
 def rank_key(score: int, reached: int, user_id: str) -> tuple[int, int, str]:
     """Sort key of the ranking rule: ascending order of this key is descending rank.
 

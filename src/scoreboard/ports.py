@@ -1,4 +1,5 @@
-"""The three ports the core talks to. Adapters live in ``scoreboard.adapters``.
+"""The ports. The core talks to the first three; ``PointsWindow`` holds the velocity limit's
+points (``scoreboard.web.limits``). Adapters live in ``scoreboard.adapters``.
 
 Each port is small on purpose. The in-memory adapters are the defaults for embedded mode and the
 fakes of the unit tests; every adapter passes the same contract tests (``tests/contract``).
@@ -15,6 +16,8 @@ from scoreboard.model import (
     Applied,
     Board,
     HistoryPoint,
+    PointsReservation,
+    PointsTicket,
     RankedEntry,
     ScoreEvent,
     ScoreUpdate,
@@ -38,6 +41,11 @@ class ScoreStore(Protocol):
         added and ``Applied.replayed`` is true. With a different delta it raises
         ``ActionConflict``. A backend failure raises ``Unavailable`` and changes nothing.
         """
+        ...
+
+    async def action_delta(self, user_id: str, action_id: str) -> int | None:
+        """The delta the user's action ``action_id`` was applied with, or ``None`` when it was
+        not applied (yet). A committed read: an ``apply`` still in flight is not seen."""
         ...
 
     async def get_user(self, user_id: str) -> UserTotal | None: ...
@@ -171,4 +179,32 @@ class Bus(Protocol):
 
     def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
         """Events of ``board`` published from now on, by any process (this one included)."""
+        ...
+
+
+class PointsWindow(Protocol):
+    """Points reserved per key in a moving window of ``span`` seconds.
+
+    A reservation made at time ``t`` holds its points until ``t + span`` (exclusive), so the
+    points held at any instant are exactly those reserved in the ``span`` seconds before it.
+    ``reserve`` grants ``points`` when the points held plus ``points`` stay within ``limit``,
+    and holds them, in one atomic step: however many callers (processes) reserve at once, the
+    points held never exceed the limit. A refused reservation holds nothing. A backend failure
+    raises ``Unavailable``.
+
+    Reservations under one key with the same ``action_id`` and the same points are one action
+    asked for again (a retry, possibly concurrent): while one of them holds its points, the
+    others **share** that reservation instead of holding the points again. They are granted
+    whatever the budget, hold no more points, and the points are held (from the first one's
+    time) until every sharer has refunded or they leave the window.
+    """
+
+    async def reserve(
+        self, key: str, points: int, *, limit: int, span: float, action_id: str | None = None
+    ) -> PointsReservation: ...
+
+    async def refund(self, ticket: PointsTicket) -> None:
+        """Give back exactly the reservation ``ticket`` names (for a shared one: one sharer's
+        part; each grant is refunded at most once); nothing when it already left the window
+        or was given back entirely before."""
         ...

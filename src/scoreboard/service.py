@@ -124,6 +124,14 @@ class ScoreService:
             rank = await self.store.rank_of(total)
         return UpdateResult(total.user_id, total.score, rank, replayed=applied.replayed)
 
+    async def already_applied(self, update: ScoreUpdate) -> bool:
+        """Whether ``update`` carries an ``action_id`` the store has applied (with any delta):
+        applying it again adds nothing, it is answered as a replay (or a conflict). One
+        committed read; an update still in flight is not seen."""
+        if update.action_id is None:
+            return False
+        return await self.store.action_delta(update.user_id, update.action_id) is not None
+
     async def _index(self, total: UserTotal, replayed: bool) -> int:
         """Bring the index up to ``total`` (publishing a board change) and return the rank."""
         rank = None

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     rate_limit_ip: str | None = "600/minute"
     """Updates per client address (see ``trusted_proxies``), same notation."""
     velocity_limit: int | None = Field(default=10_000, gt=0)
-    """Most points one user may gain per minute."""
+    """Most points one user may gain in any 60 s (a moving window; ``web.limits``)."""
     trusted_proxies: str = ""
     """Comma-separated IPs or CIDRs whose ``X-Forwarded-For`` is believed (default: none)."""
     allowed_origins: str = ""

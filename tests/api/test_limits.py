@@ -9,14 +9,18 @@ points of updates that were applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from limits.aio.storage import RedisStorage
 from prometheus_client.parser import text_string_to_metric_families
 
+from scoreboard.adapters.memory_points_window import MemoryPointsWindow
 from tests.api.conftest import UPDATE, ApiFactory, assert_error
+from tests.support.clock import FakeClock
 from tests.support.server import free_port
 from tests.support.tokens import token
 
@@ -125,6 +129,30 @@ async def test_velocity_refuses_points_past_the_budget_and_the_refusal_costs_not
         await api.ok("bob", 1000)  # per user
 
 
+async def test_velocity_counts_the_points_of_any_60_s_not_of_a_calendar_minute(
+    make_api: ApiFactory,
+) -> None:
+    """+48 at 58 s and +50 at 61.5 s: 98 points in 3.5 s, which a fixed minute opened at 0 s
+    lets through against a limit of 50."""
+    async with make_api(**{**OFF, "velocity_limit": 50}) as api:
+        clock = FakeClock()
+        api.app.state.components.velocity_window = MemoryPointsWindow(clock)
+        await api.ok("alice", 1)
+        clock.at(58)
+        await api.ok("alice", 48)
+        clock.at(61.5)
+        before = await api.state()
+        response = await api.update("alice", 50)
+        assert_429(response, "velocity_limited", 50, remaining=2)
+        # Retry-After: when the 48 of 58 s have left, 56.5 s from now (not the next minute).
+        assert response.headers["retry-after"] == response.headers["ratelimit-reset"] == "57"
+        assert await api.state() == before
+        await api.ok("alice", 2)
+        clock.at(58 + 60)
+        await api.ok("alice", 48)
+        assert_429(await api.update("alice", 1), "velocity_limited", 50)
+
+
 async def test_concurrent_updates_cannot_share_one_remaining_budget(make_api: ApiFactory) -> None:
     """The delta is reserved before the commit: 100 concurrent updates of 100 points against a
     budget of 1,000 let exactly 10 through, not all those that saw room before any committed."""
@@ -157,6 +185,53 @@ async def test_a_retried_action_costs_no_points(make_api: ApiFactory) -> None:
         for _ in range(3):  # retries: 200 with the same total, nothing added, nothing spent
             assert (await api.ok("alice", 300, action_id="quest-1"))["new_score"] == 300
         await api.ok("alice", 700)  # had the retries spent 900, this would be over the budget
+
+
+async def test_concurrent_retries_of_one_action_all_get_its_answer(
+    make_api: ApiFactory,
+) -> None:
+    """50 identical requests at once against a budget that fits one: the action is applied once
+    and every one of them is answered with it; none is refused for points it does not add."""
+    async with make_api(**{**OFF, "velocity_limit": 100, "rate_limit_user": "60/minute"}) as api:
+        responses = await asyncio.gather(
+            *(api.update("alice", 100, action_id="quest-1") for _ in range(50))
+        )
+        assert [r.status_code for r in responses] == [200] * 50, {r.text for r in responses}
+        assert {r.json()["new_score"] for r in responses} == {100}
+        assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(100,)]
+        assert api.rows("SELECT count(*) FROM scores") == [(1,)]
+        for _ in range(10):  # later retries too, while the budget is spent by this very action
+            assert (await api.ok("alice", 100, action_id="quest-1"))["new_score"] == 100
+        # A retry is still a request: the 61st of the minute meets the user limit.
+        assert_429(await api.update("alice", 100, action_id="quest-1"), "rate_limited_user", 60)
+        text = (await api.client.get("/metrics")).text
+        assert metric(text, "scoreboard_rate_limited_total", limit="velocity") == 0
+
+
+async def test_a_retry_of_an_action_older_than_the_window_is_answered_not_refused(
+    make_api: ApiFactory,
+) -> None:
+    """Its reservation left the window, and the budget is spent on other points: the store says
+    the action is applied, so the retry gets the replay's 200, never a 429."""
+    async with make_api(**{**OFF, "velocity_limit": 100}) as api:
+        clock = FakeClock()
+        api.app.state.components.velocity_window = MemoryPointsWindow(clock)
+        await api.ok("alice", 60, action_id="quest-1")
+        clock.at(61)
+        await api.ok("alice", 100, action_id="quest-2")
+        before = await api.state()
+        responses = await asyncio.gather(
+            *(api.update("alice", 60, action_id="quest-1") for _ in range(50))
+        )
+        assert [r.status_code for r in responses] == [200] * 50, {r.text for r in responses}
+        assert {r.json()["new_score"] for r in responses} == {160}
+        assert await api.state() == before
+        # The same action with another delta is the conflict it is, not a velocity refusal.
+        body = assert_error(await api.update("alice", 61, action_id="quest-1"), 409)
+        assert body["error"] == "action_conflict"
+        # A new action is new points: refused.
+        assert_429(await api.update("alice", 1, action_id="quest-3"), "velocity_limited", 100)
+        assert await api.state() == before
 
 
 async def test_a_store_failure_gives_the_points_back(
@@ -253,11 +328,12 @@ async def test_when_the_limiter_storage_is_down_updates_go_through_logged_and_co
         wrap_exceptions=True,
         socket_connect_timeout=1,
     )
-    async with make_api() as api:
+    async with make_api() as api, dead_points_window() as points:
         metrics = api.app.state.metrics
         api.app.state.update_limits = UpdateLimits(
             dead, per_user="1/minute", per_address="1/minute", velocity=1, metrics=metrics
         )
+        api.app.state.components.velocity_window = points
         with caplog.at_level(logging.WARNING, logger="scoreboard.web.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")
@@ -268,3 +344,33 @@ async def test_when_the_limiter_storage_is_down_updates_go_through_logged_and_co
         text = (await api.client.get("/metrics")).text
         assert metric(text, "scoreboard_backend_errors_total", backend="rate_limit_storage") >= 1
         assert metric(text, "scoreboard_updates_total", outcome="accepted") == 3
+
+
+async def test_when_only_the_points_window_is_down_updates_go_through_logged_and_counted(
+    make_api: ApiFactory, caplog: Any
+) -> None:
+    """The velocity limit alone fails open too (its Redis script, not ``limits``')."""
+    async with make_api(**{**OFF, "velocity_limit": 1}) as api, dead_points_window() as points:
+        api.app.state.components.velocity_window = points
+        with caplog.at_level(logging.WARNING, logger="scoreboard.web.limits"):
+            for i in range(3):
+                await api.ok("alice", 500, action_id=f"a{i}")
+        assert api.rows("SELECT score FROM users") == [(1500,)]
+        lines = [r for r in caplog.records if r.name == "scoreboard.web.limits"]
+        assert len(lines) == 1, lines
+        text = (await api.client.get("/metrics")).text
+        assert metric(text, "scoreboard_backend_errors_total", backend="rate_limit_storage") >= 1
+
+
+@contextlib.asynccontextmanager
+async def dead_points_window() -> AsyncIterator[Any]:
+    """A Redis points window whose server does not answer (nothing listens on its port)."""
+    import redis.asyncio as aioredis
+
+    from scoreboard.adapters.redis_points_window import RedisPointsWindow
+
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        yield RedisPointsWindow(client)
+    finally:
+        await client.aclose()

@@ -1,8 +1,8 @@
 """Every adapter of a port, built fresh per test on a key space of its own.
 
-The store fixtures run over memory, SQLite and PostgreSQL; the index and bus fixtures over
-memory and Redis. PostgreSQL and Redis come from ``tests.support.services`` (skip when absent,
-fail in CI).
+The store fixtures run over memory, SQLite and PostgreSQL; the index, bus and points window
+fixtures over memory and Redis. PostgreSQL and Redis come from ``tests.support.services`` (skip
+when absent, fail in CI).
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import pytest
 
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
+from scoreboard.adapters.memory_points_window import MemoryPointsWindow
 from scoreboard.adapters.memory_store import MemoryScoreStore
-from scoreboard.ports import Bus, RankIndex, ScoreStore
+from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore
 from tests.support import services
+from tests.support.clock import FakeClock
 
 STORES = [
     "memory",
@@ -26,6 +28,7 @@ STORES = [
 ]
 INDEXES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 BUSES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+POINTS_WINDOWS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=STORES)
@@ -141,3 +144,34 @@ async def bus_factory(request: pytest.FixtureRequest) -> AsyncIterator[Callable[
             for bus in opened:
                 await bus.close()
             await holder.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=POINTS_WINDOWS)
+async def points_factory(
+    request: pytest.FixtureRequest, clock: FakeClock
+) -> AsyncIterator[Callable[[], PointsWindow]]:
+    """Makes points windows on ``clock``; for Redis each one is another process's connection
+    to the same keys, as in scaled mode."""
+    if request.param == "memory":
+        shared = MemoryPointsWindow(clock)  # per process: "another process" is this one
+
+        yield lambda: shared
+        return
+    from scoreboard.adapters.redis_points_window import RedisPointsWindow
+
+    async with services.redis_keyspace() as (url, prefix):
+        holder = RedisSpace(url, prefix)
+        try:
+            yield lambda: RedisPointsWindow(holder.client(), prefix=prefix, clock=clock)
+        finally:
+            await holder.close()
+
+
+@pytest.fixture
+def points(points_factory: Callable[[], PointsWindow]) -> PointsWindow:
+    return points_factory()

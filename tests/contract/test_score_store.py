@@ -62,6 +62,17 @@ async def test_the_same_action_with_another_delta_is_a_conflict_and_changes_noth
     assert [e.delta for e in history] == [10]
 
 
+async def test_action_delta_tells_an_applied_action_and_its_delta(store: ScoreStore) -> None:
+    assert await store.action_delta("mia", "act-1") is None
+    await store.apply(ScoreUpdate("mia", 12, "act-1"))
+    assert await store.action_delta("mia", "act-1") == 12
+    assert await store.action_delta("mia", "act-2") is None
+    assert await store.action_delta("nina", "act-1") is None  # per user
+    with pytest.raises(ActionConflict):  # refused: the recorded delta stays the first one
+        await store.apply(ScoreUpdate("mia", 13, "act-1"))
+    assert await store.action_delta("mia", "act-1") == 12
+
+
 async def test_action_ids_are_per_user(store: ScoreStore) -> None:
     await store.apply(ScoreUpdate("frank", 1, "same"))
     other = await store.apply(ScoreUpdate("grace", 2, "same"))

@@ -248,3 +248,14 @@ async def test_a_total_past_max_score_is_refused_by_the_store() -> None:
     with pytest.raises(ScoreOutOfRange):
         await service.update(ScoreUpdate("alice", 6))
     assert (await service.update(ScoreUpdate("alice", 5))).new_score == MAX_SCORE
+
+
+async def test_already_applied_tells_an_update_that_would_add_nothing() -> None:
+    service = await make_service()
+    assert not await service.already_applied(ScoreUpdate("alice", 5, "quest-1"))
+    await service.update(ScoreUpdate("alice", 5, "quest-1"))
+    assert await service.already_applied(ScoreUpdate("alice", 5, "quest-1"))  # a replay
+    assert await service.already_applied(ScoreUpdate("alice", 6, "quest-1"))  # a conflict
+    assert not await service.already_applied(ScoreUpdate("bob", 5, "quest-1"))
+    await service.update(ScoreUpdate("alice", 5))
+    assert not await service.already_applied(ScoreUpdate("alice", 5))  # no action_id: never

@@ -70,6 +70,9 @@ class MemoryScoreStore:
         self._updated[update.user_id] = now
         return Applied(total)
 
+    async def action_delta(self, user_id: str, action_id: str) -> int | None:
+        return self._actions.get((user_id, action_id))
+
     async def get_user(self, user_id: str) -> UserTotal | None:
         return self._users.get(user_id)
 

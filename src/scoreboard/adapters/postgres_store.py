@@ -217,6 +217,10 @@ class PostgresScoreStore:
         assert user is not None  # the event's foreign key guarantees the user
         return Applied(user, replayed=True)
 
+    async def action_delta(self, user_id: str, action_id: str) -> int | None:
+        delta = await self._guard(lambda c: c.fetchval(_SELECT_ACTION, user_id, action_id))
+        return None if delta is None else int(delta)
+
     async def get_user(self, user_id: str) -> UserTotal | None:
         row = await self._guard(lambda c: c.fetchrow(_SELECT_USER, user_id))
         return None if row is None else _total(row)

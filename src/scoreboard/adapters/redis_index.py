@@ -213,8 +213,8 @@ class RedisRankIndex:
     """A :class:`scoreboard.ports.RankIndex` on a Redis sorted set (see the module docstring).
 
     ``seq_floor`` returns the highest ``seq`` this process has seen (the composition root
-    passes the live board's); ``prefix`` namespaces every key, so several deployments or test runs can
-    share one Redis. Connection failures raise :class:`~scoreboard.errors.Unavailable`.
+    passes the live board's); ``prefix`` namespaces every key, so several deployments or test
+    runs can share one Redis. Connection failures raise :class:`~scoreboard.errors.Unavailable`.
     """
 
     def __init__(

@@ -302,6 +302,11 @@ class SqliteScoreStore:
 
     # -- reads ------------------------------------------------------------------------------
 
+    async def action_delta(self, user_id: str, action_id: str) -> int | None:
+        args = (user_id, action_id)
+        row = await self._read(lambda c: c.execute(_SELECT_ACTION, args).fetchone())
+        return None if row is None else int(row[0])
+
     async def get_user(self, user_id: str) -> UserTotal | None:
         row = await self._read(lambda c: c.execute(_SELECT_USER, (user_id,)).fetchone())
         return None if row is None else UserTotal(*row)

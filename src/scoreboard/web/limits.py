@@ -1,4 +1,4 @@
-"""Rate and velocity limits on score updates (429), with the ``limits`` library.
+"""Rate and velocity limits on score updates (429).
 
 Three limits, each off when its setting is empty:
 
@@ -9,24 +9,34 @@ Three limits, each off when its setting is empty:
   verified: an unauthenticated request cannot spend another user's budget, so no one can lock a
   user out by sending requests in their name. Requests that are then refused (409, 503) still
   count: the budget is for attempts.
-- ``SCOREBOARD_VELOCITY_LIMIT``: points one user may gain per minute. Only points of an update
-  that is **applied** count. The delta is reserved right before the store is asked (so
-  concurrent updates cannot all squeeze through one remaining budget) and refunded if the
-  update is refused afterwards (409, 503, anything). A refusal by the velocity limit itself
-  takes nothing; neither does any update refused earlier (400, 401, 413, the other 429s),
-  because they never reach the reservation. Negative deltas are not limited here. A retried
-  ``action_id`` (200, nothing added) gets its points back (``UpdateResult.replayed``), though
-  its reservation must fit the budget like any other update's.
+- ``SCOREBOARD_VELOCITY_LIMIT``: at most N points per user in **any** 60 s. The points of an
+  update are held from the moment they are reserved until exactly 60 s later; an update is
+  refused when the points held plus its delta would pass N. Only points of an update that is
+  **applied** count. The delta is reserved right before the store is asked (so concurrent
+  updates cannot all squeeze through one remaining budget) and refunded if the update is
+  refused afterwards (409, 503, anything). A refusal by the velocity limit itself takes
+  nothing; neither does any update refused earlier (400, 401, 413, the other 429s), because
+  they never reach the reservation. Negative deltas are not limited here. **A retry of an
+  action is never refused by it** and draws no points: a reservation names its ``action_id``,
+  and the same action and delta asked for again (concurrently, from any process) shares it
+  while it is in the window (granted, nothing added); later, when the budget has no room, the
+  store is asked whether the action was applied (one read, on refusals only) and the update
+  goes on unreserved to get the replay's 200 (or, with another delta, the 409). A retry still
+  counts as a request for the two request limits. A retried ``action_id`` that did reserve
+  gets its points back (``UpdateResult.replayed``).
 
 The order is therefore: address limit, body (400/413/408), token (401), user limit, velocity
-reservation, commit. Request counts use the moving-window strategy (exact: "100 per minute"
-never lets 101 through in any 60 s); velocity uses a fixed one-minute window, because it counts
-points (a cost of up to ``MAX_DELTA`` per hit) and a moving window stores one entry per unit.
+reservation, commit. Request counts use ``limits``' moving-window strategy (exact: "100 per
+minute" never lets 101 through in any 60 s). Velocity counts points (up to ``MAX_DELTA`` per
+update), which ``limits``' moving window would store one entry per point for; it uses a
+:class:`~scoreboard.ports.PointsWindow` instead, one entry per reservation. The points window
+comes with each ``reserve`` call from the components (``bootstrap`` chooses it with the other
+adapters: ``MemoryPointsWindow`` embedded, ``RedisPointsWindow`` scaled).
 
 Storage: in-process memory in embedded mode (``adapters.limit_storage.LocalStorage``, O(1) per
 hit; the library's own ``MemoryStorage`` cost 80-150 µs per update at a few thousand keys);
 Redis (``SCOREBOARD_REDIS_URL``) otherwise, so a limit is global across processes. Each check is
-one Redis round trip (a Lua script in the library), atomic across processes.
+one Redis round trip (a Lua script), atomic across processes; so is each velocity reservation.
 
 **When the limiter's storage fails, updates are let through (fail open)**, with a WARNING line
 (at most one per 10 s) and ``scoreboard_backend_errors_total{backend="rate_limit_storage"}``.
@@ -36,9 +46,11 @@ outage of all score updates. After a failure the limiter is skipped for one seco
 each request waiting out a connection timeout.
 
 A 429 carries ``Retry-After`` (whole seconds) and the separate ``RateLimit-Limit``,
-``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the window frees capacity)
-fields of the IETF ``draft-ietf-httpapi-ratelimit-headers`` (draft 06 and earlier) for the
-limit that refused; the error code names it.
+``RateLimit-Remaining`` and ``RateLimit-Reset`` fields of the IETF
+``draft-ietf-httpapi-ratelimit-headers`` (draft 06 and earlier) for the limit that refused; the
+error code names it. For the request limits Reset is the seconds until the window frees
+capacity; for velocity, the seconds until enough of the user's points have left the window for
+this delta to fit (if nobody else reserves meanwhile), the full 60 s for a delta larger than N.
 """
 
 from __future__ import annotations
@@ -52,10 +64,12 @@ from typing import Any, TypeVar
 
 import limits
 from limits.aio.storage import Storage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
-from scoreboard.errors import ScoreboardError
+from scoreboard.errors import ScoreboardError, Unavailable
+from scoreboard.model import PointsTicket
+from scoreboard.ports import PointsWindow
 from scoreboard.settings import Settings
 from scoreboard.web.metrics import Metrics
 
@@ -64,7 +78,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _PAUSE_AFTER_ERROR = 1.0
+# RuntimeError: uvloop's "unable to perform operation on <TCPTransport closed=True>" when Redis
+# resets a connection under load (tests/faults); ``limits`` does not wrap it. Unavailable: the
+# points window's failure (its adapters raise nothing else).
+_STORAGE_ERRORS = (
+    StorageError,
+    Unavailable,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    RuntimeError,
+)
 _LOG_EVERY = 10.0
+VELOCITY_SPAN = 60.0
+"""Seconds a reserved point counts against the velocity limit."""
 
 
 class RateLimited(ScoreboardError):
@@ -119,10 +146,9 @@ class UpdateLimits:
     ) -> None:
         self.storage = storage
         self._moving = MovingWindowRateLimiter(storage)
-        self._fixed = FixedWindowRateLimiter(storage)
         self._per_user = limits.parse(per_user) if per_user else None
         self._per_address = limits.parse(per_address) if per_address else None
-        self._velocity = limits.RateLimitItemPerMinute(velocity) if velocity else None
+        self._velocity = velocity or None
         self._metrics = metrics
         self._paused_until = 0.0
         self._logged_at = -math.inf
@@ -149,56 +175,62 @@ class UpdateLimits:
         if self._per_user is not None:
             await self._count(self._per_user, "user", user_id, "rate_limited_user")
 
-    async def reserve(self, user_id: str, delta: int) -> Reservation:
-        """Reserve ``delta`` points of ``user_id``'s velocity budget before applying the update.
-        The caller refunds the reservation when the update was not applied (it raised) or was a
-        retry (it added nothing); ``RateLimited`` when the budget has no room."""
-        item = self._velocity
-        if item is None or delta <= 0:
-            return _NOTHING_RESERVED
-        reserved = await self._guard(self._fixed.hit, item, "velocity", user_id, cost=delta)
-        if reserved is None:  # storage down: fail open
-            return _NOTHING_RESERVED
-        if not reserved:
-            await self._refund(item, user_id, delta)
-            await self._refuse(
-                self._fixed,
-                item,
-                ("velocity", user_id),
-                "velocity",
-                "velocity_limited",
-                f"at most {item.amount} points per minute per user",
-            )
-        return Reservation(functools.partial(self._refund, item, user_id, delta))
+    async def reserve(
+        self,
+        window: PointsWindow,
+        user_id: str,
+        delta: int,
+        *,
+        action_id: str | None = None,
+        applied: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Reservation:
+        """Reserve ``delta`` points of ``user_id``'s velocity budget in ``window`` before
+        applying the update. The caller refunds the reservation when the update was not applied
+        (it raised) or was a retry (it added nothing); ``RateLimited`` when the points the user
+        holds in the last 60 s plus ``delta`` would pass the limit.
 
-    async def _refund(self, item: limits.RateLimitItem, user_id: str, delta: int) -> None:
-        # The fixed window is a counter; a negative increment gives the points back.
-        key = item.key_for("velocity", user_id)
-        await self._guard(self.storage.incr, key, item.get_expiry(), amount=-delta)
+        A retry adds no points and is never refused: an update with an ``action_id`` shares the
+        reservation of the same action and delta while that one is in the window, and when the
+        budget has no room, ``applied()`` is asked whether the action was applied already (a
+        store read, on refusals only); then it goes on unreserved, to be answered as the replay
+        (or the conflict) it is."""
+        limit = self._velocity
+        if limit is None or delta <= 0:
+            return _NOTHING_RESERVED
+        answer = await self._guard(
+            window.reserve, user_id, delta, limit=limit, span=VELOCITY_SPAN, action_id=action_id
+        )
+        if answer is None:  # storage down: fail open
+            return _NOTHING_RESERVED
+        if answer.ticket is not None:
+            return Reservation(functools.partial(self._refund, window, answer.ticket))
+        if applied is not None and await applied():
+            return _NOTHING_RESERVED
+        if self._metrics is not None:
+            self._metrics.rate_limited.labels("velocity").inc()
+        raise RateLimited(
+            f"too many points: at most {limit} points per user in any {VELOCITY_SPAN:g} s;"
+            " retry later",
+            code="velocity_limited",
+            limit=limit,
+            remaining=max(0, limit - answer.used),
+            reset=answer.reset,
+        )
+
+    async def _refund(self, window: PointsWindow, ticket: PointsTicket) -> None:
+        await self._guard(window.refund, ticket)
 
     async def _count(self, item: limits.RateLimitItem, name: str, identity: str, code: str) -> None:
         allowed = await self._guard(self._moving.hit, item, name, identity)
-        if allowed is False:
-            await self._refuse(
-                self._moving, item, (name, identity), name, code, f"at most {item} per {name}"
-            )
-
-    async def _refuse(
-        self,
-        limiter: RateLimiter,
-        item: limits.RateLimitItem,
-        identifiers: tuple[str, ...],
-        name: str,
-        code: str,
-        message: str,
-    ) -> None:
-        stats = await self._guard(limiter.get_window_stats, item, *identifiers)
+        if allowed is not False:
+            return
+        stats = await self._guard(self._moving.get_window_stats, item, name, identity)
         reset = max(0.0, stats.reset_time - time.time()) if stats else float(item.get_expiry())
         remaining = stats.remaining if stats else 0
         if self._metrics is not None:
             self._metrics.rate_limited.labels(name).inc()
         raise RateLimited(
-            f"too many updates: {message}; retry later",
+            f"too many updates: at most {item} per {name}; retry later",
             code=code,
             limit=item.amount,
             remaining=remaining,
@@ -215,9 +247,7 @@ class UpdateLimits:
             return None
         try:
             return await call(*args, **kwargs)
-        # RuntimeError: uvloop's "unable to perform operation on <TCPTransport closed=True>"
-        # when Redis resets a connection under load (tests/faults); ``limits`` does not wrap it.
-        except (StorageError, ConnectionError, OSError, TimeoutError, RuntimeError) as exc:
+        except _STORAGE_ERRORS as exc:
             self._paused_until = now + _PAUSE_AFTER_ERROR
             if self._metrics is not None:
                 self._metrics.backend_errors.labels("rate_limit_storage").inc()

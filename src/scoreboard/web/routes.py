@@ -8,6 +8,7 @@ still generated from the documentation models below.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Annotated
@@ -176,7 +177,16 @@ async def apply_update(request: Request) -> bytes:
         update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
         await guard.check_user(update.user_id)
         # The grant's delta in grant mode. A retry adds nothing, so it costs no points.
-        reservation = await guard.reserve(update.user_id, update.delta)
+        applied = None
+        if update.action_id is not None:
+            applied = functools.partial(parts.service.already_applied, update)
+        reservation = await guard.reserve(
+            parts.velocity_window,
+            update.user_id,
+            update.delta,
+            action_id=update.action_id,
+            applied=applied,
+        )
         try:
             result = await parts.service.update(update)
         except BaseException:  # not applied: the points go back
