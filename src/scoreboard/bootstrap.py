@@ -23,6 +23,8 @@ from scoreboard.model import DEFAULT_BOARD
 from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore, SharedIndex
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
+from scoreboard.web.limits import UpdateLimits
+from scoreboard.web.metrics import Metrics
 
 if TYPE_CHECKING:
     from limits.aio.storage import Storage
@@ -49,10 +51,9 @@ class Components:
     bus: Bus
     service: ScoreService
     verifier: TokenVerifier
-    velocity_window: PointsWindow
-    """The velocity limit's points: in-process memory, or Redis (shared) when configured."""
-    rate_limit_storage: Storage
-    """Counters of the rate limits: in-process memory, or Redis (shared) when configured."""
+    update_limits: UpdateLimits
+    """The update route's rate and velocity limits, over in-process memory, or Redis (shared
+    between processes) when configured."""
     shared_index: SharedIndex | None = None
     """The index again when it is shared between processes (Redis), for what only such an
     index needs: rebuilds after a flush, and the readiness check."""
@@ -60,7 +61,7 @@ class Components:
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None) -> Components:
+def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
     """Choose the adapters. Supported combinations (``docs/deploy.md`` says why):
 
     - SQLite, no Redis: embedded mode, one process.
@@ -68,9 +69,9 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
     - SQLite + Redis: one process (a SQLite file has one writer; useful to try Redis alone).
     - PostgreSQL + Redis: scaled mode, any number of processes on any number of machines.
 
-    ``on_commit`` observes the size of each store commit (SQLite store; for metrics).
+    ``metrics`` (the app's) observe the store's commits and the limits' refusals.
     """
-    store = _build_store(settings, on_commit)
+    store = _build_store(settings, metrics.committed if metrics is not None else None)
     # Made first: a shared index reads the highest seq this process has shown (its floor).
     live = LiveBoard(BoardChanged(DEFAULT_BOARD, 0, "", 0, ()))
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -133,8 +134,7 @@ def build(settings: Settings, *, on_commit: Callable[[int], None] | None = None)
         bus,
         service,
         verifier_from_settings(settings),
-        velocity_window,
-        rate_limit_storage=limit_storage,
+        UpdateLimits.from_settings(settings, limit_storage, velocity_window, metrics),
         shared_index=shared,
         keeper=Keeper(service, bus, shared),
         _closers=closers,

@@ -136,7 +136,7 @@ async def test_velocity_counts_the_points_of_any_60_s_not_of_a_calendar_minute(
     lets through against a limit of 50."""
     async with make_api(**{**OFF, "velocity_limit": 50}) as api:
         clock = FakeClock()
-        api.app.state.components.velocity_window = MemoryPointsWindow(clock)
+        api.app.state.components.update_limits.window = MemoryPointsWindow(clock)
         await api.ok("alice", 1)
         clock.at(58)
         await api.ok("alice", 48)
@@ -215,7 +215,7 @@ async def test_a_retry_of_an_action_older_than_the_window_is_answered_not_refuse
     the action is applied, so the retry gets the replay's 200, never a 429."""
     async with make_api(**{**OFF, "velocity_limit": 100}) as api:
         clock = FakeClock()
-        api.app.state.components.velocity_window = MemoryPointsWindow(clock)
+        api.app.state.components.update_limits.window = MemoryPointsWindow(clock)
         await api.ok("alice", 60, action_id="quest-1")
         clock.at(61)
         await api.ok("alice", 100, action_id="quest-2")
@@ -330,10 +330,9 @@ async def test_when_the_limiter_storage_is_down_updates_go_through_logged_and_co
     )
     async with make_api() as api, dead_points_window() as points:
         metrics = api.app.state.metrics
-        api.app.state.update_limits = UpdateLimits(
-            dead, per_user="1/minute", per_address="1/minute", velocity=1, metrics=metrics
+        api.app.state.components.update_limits = UpdateLimits(
+            dead, points, per_user="1/minute", per_address="1/minute", velocity=1, metrics=metrics
         )
-        api.app.state.components.velocity_window = points
         with caplog.at_level(logging.WARNING, logger="scoreboard.web.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")
@@ -351,7 +350,7 @@ async def test_when_only_the_points_window_is_down_updates_go_through_logged_and
 ) -> None:
     """The velocity limit alone fails open too (its Redis script, not ``limits``')."""
     async with make_api(**{**OFF, "velocity_limit": 1}) as api, dead_points_window() as points:
-        api.app.state.components.velocity_window = points
+        api.app.state.components.update_limits.window = points
         with caplog.at_level(logging.WARNING, logger="scoreboard.web.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")

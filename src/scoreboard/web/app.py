@@ -15,7 +15,7 @@ from scoreboard.settings import Settings
 from scoreboard.web import errors, live, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
 from scoreboard.web.hot_paths import ScoreboardApp
-from scoreboard.web.limits import RateLimited, UpdateLimits
+from scoreboard.web.limits import RateLimited
 from scoreboard.web.metrics import Metrics, metrics_endpoint
 from scoreboard.web.origins import AllowedOrigins, JsonCorsMiddleware
 from scoreboard.web.request_id import RequestIdMiddleware
@@ -39,15 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        components = bootstrap.build(settings, on_commit=metrics.committed)
+        components = bootstrap.build(settings, metrics=metrics)
         adapters = logging.getLogger("scoreboard.adapters")
         adapters.addHandler(metrics.error_log)
         try:
             async with bootstrap.running(components):
                 app.state.components = components
-                app.state.update_limits = UpdateLimits.from_settings(
-                    settings, components.rate_limit_storage, metrics
-                )
                 components.service.live.on_fan_out = metrics.fanned_out
                 async with app.state.farewell.on_sigterm():  # sockets get 1001 first
                     yield

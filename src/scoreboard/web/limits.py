@@ -138,6 +138,7 @@ class UpdateLimits:
     def __init__(
         self,
         storage: Storage,
+        window: PointsWindow,
         *,
         per_user: str | None,
         per_address: str | None,
@@ -145,6 +146,7 @@ class UpdateLimits:
         metrics: Metrics | None = None,
     ) -> None:
         self.storage = storage
+        self.window = window
         self._moving = MovingWindowRateLimiter(storage)
         self._per_user = limits.parse(per_user) if per_user else None
         self._per_address = limits.parse(per_address) if per_address else None
@@ -155,10 +157,15 @@ class UpdateLimits:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, storage: Storage, metrics: Metrics | None = None
+        cls,
+        settings: Settings,
+        storage: Storage,
+        window: PointsWindow,
+        metrics: Metrics | None = None,
     ) -> UpdateLimits:
         return cls(
             storage,
+            window,
             per_user=settings.rate_limit_user,
             per_address=settings.rate_limit_ip,
             velocity=settings.velocity_limit,
@@ -177,14 +184,13 @@ class UpdateLimits:
 
     async def reserve(
         self,
-        window: PointsWindow,
         user_id: str,
         delta: int,
         *,
         action_id: str | None = None,
         applied: Callable[[], Awaitable[bool]] | None = None,
     ) -> Reservation:
-        """Reserve ``delta`` points of ``user_id``'s velocity budget in ``window`` before
+        """Reserve ``delta`` points of ``user_id``'s velocity budget in the window before
         applying the update. The caller refunds the reservation when the update was not applied
         (it raised) or was a retry (it added nothing); ``RateLimited`` when the points the user
         holds in the last 60 s plus ``delta`` would pass the limit.
@@ -197,6 +203,7 @@ class UpdateLimits:
         limit = self._velocity
         if limit is None or delta <= 0:
             return _NOTHING_RESERVED
+        window = self.window
         answer = await self._guard(
             window.reserve, user_id, delta, limit=limit, span=VELOCITY_SPAN, action_id=action_id
         )

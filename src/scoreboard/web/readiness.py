@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from scoreboard.bootstrap import Components
-from scoreboard.web.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +38,7 @@ async def readyz(request: Request) -> Response:
     if parts is None:
         return _answer({"app": False})
     metrics: Metrics = request.app.state.metrics
-    limits: UpdateLimits = request.app.state.update_limits
+    limits = parts.update_limits
 
     async def database() -> bool:
         await parts.store.get_user("readyz")

@@ -26,7 +26,6 @@ from scoreboard.model import ScoreUpdate
 from scoreboard.web import update_body
 from scoreboard.web.client_address import client_address
 from scoreboard.web.extensions import body_arrived
-from scoreboard.web.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
 
 log = logging.getLogger("scoreboard.audit")
@@ -161,7 +160,7 @@ async def apply_update(request: Request) -> bytes:
     parts = components(request)
     started = time.perf_counter()
     metrics: Metrics = request.app.state.metrics
-    guard: UpdateLimits = request.app.state.update_limits
+    guard = parts.update_limits
     address = client_address(request)
     user_id: str | None = None
     try:
@@ -181,7 +180,6 @@ async def apply_update(request: Request) -> bytes:
         if update.action_id is not None:
             applied = functools.partial(parts.service.already_applied, update)
         reservation = await guard.reserve(
-            parts.velocity_window,
             update.user_id,
             update.delta,
             action_id=update.action_id,
