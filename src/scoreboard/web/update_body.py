@@ -77,7 +77,7 @@ def parse(raw: bytes) -> UpdateBody:
     token = data.get("auth_token")
     if token is not None and not isinstance(token, str):
         raise InvalidRequest("auth_token must be a string", code="invalid_auth_token")
-    action_id = data.get("action_id")
-    if "action_id" in data and not isinstance(action_id, str):
+    action_id = data.get("action_id")  # null, like auth_token's, is the same as leaving it out
+    if action_id is not None and not isinstance(action_id, str):
         raise InvalidRequest("action_id must be a string", code="invalid_action_id")
     return UpdateBody(user_id, delta, token, action_id)
