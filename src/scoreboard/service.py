@@ -97,7 +97,9 @@ class ScoreService:
             )
         if update.action_id is not None and not is_valid_action_id(update.action_id):
             raise InvalidRequest(
-                "action_id must be 1-128 printable characters", code="invalid_action_id"
+                "action_id must be 1-128 characters, with no control or invisible formatting "
+                "characters",
+                code="invalid_action_id",
             )
 
     async def update(self, update: ScoreUpdate) -> UpdateResult:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from scoreboard.bootstrap import Components
 from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError, Unauthorized
-from scoreboard.model import ScoreUpdate
+from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate
 from scoreboard.web import update_body
 from scoreboard.web.auth import authorize
 from scoreboard.web.client_address import client_address
@@ -36,11 +36,17 @@ router = APIRouter()
 class UpdateRequest(BaseModel):
     """Add ``score_delta`` to ``user_id``'s score. The token may come here or as a Bearer."""
 
-    user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:@]+$")]
+    user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)]
     score_delta: Annotated[int, Field(description="non-zero, within the configured range")]
     auth_token: Annotated[str | None, Field(description="JWT; wins over the header")] = None
     action_id: Annotated[
-        str | None, Field(min_length=1, max_length=128, description="idempotency key")
+        str | None,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=ACTION_ID_PATTERN,
+            description="idempotency key: no control or invisible formatting characters",
+        ),
     ] = None
 
 
