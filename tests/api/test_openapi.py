@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from tests.api.conftest import UPDATE, Api
+from tests.api.conftest import UPDATE, Api, ApiFactory
 from tests.support.tokens import token
 
 
@@ -68,3 +68,34 @@ async def test_the_action_id_rule_is_the_documented_one(api: Api, action_id: str
     body = {"user_id": "alice", "score_delta": 1, "action_id": action_id}
     documented = accepts(update_schema(await document(api)), body)
     assert documented is (await post(api, body) == 200)
+
+
+# 5.0 is left out: JSON Schema reads it as the integer 5 and the server refuses it (no
+# coercion); no schema keyword can say "no fraction part", so the description says it in words.
+@pytest.mark.parametrize("delta", [-6, -5, -1, 0, 1, 7, 8, True, "5"])
+async def test_the_delta_range_is_this_servers(make_api: ApiFactory, delta: object) -> None:
+    async with make_api(min_delta=-5, max_delta=7) as api:
+        body = {"user_id": "alice", "score_delta": delta}
+        documented = accepts(update_schema(await document(api)), body)
+        assert documented is (await post(api, body) == 200)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"score": 1000}, {"username": "Alice"}, {"auth_token": None}, {"action_id": None}],
+    ids=str,
+)
+async def test_unknown_fields_are_refused_and_documented_so(
+    api: Api, extra: dict[str, object]
+) -> None:
+    body = {"user_id": "alice", "score_delta": 1, **extra}
+    documented = accepts(update_schema(await document(api)), body)
+    assert documented is (await post(api, body) == 200)
+
+
+async def test_no_query_parameter_is_documented_as_nullable(api: Api) -> None:
+    """A query string has no null: a generated client must leave the parameter out."""
+    for methods in (await document(api))["paths"].values():
+        for operation in methods.values():
+            for parameter in operation.get("parameters", []):
+                assert "null" not in str(parameter["schema"]), parameter

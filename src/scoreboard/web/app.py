@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
-from scoreboard.web import errors, live, page, readiness, reads, routes
+from scoreboard.web import errors, live, openapi, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
 from scoreboard.web.collector import keep_survivors_frozen
 from scoreboard.web.hot_paths import ScoreboardApp
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.farewell = Farewell()
     app.state.socket_caps = SocketCaps(settings.ws_max_connections, settings.ws_max_per_address)
     errors.install(app)
+    openapi.install(app, settings)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(routes.BodyTimeout, _body_timeout)
     app.add_middleware(

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
@@ -35,6 +35,8 @@ router = APIRouter()
 
 class UpdateRequest(BaseModel):
     """Add ``score_delta`` to ``user_id``'s score. The token may come here or as a Bearer."""
+
+    model_config = ConfigDict(extra="forbid")  # an unknown field is refused (no mass assignment)
 
     user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)]
     score_delta: Annotated[int, Field(description="non-zero, within the configured range")]
