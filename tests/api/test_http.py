@@ -187,10 +187,10 @@ async def test_openapi_documents_the_update_and_every_status_code(api: Api) -> N
     doc = response.json()
     update = doc["paths"][UPDATE]["post"]
 
-    assert set(update["responses"]) >= {"200", "400", "401", "409", "413", "500"}
+    assert set(update["responses"]) >= {"200", "400", "401", "408", "409", "413", "429", "500"}
     assert "422" not in update["responses"]  # FastAPI's default; this service answers 400
     schemas = doc["components"]["schemas"]
-    for status in ("400", "401", "409", "413", "500"):
+    for status in ("400", "401", "408", "409", "413", "429", "500"):
         ref = update["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         error_schema = schemas[ref.rsplit("/", 1)[1]]
         assert set(error_schema["properties"]) == {"error", "message"}

@@ -8,6 +8,7 @@ refused, and a value it stops must not be one the server would have taken.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
@@ -99,3 +100,51 @@ async def test_no_query_parameter_is_documented_as_nullable(api: Api) -> None:
         for operation in methods.values():
             for parameter in operation.get("parameters", []):
                 assert "null" not in str(parameter["schema"]), parameter
+
+
+def padded_token(user: str, length: int) -> str:
+    """A valid token for ``user`` of about ``length`` characters (an unknown claim pads it)."""
+    bare = token(user)
+    return token(user, pad="x" * ((length - len(bare)) * 3 // 4))
+
+
+@pytest.mark.parametrize(
+    "auth_token",
+    [
+        pytest.param(lambda: token("alice"), id="valid"),
+        pytest.param(lambda: padded_token("alice", 12_000), id="valid-12000-chars"),
+        pytest.param(lambda: padded_token("alice", 12_600), id="valid-12600-chars"),
+        pytest.param(lambda: token("alice") + "=", id="padded"),
+        pytest.param(lambda: " " + token("alice"), id="leading-space"),
+        pytest.param(lambda: "not-a-jwt", id="one-part"),
+        pytest.param(lambda: "a.b.c.d.e", id="five-parts"),
+    ],
+)
+async def test_the_body_token_shape_is_the_documented_one(
+    api: Api, auth_token: Callable[[], str]
+) -> None:
+    body = {"user_id": "alice", "score_delta": 1, "auth_token": auth_token()}
+    documented = accepts(update_schema(await document(api)), body)
+    response = await api.client.post(UPDATE, json=body)
+    assert response.status_code in (200, 401), response.text
+    assert documented is (response.status_code == 200)
+
+
+async def test_the_bearer_header_is_documented_as_an_alternative(api: Api) -> None:
+    doc = await document(api)
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert doc["paths"][UPDATE]["post"]["security"] == [{"bearer": []}, {}]
+
+
+async def test_a_429_carries_the_documented_headers(make_api: ApiFactory) -> None:
+    async with make_api(rate_limit_user="1/minute") as api:
+        assert await post(api, {"user_id": "alice", "score_delta": 1}) == 200
+        response = await api.client.post(
+            UPDATE,
+            json={"user_id": "alice", "score_delta": 1},
+            headers={"authorization": f"Bearer {token('alice')}"},
+        )
+        assert response.status_code == 429
+        documented = (await document(api))["paths"][UPDATE]["post"]["responses"]["429"]
+        for name, header in documented["headers"].items():
+            assert accepts(header["schema"], int(response.headers[name])), name

@@ -22,7 +22,7 @@ from scoreboard.bootstrap import Components
 from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError, Unauthorized
 from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate
 from scoreboard.web import update_body
-from scoreboard.web.auth import authorize
+from scoreboard.web.auth import TOKEN_MAX, TOKEN_PATTERN, authorize
 from scoreboard.web.client_address import client_address
 from scoreboard.web.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
@@ -40,7 +40,14 @@ class UpdateRequest(BaseModel):
 
     user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)]
     score_delta: Annotated[int, Field(description="non-zero, within the configured range")]
-    auth_token: Annotated[str | None, Field(description="JWT; wins over the header")] = None
+    auth_token: Annotated[
+        str | None,
+        Field(
+            max_length=TOKEN_MAX,
+            pattern=TOKEN_PATTERN,
+            description="JWT (compact JWS); wins over the Authorization header",
+        ),
+    ] = None
     action_id: Annotated[
         str | None,
         Field(
@@ -86,7 +93,24 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
         500: "Unexpected error",
         503: "The store is unavailable; nothing changed, retry after Retry-After",
     }
-    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
+    integer = {"schema": {"type": "integer"}, "required": True}
+    headers: dict[int, dict[str, object]] = {
+        429: {
+            "Retry-After": {**integer, "description": "Seconds until a retry can succeed"},
+            "RateLimit-Limit": {**integer, "description": "The limit that was reached"},
+            "RateLimit-Remaining": {**integer, "description": "What is left of it"},
+            "RateLimit-Reset": {**integer, "description": "Seconds until it resets"},
+        },
+        503: {"Retry-After": {**integer, "description": "Seconds to wait before a retry"}},
+    }
+    return {
+        s: {
+            "model": ErrorBody,
+            "description": text[s],
+            **({"headers": headers[s]} if s in headers else {}),
+        }
+        for s in statuses
+    }
 
 
 def components(request: Request) -> Components:
@@ -145,7 +169,7 @@ def bearer(request: Request) -> str | None:
 @router.post(
     "/api/scores/update",
     response_model=UpdateResponse,
-    responses=_errors(400, 401, 409, 413, 500, 503),
+    responses=_errors(400, 401, 408, 409, 413, 429, 500, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
