@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema_rs
 import pytest
@@ -148,3 +149,40 @@ async def test_a_429_carries_the_documented_headers(make_api: ApiFactory) -> Non
         documented = (await document(api))["paths"][UPDATE]["post"]["responses"]["429"]
         for name, header in documented["headers"].items():
             assert accepts(header["schema"], int(response.headers[name])), name
+
+
+def parameter(doc: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    (found,) = [p for p in doc["paths"][path]["get"]["parameters"] if p["name"] == name]
+    schema: dict[str, Any] = found["schema"]
+    return schema
+
+
+async def refused(api: Api, url: str, params: dict[str, str] | None = None) -> bool:
+    """Whether a read is refused for its parameters (400), rather than answered (200, 404)."""
+    response = await api.client.get(url, params=params)
+    assert response.status_code in (200, 400, 404), response.text
+    return response.status_code == 400
+
+
+@pytest.mark.parametrize("offset", [0, 5, 999_999_999, 1_000_000_000, 140_843_398_031_802, -1])
+async def test_the_offset_range_is_the_documented_one(api: Api, offset: int) -> None:
+    documented = accepts(parameter(await document(api), "/api/scores", "offset"), offset)
+    assert documented is not await refused(api, "/api/scores", {"offset": str(offset)})
+
+
+USER_IDS = ["alice", "A-b_c.d:e@f", "x" * 64, "x" * 65, "ÉÚú", "al ice", "ålice", "a+b"]
+USER_PATHS = ["/api/users/{user_id}", "/api/users/{user_id}/around", "/api/users/{user_id}/history"]
+
+
+@pytest.mark.parametrize("path", USER_PATHS)
+@pytest.mark.parametrize("user_id", USER_IDS, ids=lambda v: ascii(v)[:24])
+async def test_the_user_id_rule_is_the_documented_one(api: Api, path: str, user_id: str) -> None:
+    documented = accepts(parameter(await document(api), path, "user_id"), user_id)
+    assert documented is not await refused(api, path.format(user_id=quote(user_id, safe="")))
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day", "week", "", "HOUR"])
+async def test_the_buckets_are_the_documented_ones(api: Api, bucket: str) -> None:
+    path = "/api/users/{user_id}/history"
+    documented = accepts(parameter(await document(api), path, "bucket"), bucket)
+    assert documented is not await refused(api, "/api/users/alice/history", {"bucket": bucket})

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from scoreboard.errors import InvalidRequest
-from scoreboard.model import RankedEntry
+from scoreboard.model import BUCKETS, USER_ID_MAX, USER_ID_PATTERN, RankedEntry
 from scoreboard.service import HISTORY_MAX, PAGE_MAX, RADIUS_MAX, ScoreService
 from scoreboard.web.routes import BoardEntry, ErrorBody
 
@@ -33,8 +33,17 @@ _ERRORS_404: dict[int | str, dict[str, Any]] = {
 }
 
 _INTEGER_PARAMS = ("offset", "limit", "radius")
+_DIGITS_MAX = 9
+OFFSET_MAX = 10**_DIGITS_MAX - 1  # the most an integer parameter of at most 9 digits can say
 
-UserId = Annotated[str, Path(description="1-64 of A-Za-z0-9_-.:@")]
+# Documented here and checked by the service (with its own error code), not by FastAPI.
+UserId = Annotated[
+    str,
+    Path(
+        description="1-64 of A-Za-z0-9_-.:@",
+        json_schema_extra={"pattern": USER_ID_PATTERN, "minLength": 1, "maxLength": USER_ID_MAX},
+    ),
+]
 
 
 class PageResponse(BaseModel):
@@ -83,7 +92,9 @@ def _service(request: Request) -> ScoreService:
     # is a 400, so every integer parameter is checked as text first.
     for name in _INTEGER_PARAMS:
         value = request.query_params.get(name)
-        if value is not None and not (value.isascii() and value.isdigit() and len(value) < 10):
+        if value is not None and not (
+            value.isascii() and value.isdigit() and len(value) <= _DIGITS_MAX
+        ):
             raise InvalidRequest(f"{name} must be a whole number", code="invalid_parameter")
     service: ScoreService = request.app.state.components.service
     return service
@@ -143,7 +154,7 @@ def _event_position(cursor: str) -> tuple[datetime, int]:
 )
 async def board_page(
     request: Request,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 10,
 ) -> Response:
     """Entries ``offset`` to ``offset + limit - 1`` (0-based), with 1-based ranks."""
@@ -197,7 +208,9 @@ async def history(
     user_id: UserId,
     since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
-    bucket: Annotated[str | None, Query(description="hour or day")] = None,
+    bucket: Annotated[
+        str | None, Query(description="hour or day", json_schema_extra={"enum": list(BUCKETS)})
+    ] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 100,
 ) -> Response:
