@@ -186,3 +186,36 @@ async def test_the_buckets_are_the_documented_ones(api: Api, bucket: str) -> Non
     path = "/api/users/{user_id}/history"
     documented = accepts(parameter(await document(api), path, "bucket"), bucket)
     assert documented is not await refused(api, "/api/users/alice/history", {"bucket": bucket})
+
+
+TIMES = [
+    "2026-11-27T10:00:00Z",
+    "2026-11-27t10:00:00.5z",
+    "2026-11-27T10:00:00.123456789+05:30",
+    "2026-11-27T10:00:00-00:00",
+    "2026-06-30T23:59:60Z",
+    "2026-06-30T22:59:60-01:00",
+    "2026-06-30T23:59:60+01:00",
+    "0000-02-29T00:00:00Z",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59-23:59",
+    "2024-02-29T00:00:00Z",
+    "2026-02-29T00:00:00Z",
+    "2026-11-27",
+    "2026-11-27T10:00:00",
+    "2026-11-27T10:00Z",
+    "2026-11-27 10:00:00Z",
+    "2026-11-27T24:00:00Z",
+    "2026-11-27T10:00:00+0100",
+    "2026-11-27T10:00:00,5Z",
+    "yesterday",
+    "",
+]
+
+
+@pytest.mark.parametrize("name", ["since", "until"])
+@pytest.mark.parametrize("moment", TIMES)
+async def test_the_time_format_is_the_documented_one(api: Api, name: str, moment: str) -> None:
+    path = "/api/users/{user_id}/history"
+    documented = accepts(parameter(await document(api), path, name), moment)
+    assert documented is not await refused(api, "/api/users/alice/history", {name: moment})

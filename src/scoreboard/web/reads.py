@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -33,6 +34,7 @@ _ERRORS_404: dict[int | str, dict[str, Any]] = {
 }
 
 _INTEGER_PARAMS = ("offset", "limit", "radius")
+_TIME: dict[str, Any] = {"format": "date-time"}
 _DIGITS_MAX = 9
 OFFSET_MAX = 10**_DIGITS_MAX - 1  # the most an integer parameter of at most 9 digits can say
 
@@ -115,17 +117,59 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""No score event is older (its time is the server's clock), so earlier times mean this one."""
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def parse_time(value: str | None, name: str) -> datetime | None:
-    """ISO 8601; a time without an offset is taken as UTC."""
+    """An RFC 3339 date-time (the OpenAPI ``date-time`` format), as UTC, within
+    ``EARLIEST``..``LATEST``: a time outside them selects the same events as that bound.
+
+    A leap second (``23:59:60`` in UTC) is the last microsecond of the minute before it.
+    """
     if value is None:
         return None
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise _bad_time(name)
+    year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
+    fraction, sign, offset_hours, offset_minutes = match.group(7, 8, 9, 10)
+    offset = timedelta()
+    if sign is not None:
+        if int(offset_hours) > 23 or int(offset_minutes) > 59:
+            raise _bad_time(name)
+        offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+        offset = -offset if sign == "-" else offset
+    leap = second == 60
     try:
-        moment = datetime.fromisoformat(value)
+        # Year 0 (valid in RFC 3339, not in Python) is a leap year like 2000, and before EARLIEST.
+        local = datetime(year or 2000, month, day, hour, minute, 59 if leap else second)
     except ValueError:
-        raise InvalidRequest(
-            f"{name} must be an ISO 8601 time, e.g. 2026-11-27T10:00:00Z", code="invalid_time"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        raise _bad_time(name) from None
+    if year == 0:
+        return EARLIEST
+    try:
+        moment = (local - offset).replace(tzinfo=UTC)
+    except OverflowError:  # past year 1 or 9999 once in UTC
+        return EARLIEST if offset > timedelta() else LATEST
+    if leap:
+        if (moment.hour, moment.minute) != (23, 59):
+            raise _bad_time(name)
+        moment = moment.replace(microsecond=999_999)
+    elif fraction:
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return min(max(moment, EARLIEST), LATEST)
+
+
+def _bad_time(name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{name} must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z", code="invalid_time"
+    )
 
 
 def encode_cursor(text: str) -> str:
@@ -206,8 +250,8 @@ async def around(
 async def history(
     request: Request,
     user_id: UserId,
-    since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[str | None, Query(description="inclusive", json_schema_extra=_TIME)] = None,
+    until: Annotated[str | None, Query(description="exclusive", json_schema_extra=_TIME)] = None,
     bucket: Annotated[
         str | None, Query(description="hour or day", json_schema_extra={"enum": list(BUCKETS)})
     ] = None,
