@@ -219,3 +219,35 @@ async def test_the_time_format_is_the_documented_one(api: Api, name: str, moment
     path = "/api/users/{user_id}/history"
     documented = accepts(parameter(await document(api), path, name), moment)
     assert documented is not await refused(api, "/api/users/alice/history", {name: moment})
+
+
+CURSORS = [
+    "0",
+    "1764237600000000",
+    "1764237600000000.42",
+    "9" * 16 + "." + "9" * 18,
+    "",
+    "1.",
+    ".5",
+]
+CURSORS += [
+    "1.2.3",
+    "-1",
+    "1e5",
+    "9" * 17,
+    "1." + "9" * 19,
+    "bm9wZQ",
+    "MjAyNi0xMS0yN1QxMDowMDowMFp8MQ",
+]
+
+
+@pytest.mark.parametrize("bucket", [None, "hour"])
+@pytest.mark.parametrize("cursor", CURSORS)
+async def test_the_cursor_shape_is_the_documented_one(
+    api: Api, cursor: str, bucket: str | None
+) -> None:
+    """Any cursor of the documented shape is a position the server answers from."""
+    path = "/api/users/{user_id}/history"
+    documented = accepts(parameter(await document(api), path, "cursor"), cursor)
+    params = {"cursor": cursor, **({"bucket": bucket} if bucket else {})}
+    assert documented is not await refused(api, "/api/users/alice/history", params)

@@ -94,6 +94,33 @@ async def test_history_events_paged_by_cursor(api: Api) -> None:
     ]
 
 
+async def test_a_history_cursor_is_a_position_a_client_can_also_write(api: Api) -> None:
+    for i in range(3):
+        await api.ok("alice", 1 + i, action_id=f"act-{i}")
+    url = "/api/users/alice/history"
+    first = (await api.client.get(url, params={"limit": 1})).json()
+    micros, _, event_id = first["next_cursor"].partition(".")
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+    assert at == datetime.fromisoformat(first["events"][0]["at"])
+    assert int(event_id) > 0
+    rest = (await api.client.get(url, params={"cursor": first["next_cursor"]})).json()
+    assert [e["delta"] for e in rest["events"]] == [2, 3]
+    everything = (await api.client.get(url, params={"cursor": "0"})).json()
+    assert [e["delta"] for e in everything["events"]] == [1, 2, 3]
+
+
+async def test_history_buckets_page_by_cursor(api: Api) -> None:
+    await api.ok("alice", 5)
+    url = "/api/users/alice/history"
+    page = (await api.client.get(url, params={"bucket": "hour", "limit": 1})).json()
+    assert [p["score"] for p in page["points"]] == [5]
+    assert page["next_cursor"].isdigit()  # where the next page starts: the next hour
+    start = datetime.fromisoformat(page["points"][0]["at"])
+    assert int(page["next_cursor"]) == int((start.timestamp() + 3600) * 1_000_000)
+    after = await api.client.get(url, params={"bucket": "hour", "cursor": page["next_cursor"]})
+    assert after.json()["points"] == []
+
+
 async def test_history_in_buckets_and_time_window(api: Api) -> None:
     await api.ok("alice", 5)
     await api.ok("alice", 6)

@@ -1,14 +1,16 @@
 """Public reads beyond the top 10: pages, one user, around a user, a user's history.
 
 Query parameters are typed here (FastAPI's 422 becomes our 400 in ``web.errors``); the ranges
-and the meaning are the service's. History cursors are opaque to clients: base64url of the
-last event's position, so a page boundary never repeats or skips an event.
+and the meaning are the service's. A history cursor is a position: ``MICROS.ID``, the time of
+the page's last event in microseconds since 1970 (UTC) and its id, so a page boundary never
+repeats or skips an event; a bucket page's is ``MICROS``, where the next page starts. Clients
+pass ``next_cursor`` back as it is, but any value of that shape is a position the server can
+answer from: the OpenAPI document can state the rule exactly, which it could not for a token
+that is valid only if this service issued it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -172,25 +174,25 @@ def _bad_time(name: str) -> InvalidRequest:
     )
 
 
-def encode_cursor(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+CURSOR_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,18})?$"
+"""Up to year 2286, and event ids below 10^18 (inside a signed 64-bit column)."""
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+def cursor_at(moment: datetime, event_id: int | None = None) -> str:
+    micros = max(0, (moment - EARLIEST) // _MICROSECOND)
+    return f"{micros}" if event_id is None else f"{micros}.{event_id}"
+
+
+def _position(cursor: str) -> tuple[datetime, int]:
+    """The cursor's time and event id (0 when it has none: the page starts at that time)."""
+    if _CURSOR_RE.fullmatch(cursor) is None:
         raise InvalidRequest(
-            "cursor is not one this service issued", code="invalid_cursor"
-        ) from None
-
-
-def _event_position(cursor: str) -> tuple[datetime, int]:
-    at, _, event_id = decode_cursor(cursor).partition("|")
-    moment = parse_time(at, "cursor")
-    if moment is None or not event_id.isdigit():
-        raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
-    return moment, int(event_id)
+            "cursor must be a next_cursor of this API (MICROS or MICROS.ID)", code="invalid_cursor"
+        )
+    micros, _, event_id = cursor.partition(".")
+    return EARLIEST + int(micros) * _MICROSECOND, int(event_id or 0)
 
 
 @router.get(
@@ -255,7 +257,13 @@ async def history(
     bucket: Annotated[
         str | None, Query(description="hour or day", json_schema_extra={"enum": list(BUCKETS)})
     ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page",
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 100,
 ) -> Response:
     """Without ``bucket``: each event (``at``, ``delta``, ``score`` after it, ``action_id``),
@@ -265,12 +273,12 @@ async def history(
     start = parse_time(since, "since")
     end = parse_time(until, "until")
     if bucket is None:
-        after = _event_position(cursor) if cursor is not None else None
+        after = _position(cursor) if cursor is not None else None
         events = await service.history(user_id, since=start, until=end, after=after, limit=limit)
         next_cursor = None
         if len(events) == limit:
             last = events[-1]
-            next_cursor = encode_cursor(f"{iso(last.at)}|{last.event_id}")
+            next_cursor = cursor_at(last.at, last.event_id)
         return _json(
             {
                 "user_id": user_id,
@@ -282,8 +290,8 @@ async def history(
                 "next_cursor": next_cursor,
             }
         )
-    if cursor is not None:  # a bucket cursor is where the next page starts
-        start = parse_time(decode_cursor(cursor), "cursor")
+    if cursor is not None:  # a bucket cursor is where the next page starts (an id is moot)
+        start = _position(cursor)[0]
     points = await service.history_buckets(
         user_id, bucket=bucket, since=start, until=end, limit=limit
     )
@@ -291,7 +299,7 @@ async def history(
     if len(points) == limit:
         step = 3600 if bucket == "hour" else 86400
         following = datetime.fromtimestamp(points[-1].at.timestamp() + step, UTC)
-        next_cursor = encode_cursor(iso(following))
+        next_cursor = cursor_at(following)
     return _json(
         {
             "user_id": user_id,
