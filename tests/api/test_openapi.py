@@ -251,3 +251,40 @@ async def test_the_cursor_shape_is_the_documented_one(
     documented = accepts(parameter(await document(api), path, "cursor"), cursor)
     params = {"cursor": cursor, **({"bucket": bucket} if bucket else {})}
     assert documented is not await refused(api, "/api/users/alice/history", params)
+
+
+async def test_every_link_from_a_200_leads_to_a_200(api: Api) -> None:
+    """The links name real operations, and the value they carry is one those take."""
+    doc = await document(api)
+    by_id = {
+        operation["operationId"]: path
+        for path, methods in doc["paths"].items()
+        for operation in methods.values()
+    }
+    answer = await api.ok("alice", 5)
+    followed = 0
+    for methods in doc["paths"].values():
+        for operation in methods.values():
+            for link in operation["responses"]["200"].get("links", {}).values():
+                assert link["parameters"] == {"user_id": "$response.body#/user_id"}
+                url = by_id[link["operationId"]].format(user_id=answer["user_id"])
+                response = await api.client.get(url)
+                assert response.status_code == 200, (url, response.text)
+                followed += 1
+    assert followed >= 3
+
+
+async def test_every_example_is_valid_and_accepted(api: Api) -> None:
+    doc = await document(api)
+    for path, methods in doc["paths"].items():
+        for operation in methods.values():
+            for param in operation.get("parameters", []):
+                for example in param["schema"].get("examples", []):
+                    assert accepts(param["schema"], example), (path, param["name"], example)
+                    url = path.replace("{user_id}", "alice")
+                    params = {} if param["in"] == "path" else {param["name"]: str(example)}
+                    assert not await refused(api, url, params)
+    body = update_schema(doc)
+    example = doc["paths"][UPDATE]["post"]["requestBody"]["content"]["application/json"]
+    assert accepts(body, example["example"])
+    assert await post(api, example["example"]) == 200

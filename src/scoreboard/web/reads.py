@@ -23,7 +23,7 @@ from starlette.responses import Response
 from scoreboard.errors import InvalidRequest
 from scoreboard.model import BUCKETS, USER_ID_MAX, USER_ID_PATTERN, RankedEntry
 from scoreboard.service import HISTORY_MAX, PAGE_MAX, RADIUS_MAX, ScoreService
-from scoreboard.web.routes import BoardEntry, ErrorBody
+from scoreboard.web.routes import BoardEntry, ErrorBody, links_to_the_user
 
 router = APIRouter()
 
@@ -46,6 +46,7 @@ UserId = Annotated[
     Path(
         description="1-64 of A-Za-z0-9_-.:@",
         json_schema_extra={"pattern": USER_ID_PATTERN, "minLength": 1, "maxLength": USER_ID_MAX},
+        examples=["alice"],
     ),
 ]
 
@@ -196,12 +197,16 @@ def _position(cursor: str) -> tuple[datetime, int]:
 
 
 @router.get(
-    "/api/scores", response_model=PageResponse, responses=_ERRORS, summary="A page of the board"
+    "/api/scores",
+    operation_id="board_page",
+    response_model=PageResponse,
+    responses=_ERRORS,
+    summary="A page of the board",
 )
 async def board_page(
     request: Request,
-    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 10,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, examples=[0])] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, examples=[10])] = 10,
 ) -> Response:
     """Entries ``offset`` to ``offset + limit - 1`` (0-based), with 1-based ranks."""
     entries, total = await _service(request).page(offset, limit)
@@ -210,8 +215,9 @@ async def board_page(
 
 @router.get(
     "/api/users/{user_id}",
+    operation_id="get_user",
     response_model=UserResponse,
-    responses=_ERRORS_404,
+    responses={200: {"links": links_to_the_user("get_around", "get_history")}, **_ERRORS_404},
     summary="One user's score and rank",
 )
 async def user(request: Request, user_id: UserId) -> Response:
@@ -229,14 +235,15 @@ async def user(request: Request, user_id: UserId) -> Response:
 
 @router.get(
     "/api/users/{user_id}/around",
+    operation_id="get_around",
     response_model=AroundResponse,
-    responses=_ERRORS_404,
+    responses={200: {"links": links_to_the_user("get_user", "get_history")}, **_ERRORS_404},
     summary="The entries around a user",
 )
 async def around(
     request: Request,
     user_id: UserId,
-    radius: Annotated[int, Query(ge=1, le=RADIUS_MAX)] = 5,
+    radius: Annotated[int, Query(ge=1, le=RADIUS_MAX, examples=[5])] = 5,
 ) -> Response:
     """The entries ranked ``radius`` above to ``radius`` below the user."""
     rank, entries = await _service(request).around(user_id, radius)
@@ -245,6 +252,7 @@ async def around(
 
 @router.get(
     "/api/users/{user_id}/history",
+    operation_id="get_history",
     response_model=HistoryResponse,
     responses=_ERRORS,
     summary="A user's score over time",
@@ -252,19 +260,31 @@ async def around(
 async def history(
     request: Request,
     user_id: UserId,
-    since: Annotated[str | None, Query(description="inclusive", json_schema_extra=_TIME)] = None,
-    until: Annotated[str | None, Query(description="exclusive", json_schema_extra=_TIME)] = None,
+    since: Annotated[
+        str | None,
+        Query(description="inclusive", json_schema_extra=_TIME, examples=["2026-11-27T10:00:00Z"]),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(description="exclusive", json_schema_extra=_TIME, examples=["2026-11-28T10:00:00Z"]),
+    ] = None,
     bucket: Annotated[
-        str | None, Query(description="hour or day", json_schema_extra={"enum": list(BUCKETS)})
+        str | None,
+        Query(
+            description="hour or day",
+            json_schema_extra={"enum": list(BUCKETS)},
+            examples=["hour"],
+        ),
     ] = None,
     cursor: Annotated[
         str | None,
         Query(
             description="next_cursor of the previous page",
             json_schema_extra={"pattern": CURSOR_PATTERN},
+            examples=["1764237600000000.42"],
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=HISTORY_MAX)] = 100,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_MAX, examples=[100])] = 100,
 ) -> Response:
     """Without ``bucket``: each event (``at``, ``delta``, ``score`` after it, ``action_id``),
     oldest first, paged by ``next_cursor``. With ``bucket=hour|day``: the score at the end of

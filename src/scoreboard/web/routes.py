@@ -166,14 +166,32 @@ def bearer(request: Request) -> str | None:
     return token.strip()
 
 
+def links_to_the_user(*operations: str) -> dict[str, object]:
+    """OpenAPI links from a 200 naming a ``user_id`` to the reads about that user: clients (and
+    Schemathesis' stateful phase) learn where the answer leads."""
+    return {
+        operation: {"operationId": operation, "parameters": {"user_id": "$response.body#/user_id"}}
+        for operation in operations
+    }
+
+
 @router.post(
     "/api/scores/update",
+    operation_id="update_score",
     response_model=UpdateResponse,
-    responses=_errors(400, 401, 408, 409, 413, 429, 500, 503),
+    responses={
+        200: {"links": links_to_the_user("get_user", "get_around", "get_history")},
+        **_errors(400, 401, 408, 409, 413, 429, 500, 503),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": UpdateRequest.model_json_schema()}},
+            "content": {
+                "application/json": {
+                    "schema": UpdateRequest.model_json_schema(),
+                    "example": {"user_id": "alice", "score_delta": 25, "action_id": "level-1"},
+                }
+            },
         }
     },
     summary="Add to a user's score",
@@ -229,7 +247,9 @@ async def apply_update(request: Request) -> bytes:
     )
 
 
-@router.get("/api/scores/top10", response_model=TopResponse, summary="The top 10")
+@router.get(
+    "/api/scores/top10", operation_id="top10", response_model=TopResponse, summary="The top 10"
+)
 async def top10(request: Request) -> Response:
     """At most 10 entries, best first; equal scores ranked by who reached the score first.
     The body is encoded once per board change and served from memory."""
