@@ -87,10 +87,7 @@ def _delta_range(document: Document, minimum: int, maximum: int) -> None:
     delta["maximum"] = maximum
     if minimum <= 0 <= maximum:
         delta["not"] = {"const": 0}
-    delta["description"] = (
-        f"non-zero, from {minimum} to {maximum} on this server; written as a JSON integer "
-        "(5, not 5.0 or 5e0)"
-    )
+    delta["description"] = f"non-zero, from {minimum} to {maximum} on this server"
 
 
 def _bearer(document: Document) -> None:
