@@ -41,6 +41,38 @@ async def test_unknown_paths_are_404_json(seeded: Api, method: str, path: str) -
 @pytest.mark.parametrize(
     ("method", "path"),
     [
+        ("GET", "/api/users/alice/"),
+        ("GET", "/api/users/alice/around/"),
+        ("GET", "/api/scores/"),
+        ("GET", TOP10 + "/"),
+        ("POST", UPDATE + "/"),
+        ("GET", "/healthz/"),
+        ("GET", "/docs/"),
+        ("GET", "/openapi.json/"),
+    ],
+)
+async def test_a_trailing_slash_is_404_json_not_a_redirect(
+    seeded: Api, method: str, path: str
+) -> None:
+    """Starlette's redirect_slashes answered 307 with a Location built from the client's Host
+    header (and no body): a link to this service could send its reader anywhere."""
+    before = await seeded.state()
+    alice = token("alice")
+    response = await seeded.client.request(
+        method,
+        path,
+        headers={"host": "evil.example"},
+        json={"user_id": "alice", "score_delta": 5, "auth_token": alice},
+    )
+    body = assert_error(response, 404)
+    assert body["error"] == "not_found"
+    assert "location" not in response.headers
+    assert await seeded.state() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
         ("GET", UPDATE),
         ("PUT", UPDATE),
         ("DELETE", UPDATE),

@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A live leaderboard: authenticated score updates, pushed to every open page.",
         lifespan=lifespan,
+        # Starlette would answer "/api/users/alice/" with a 307 to a URL built from the client's
+        # Host header, and no body: an unknown path is a 404 with the JSON error body instead.
+        redirect_slashes=False,
         # FastAPI's built-in OpenTelemetry hooks look up three global providers on every
         # request even when none is configured; this service exports Prometheus metrics.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
