@@ -52,3 +52,18 @@ def test_a_trailing_slash_is_a_json_404_that_reflects_no_header(
     assert "location" not in headers
     assert "evil.example" not in json.dumps(headers)
     assert json.loads(body) == {"error": "not_found", "message": "there is nothing at this path"}
+
+
+@pytest.mark.parametrize("path", ["/api/scores/top10", "/api/scores", "/healthz", "/readyz"])
+def test_head_is_the_get_without_its_body(edge: ServerProcess, path: str) -> None:
+    def ask(method: str) -> tuple[int, dict[str, str], bytes]:
+        return exchange(
+            edge, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+
+    head_status, head_headers, head_body = ask("HEAD")
+    get_status, get_headers, get_body = ask("GET")
+    assert head_status == get_status == 200
+    assert head_body == b""
+    assert int(head_headers["content-length"]) == len(get_body) > 0
+    assert head_headers["content-type"] == get_headers["content-type"]

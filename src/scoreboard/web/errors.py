@@ -75,7 +75,18 @@ async def _http(request: Request, exc: Exception) -> Response:
         404: "there is nothing at this path",
         405: f"{request.method} is not allowed here",
     }.get(exc.status_code, str(exc.detail))
-    return error_response(exc.status_code, code, message, exc.headers)
+    return error_response(exc.status_code, code, message, _with_head(exc.headers))
+
+
+def _with_head(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """A 405's ``Allow``: every path that answers GET answers HEAD too (``web.hot_paths``)."""
+    allow = (headers or {}).get("Allow")
+    if allow is None:
+        return headers
+    methods = [method.strip() for method in allow.split(",")]
+    if "GET" in methods and "HEAD" not in methods:
+        return {**(headers or {}), "Allow": ", ".join([*methods, "HEAD"])}
+    return headers
 
 
 async def _validation(request: Request, exc: Exception) -> Response:
