@@ -28,7 +28,21 @@ USER_ID_MAX = 64
 ACTION_ID_MAX = 128
 USERNAME_MAX = 128
 
-_USER_ID_RE = re.compile(r"[A-Za-z0-9_\-.:@]{1,64}")
+USER_ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,64}$"
+"""A user id, as the OpenAPI document states it (``$`` never meets a newline: ``fullmatch``)."""
+ACTION_ID_PATTERN = (
+    r"^[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E"
+    r"\u2060-\u206F\uFEFF\uFFF9-\uFFFB]{1,128}$"
+)
+"""An action id: 1-128 characters, none of them a control character (C0, DEL, C1), a line or
+paragraph separator, or an invisible formatting character (soft hyphen, the bidirectional marks
+and overrides, zero-width characters, the byte order mark). Written as explicit ranges rather
+than ``str.isprintable``, so that the OpenAPI document states the very rule the server applies,
+and it does not move with the Unicode version of the Python that runs it."""
+
+_USER_ID_RE = re.compile(USER_ID_PATTERN)
+_ACTION_ID_RE = re.compile(ACTION_ID_PATTERN)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class UserTotal(NamedTuple):
@@ -176,8 +190,13 @@ def is_valid_user_id(value: object) -> bool:
 
 
 def is_valid_action_id(value: object) -> bool:
-    """1-128 printable characters (no control characters, no line breaks)."""
-    return isinstance(value, str) and 0 < len(value) <= ACTION_ID_MAX and value.isprintable()
+    """``ACTION_ID_PATTERN``, and text: a lone surrogate (which only a ``\\ud800``-style JSON
+    escape can make) is no character at all, so no JSON Schema string holds one."""
+    return (
+        isinstance(value, str)
+        and _ACTION_ID_RE.fullmatch(value) is not None
+        and _SURROGATE.search(value) is None
+    )
 
 
 def is_valid_delta(value: object, minimum: int, maximum: int) -> bool:

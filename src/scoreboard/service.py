@@ -97,7 +97,9 @@ class ScoreService:
             )
         if update.action_id is not None and not is_valid_action_id(update.action_id):
             raise InvalidRequest(
-                "action_id must be 1-128 printable characters", code="invalid_action_id"
+                "action_id must be 1-128 characters, with no control or invisible formatting "
+                "characters",
+                code="invalid_action_id",
             )
 
     async def update(self, update: ScoreUpdate) -> UpdateResult:
@@ -188,8 +190,10 @@ class ScoreService:
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[ScoreEvent]:
-        """The user's score events (each with the total after it), oldest first."""
-        self._check_history(user_id, since, until, limit)
+        """The user's score events (each with the total after it), oldest first. A window
+        that ends before it starts holds none."""
+        if not self._check_history(user_id, since, until, limit):
+            return []
         return await self.store.history(user_id, since=since, until=until, after=after, limit=limit)
 
     async def history_buckets(
@@ -202,9 +206,10 @@ class ScoreService:
         limit: int,
     ) -> list[HistoryPoint]:
         """The user's score at the end of each hour or day in which it changed."""
-        self._check_history(user_id, since, until, limit)
         if bucket not in BUCKETS:
             raise InvalidRequest("bucket must be 'hour' or 'day'", code="invalid_bucket")
+        if not self._check_history(user_id, since, until, limit):
+            return []
         return await self.store.history_buckets(
             user_id, bucket=bucket, since=since, until=until, limit=limit
         )
@@ -218,9 +223,10 @@ class ScoreService:
 
     def _check_history(
         self, user_id: str, since: datetime | None, until: datetime | None, limit: int
-    ) -> None:
+    ) -> bool:
+        """Raise for a bad request; ``False`` when the window is empty (not an error: the
+        OpenAPI document has no way to relate two parameters, so a client could not know)."""
         self._check_user_id(user_id)
         if not 1 <= limit <= HISTORY_MAX:
             raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")
-        if since is not None and until is not None and since >= until:
-            raise InvalidRequest("since must be before until", code="invalid_time")
+        return since is None or until is None or since < until

@@ -41,6 +41,38 @@ async def test_unknown_paths_are_404_json(seeded: Api, method: str, path: str) -
 @pytest.mark.parametrize(
     ("method", "path"),
     [
+        ("GET", "/api/users/alice/"),
+        ("GET", "/api/users/alice/around/"),
+        ("GET", "/api/scores/"),
+        ("GET", TOP10 + "/"),
+        ("POST", UPDATE + "/"),
+        ("GET", "/healthz/"),
+        ("GET", "/docs/"),
+        ("GET", "/openapi.json/"),
+    ],
+)
+async def test_a_trailing_slash_is_404_json_not_a_redirect(
+    seeded: Api, method: str, path: str
+) -> None:
+    """Starlette's redirect_slashes answered 307 with a Location built from the client's Host
+    header (and no body): a link to this service could send its reader anywhere."""
+    before = await seeded.state()
+    alice = token("alice")
+    response = await seeded.client.request(
+        method,
+        path,
+        headers={"host": "evil.example"},
+        json={"user_id": "alice", "score_delta": 5, "auth_token": alice},
+    )
+    body = assert_error(response, 404)
+    assert body["error"] == "not_found"
+    assert "location" not in response.headers
+    assert await seeded.state() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
         ("GET", UPDATE),
         ("PUT", UPDATE),
         ("DELETE", UPDATE),
@@ -187,10 +219,10 @@ async def test_openapi_documents_the_update_and_every_status_code(api: Api) -> N
     doc = response.json()
     update = doc["paths"][UPDATE]["post"]
 
-    assert set(update["responses"]) >= {"200", "400", "401", "409", "413", "500"}
+    assert set(update["responses"]) >= {"200", "400", "401", "408", "409", "413", "429", "500"}
     assert "422" not in update["responses"]  # FastAPI's default; this service answers 400
     schemas = doc["components"]["schemas"]
-    for status in ("400", "401", "409", "413", "500"):
+    for status in ("400", "401", "408", "409", "413", "429", "500"):
         ref = update["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         error_schema = schemas[ref.rsplit("/", 1)[1]]
         assert set(error_schema["properties"]) == {"error", "message"}
@@ -215,8 +247,100 @@ async def test_openapi_documents_the_top10(api: Api) -> None:
     assert "scores" in top_schema["properties"]
 
 
-async def test_docs_page_is_served_and_points_at_the_schema(api: Api) -> None:
-    response = await api.client.get("/docs")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
-    assert "/openapi.json" in response.text
+# -- HEAD ----------------------------------------------------------------------------------------
+
+GET_PATHS = [
+    TOP10,
+    "/api/scores",
+    "/api/users/alice",
+    "/api/users/alice/around",
+    "/api/users/alice/history",
+    "/api/users/nobody",  # a 404 answers HEAD as GET does too
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/",
+    "/embed",
+    "/static/board.css",
+]
+VARYING = {"date", "x-request-id"}
+
+
+@pytest.mark.parametrize("origin", [None, "http://example.test"], ids=["short-way", "routed"])
+@pytest.mark.parametrize("path", GET_PATHS)
+async def test_head_answers_like_get_without_a_body(
+    seeded: Api, path: str, origin: str | None
+) -> None:
+    """Uptime checkers use HEAD. (An Origin header sends the top 10 through the routed stack.)"""
+    headers = {"origin": origin} if origin else {}
+    head = await seeded.client.head(path, headers=headers)
+    get = await seeded.client.get(path, headers=headers)
+    assert head.status_code == get.status_code, head.text
+    assert head.content == b""
+    if path != "/metrics":  # its numbers move between two requests
+        assert int(head.headers["content-length"]) == len(get.content) > 0
+    for name in (set(head.headers) | set(get.headers)) - VARYING - {"content-length"}:
+        assert head.headers.get(name) == get.headers.get(name), name
+
+
+@pytest.mark.parametrize("path", [UPDATE, "/nothing-here", "/ws/scoreboard"])
+async def test_head_where_get_is_not_answered_is_refused_as_get_would_be(
+    seeded: Api, path: str
+) -> None:
+    head = await seeded.client.head(path)
+    get = await seeded.client.get(path)
+    assert head.status_code == get.status_code in (404, 405)
+    assert head.content == b""
+    if get.status_code == 405:
+        assert head.headers["allow"] == get.headers["allow"] == "POST"
+
+
+async def test_a_405_allows_head_wherever_it_allows_get(seeded: Api) -> None:
+    response = await seeded.client.post("/api/scores")
+    body = assert_error(response, 405)
+    assert body["message"] == "POST is not allowed here"
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+async def asgi(api: Api, method: str, path: str, origin: bool) -> list[dict[str, Any]]:
+    """The ASGI messages the app sends (a test client would drop a HEAD body itself)."""
+    headers = [(b"host", b"scoreboard.test")] + ([(b"origin", b"http://a.test")] if origin else [])
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("scoreboard.test", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await api.app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("origin", [False, True], ids=["short-way", "routed"])
+@pytest.mark.parametrize("path", [TOP10, "/api/scores", "/healthz", "/docs", "/"])
+async def test_the_app_itself_sends_no_body_for_head(seeded: Api, path: str, origin: bool) -> None:
+    head = await asgi(seeded, "HEAD", path, origin)
+    get = await asgi(seeded, "GET", path, origin)
+    assert [m["type"] for m in head] == [m["type"] for m in get]
+    assert all(m["body"] == b"" for m in head if m["type"] == "http.response.body")
+    body = b"".join(m["body"] for m in get if m["type"] == "http.response.body")
+    start = {k: v for k, v in head[0]["headers"] if k != b"x-request-id"}
+    assert start == {k: v for k, v in get[0]["headers"] if k != b"x-request-id"}
+    assert start[b"content-length"] == str(len(body)).encode()

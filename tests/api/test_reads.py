@@ -94,6 +94,33 @@ async def test_history_events_paged_by_cursor(api: Api) -> None:
     ]
 
 
+async def test_a_history_cursor_is_a_position_a_client_can_also_write(api: Api) -> None:
+    for i in range(3):
+        await api.ok("alice", 1 + i, action_id=f"act-{i}")
+    url = "/api/users/alice/history"
+    first = (await api.client.get(url, params={"limit": 1})).json()
+    micros, _, event_id = first["next_cursor"].partition(".")
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+    assert at == datetime.fromisoformat(first["events"][0]["at"])
+    assert int(event_id) > 0
+    rest = (await api.client.get(url, params={"cursor": first["next_cursor"]})).json()
+    assert [e["delta"] for e in rest["events"]] == [2, 3]
+    everything = (await api.client.get(url, params={"cursor": "0"})).json()
+    assert [e["delta"] for e in everything["events"]] == [1, 2, 3]
+
+
+async def test_history_buckets_page_by_cursor(api: Api) -> None:
+    await api.ok("alice", 5)
+    url = "/api/users/alice/history"
+    page = (await api.client.get(url, params={"bucket": "hour", "limit": 1})).json()
+    assert [p["score"] for p in page["points"]] == [5]
+    assert page["next_cursor"].isdigit()  # where the next page starts: the next hour
+    start = datetime.fromisoformat(page["points"][0]["at"])
+    assert int(page["next_cursor"]) == int((start.timestamp() + 3600) * 1_000_000)
+    after = await api.client.get(url, params={"bucket": "hour", "cursor": page["next_cursor"]})
+    assert after.json()["points"] == []
+
+
 async def test_history_in_buckets_and_time_window(api: Api) -> None:
     await api.ok("alice", 5)
     await api.ok("alice", 6)
@@ -108,6 +135,43 @@ async def test_history_in_buckets_and_time_window(api: Api) -> None:
     assert later.json()["events"] == []
     day = await api.client.get("/api/users/alice/history", params={"bucket": "day"})
     assert [p["score"] for p in day.json()["points"]] == [11]
+
+
+async def test_a_window_that_ends_before_it_starts_is_empty_not_an_error(seeded: Api) -> None:
+    """The OpenAPI document cannot relate two parameters, so a client cannot know to avoid it."""
+    for bucket in (None, "hour"):
+        params = {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+        if bucket:
+            params["bucket"] = bucket
+        response = await seeded.client.get("/api/users/alice/history", params=params)
+        assert response.status_code == 200, response.text
+        assert response.json()["events" if bucket is None else "points"] == []
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "0001-01-01T00:00:00+01:00",  # before year 1 once in UTC: was a 500
+        "0005-01-01T00:00:00Z",  # a year of fewer than 4 digits: compared as text, found nothing
+        "0000-02-29T00:00:00Z",  # year 0 is valid RFC 3339 (and a leap year)
+        "1969-12-31T23:59:60Z",  # a leap second, in UTC
+        "1970-01-01t00:00:00.123456789z",  # lower case, nanoseconds
+    ],
+)
+async def test_any_time_before_the_first_event_selects_every_event(seeded: Api, since: str) -> None:
+    response = await seeded.client.get("/api/users/alice/history", params={"since": since})
+    assert response.status_code == 200, response.text
+    assert [e["delta"] for e in response.json()["events"]] == [10]
+
+
+async def test_any_time_in_the_far_future_selects_none(seeded: Api) -> None:
+    for since in ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59-23:59"):
+        response = await seeded.client.get("/api/users/alice/history", params={"since": since})
+        assert response.status_code == 200, response.text
+        assert response.json()["events"] == []
+    until = "9999-12-31T23:59:59-23:59"  # past year 9999 once in UTC
+    response = await seeded.client.get("/api/users/alice/history", params={"until": until})
+    assert [e["delta"] for e in response.json()["events"]] == [10]
 
 
 async def test_unknown_users_are_404(seeded: Api) -> None:
@@ -134,7 +198,12 @@ async def test_unknown_users_are_404(seeded: Api) -> None:
         ("/api/users/" + "x" * 65, {}),
         ("/api/users/alice/history", {"since": "yesterday"}),
         ("/api/users/alice/history", {"until": "2026-13-01T00:00:00Z"}),
-        ("/api/users/alice/history", {"since": "2026-01-02", "until": "2026-01-01"}),
+        ("/api/users/alice/history", {"since": "2026-01-02"}),  # a date is not a time
+        ("/api/users/alice/history", {"since": "2026-01-02T10:00:00"}),  # no offset
+        ("/api/users/alice/history", {"since": "2026-01-02 10:00:00Z"}),
+        ("/api/users/alice/history", {"since": "2026-02-29T00:00:00Z"}),
+        ("/api/users/alice/history", {"until": "2026-01-01T00:00:60Z"}),  # not a leap second
+        ("/api/users/alice/history", {"until": "2026-01-01T00:00:00+24:00"}),
         ("/api/users/alice/history", {"bucket": "week"}),
         ("/api/users/alice/history", {"bucket": ""}),
         ("/api/users/alice/history", {"cursor": "!!not-a-cursor!!"}),

@@ -400,8 +400,8 @@ CATALOG: list[Any] = [
     ),
     # -- bad bodies carrying a valid grant (or valid RS256 token) --------------------------------
     case("hs-grant", 400, lambda c: raw('"5"', grant_hs()), "delta-string"),
-    case("hs-grant", 400, lambda c: raw("5.0", grant_hs()), "delta-5.0"),
-    case("hs-grant", 400, lambda c: raw("5e0", grant_hs()), "delta-5e0"),
+    case("hs-grant", 400, lambda c: raw("5.5", grant_hs()), "delta-5.5"),
+    case("hs-grant", 400, lambda c: raw("5e-1", grant_hs()), "delta-5e-1"),
     case("hs-grant", 400, lambda c: raw("true", grant_hs()), "delta-true"),
     case("hs-grant", 400, lambda c: raw("NaN", grant_hs()), "delta-NaN"),
     case("hs-grant", 400, lambda c: raw("Infinity", grant_hs()), "delta-Infinity"),
@@ -427,7 +427,7 @@ CATALOG: list[Any] = [
     case("rs-user", 400, lambda c: raw("9" * 5000, RSA.sign(claims())), "delta-5000-digits"),
     case("rs-user", 400, lambda c: body(RSA.sign(claims()), is_admin=True), "extra-field"),
     case("rs-user", 413, lambda c: _oversized(RSA.sign(claims())), "oversized-body"),
-    case("jwks-user", 400, lambda c: raw("1E2", RSA.sign(claims())), "delta-1E2"),
+    case("jwks-user", 400, lambda c: raw("1E400", RSA.sign(claims())), "delta-1E400"),
 ]
 
 

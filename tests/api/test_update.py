@@ -46,6 +46,32 @@ async def test_an_update_without_action_id_gets_a_generated_one_and_is_never_a_r
     assert (await api.top10())[0]["score"] == 10
 
 
+async def test_a_null_action_id_is_an_update_without_one(api: Api) -> None:
+    """The schema says nullable: a generated client sends null for an unset field."""
+    for _ in range(2):
+        response = await api.client.post(
+            UPDATE,
+            json={"user_id": "alice", "score_delta": 5, "action_id": None},
+            headers={"authorization": f"Bearer {token('alice')}"},
+        )
+        assert response.status_code == 200, response.text
+    assert (await api.top10())[0]["score"] == 10  # two updates, neither a retry of the other
+
+
+@pytest.mark.parametrize("written", ["5.0", "5e0", "0.5E1", "5.000"])
+async def test_a_delta_written_with_a_fraction_of_zero_is_that_integer(
+    api: Api, written: str
+) -> None:
+    """JSON Schema's integer, which the OpenAPI document promises: Schemathesis sends 252.0."""
+    response = await api.client.post(
+        UPDATE,
+        content=b'{"user_id": "alice", "score_delta": ' + written.encode() + b"}",
+        headers={"authorization": f"Bearer {token('alice')}", "content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["new_score"] == 5
+
+
 async def test_concurrent_updates_without_action_id_get_distinct_ids_and_all_count(
     api: Api,
 ) -> None:

@@ -210,6 +210,20 @@ async def test_history_lists_events_with_running_totals_and_buckets() -> None:
     assert [(p.at.day, p.score) for p in late] == [(2, 10)]
 
 
+async def test_a_history_window_that_ends_before_it_starts_is_empty() -> None:
+    service = await make_service()
+    await service.update(ScoreUpdate("alice", 1))
+    at = datetime.now(UTC) - timedelta(days=1)
+    for since, until in ((at, at), (at + timedelta(seconds=1), at)):
+        assert await service.history("alice", since=since, until=until, after=None, limit=9) == []
+        assert (
+            await service.history_buckets("alice", bucket="hour", since=since, until=until, limit=9)
+            == []
+        )
+    with pytest.raises(InvalidRequest):  # a bad bucket is still a bad request
+        await service.history_buckets("alice", bucket="week", since=at, until=at, limit=9)
+
+
 class DownIndex(MemoryRankIndex):
     """A rank index whose backend has gone away (as Redis can)."""
 

@@ -28,6 +28,11 @@ def test_a_null_auth_token_is_no_token() -> None:
     assert parse(_json({"user_id": "a", "score_delta": 1, "auth_token": None})).auth_token is None
 
 
+def test_a_null_action_id_is_no_action_id() -> None:
+    """The schema says nullable, and a generated client sends null for a field it leaves unset."""
+    assert parse(_json({"user_id": "a", "score_delta": 1, "action_id": None})).action_id is None
+
+
 @pytest.mark.parametrize("delta", [0, -1, 10**30, 2**63])
 def test_ranges_are_not_the_parsers_business(delta: int) -> None:
     assert parse(_json({"user_id": "alice", "score_delta": delta})).score_delta == delta
@@ -36,6 +41,18 @@ def test_ranges_are_not_the_parsers_business(delta: int) -> None:
 @pytest.mark.parametrize("user_id", ["", "a" * 65, "not valid!"])
 def test_user_id_format_is_not_the_parsers_business(user_id: str) -> None:
     assert parse(_json({"user_id": user_id, "score_delta": 1})).user_id == user_id
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("5.0", 5), ("5e0", 5), ("1E2", 100), ("-3.000", -3), ("2.5e1", 25), ("-0.0", 0)],
+)
+def test_a_number_with_no_fraction_is_the_integer_it_equals(text: str, value: int) -> None:
+    """JSON Schema's integer: the OpenAPI document says ``"type": "integer"``, and a validator,
+    a generated client or Python's ``json.dumps(5.0)`` takes 5.0 for one."""
+    parsed = parse(b'{"user_id": "a", "score_delta": ' + text.encode() + b"}")
+    assert type(parsed.score_delta) is int
+    assert parsed.score_delta == value
 
 
 def test_an_integer_stays_an_exact_int() -> None:
@@ -88,8 +105,18 @@ def test_utf8_strings_and_escapes_are_decoded() -> None:
         pytest.param(b'{"user_id": 1, "score_delta": 1}', "invalid_user_id", id="user_id-int"),
         pytest.param(b'{"user_id": null, "score_delta": 1}', "invalid_user_id", id="user_id-null"),
         pytest.param(b'{"user_id": "a", "score_delta": "5"}', "invalid_score_delta", id="str"),
-        pytest.param(b'{"user_id": "a", "score_delta": 5.0}', "invalid_score_delta", id="5.0"),
-        pytest.param(b'{"user_id": "a", "score_delta": 5e0}', "invalid_score_delta", id="5e0"),
+        pytest.param(b'{"user_id": "a", "score_delta": 5.5}', "invalid_score_delta", id="5.5"),
+        pytest.param(
+            b'{"user_id": "a", "score_delta": 5.0000000000000001}',
+            "invalid_score_delta",
+            id="5.0000000000000001",  # 5.0 as a float, but not an integer
+        ),
+        pytest.param(b'{"user_id": "a", "score_delta": 5e-1}', "invalid_score_delta", id="5e-1"),
+        pytest.param(
+            b'{"user_id": "a", "score_delta": 1e999999999}',
+            "invalid_score_delta",
+            id="1e999999999",  # never expanded into an integer of a billion digits
+        ),
         pytest.param(b'{"user_id": "a", "score_delta": true}', "invalid_score_delta", id="true"),
         pytest.param(b'{"user_id": "a", "score_delta": null}', "invalid_score_delta", id="null-d"),
         pytest.param(
@@ -106,11 +133,6 @@ def test_utf8_strings_and_escapes_are_decoded() -> None:
             b'{"user_id": "a", "score_delta": 1, "action_id": 7}',
             "invalid_action_id",
             id="action-int",
-        ),
-        pytest.param(
-            b'{"user_id": "a", "score_delta": 1, "action_id": null}',
-            "invalid_action_id",
-            id="action-null",
         ),
     ],
 )

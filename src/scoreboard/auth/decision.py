@@ -11,11 +11,15 @@
   key, so a replayed grant returns the current result and adds nothing (the store treats a
   repeated ``(user_id, action_id)`` with the same delta as a retry). A login token is refused.
 
-Every refusal is ``Unauthorized`` (401) and happens before anything is written.
+Every refusal is ``Unauthorized`` (401) and happens before anything is written. The first is
+of the token's shape: a compact JWS (``header.payload.signature``, base64url) of at most
+``TOKEN_MAX`` characters, as the OpenAPI document says; the bound keeps any body that document
+calls valid within the default body limit, so a valid request is never a 413.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from scoreboard.auth.verify import GRANT_TYPE, TokenVerifier
@@ -24,6 +28,10 @@ from scoreboard.model import ScoreUpdate
 
 AuthMode = Literal["user", "grant"]
 
+TOKEN_MAX = 12 * 1024
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # noqa: S105 (a shape, not a secret)
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+
 
 async def authorize(
     verifier: TokenVerifier, mode: AuthMode, token: str, update: ScoreUpdate
@@ -31,6 +39,12 @@ async def authorize(
     """The update to apply on behalf of ``token``, or ``Unauthorized``. ``update`` is the
     request's, already validated; the result carries the token's display name and, in grant
     mode, the grant's action id."""
+    if len(token) > TOKEN_MAX or _TOKEN_RE.fullmatch(token) is None:
+        raise Unauthorized(
+            f"the token must be a JWT (three base64url parts joined by dots) of at most "
+            f"{TOKEN_MAX} characters",
+            code="token_invalid",
+        )
     identity = await verifier.verify(token)
     grant = identity.grant
     if mode == "grant":

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
-from scoreboard.web import errors, live, page, readiness, reads, routes
+from scoreboard.web import api_docs, errors, live, openapi, page, readiness, reads, routes
 from scoreboard.web.client_address import TrustedProxies
 from scoreboard.web.hot_paths import ScoreboardApp
 from scoreboard.web.limits import RateLimited
@@ -56,6 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A live leaderboard: authenticated score updates, pushed to every open page.",
         lifespan=lifespan,
+        # Starlette would answer "/api/users/alice/" with a 307 to a URL built from the client's
+        # Host header, and no body: an unknown path is a 404 with the JSON error body instead.
+        redirect_slashes=False,
+        # FastAPI's pages load their files from CDNs; /docs is served whole (web/api_docs).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         # FastAPI's built-in OpenTelemetry hooks look up three global providers on every
         # request even when none is configured; this service exports Prometheus metrics.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -66,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.farewell = Farewell()
     app.state.socket_caps = SocketCaps(settings.ws_max_connections, settings.ws_max_per_address)
     errors.install(app)
+    openapi.install(app, settings)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(routes.BodyTimeout, _body_timeout)
     app.add_middleware(
@@ -87,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(live.router)
     app.include_router(page.router)
+    app.include_router(api_docs.router)
     app.include_router(readiness.router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -76,7 +75,18 @@ async def _http(request: Request, exc: Exception) -> Response:
         404: "there is nothing at this path",
         405: f"{request.method} is not allowed here",
     }.get(exc.status_code, str(exc.detail))
-    return error_response(exc.status_code, code, message, exc.headers)
+    return error_response(exc.status_code, code, message, _with_head(exc.headers))
+
+
+def _with_head(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """A 405's ``Allow``: every path that answers GET answers HEAD too (``web.hot_paths``)."""
+    allow = (headers or {}).get("Allow")
+    if allow is None:
+        return headers
+    methods = [method.strip() for method in allow.split(",")]
+    if "GET" in methods and "HEAD" not in methods:
+        return {**(headers or {}), "Allow": ", ".join([*methods, "HEAD"])}
+    return headers
 
 
 async def _validation(request: Request, exc: Exception) -> Response:
@@ -92,28 +102,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "an unexpected error occurred")
 
 
-def _document_400_not_422(app: FastAPI) -> None:
-    """FastAPI documents a 422 for every route with parameters; ours answer 400 instead (see
-    ``_validation``), so the schema must not promise a 422."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
-            components = schema.get("components", {}).get("schemas", {})
-            components.pop("HTTPValidationError", None)
-            components.pop("ValidationError", None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install(app: FastAPI) -> None:
-    _document_400_not_422(app)
     app.add_exception_handler(ScoreboardError, _domain)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)

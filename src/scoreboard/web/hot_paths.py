@@ -17,6 +17,11 @@ Each keeps the request id contract (``X-Request-ID`` echoed or made, and on ever
 Everything else goes through the full stack, and so does any request with an ``Origin`` header,
 which the CORS middleware must see. The routes stay registered with FastAPI, which documents
 them in OpenAPI. bench/ measures what this saves (docs/benchmarks.md).
+
+``HEAD`` is answered here too, for every path that answers ``GET`` (FastAPI's routes take only
+the methods they declare, so it was a 405): the request is served as a ``GET`` whose body is
+dropped, so the status and headers, ``Content-Length`` included, are the ``GET``'s. A ``GET``
+pays nothing for it: the top 10 is matched before the method is looked at again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -45,6 +51,9 @@ class ScoreboardApp(FastAPI):
             route = (scope["method"], scope["path"])
             if route in (_TOP10, _UPDATE) and not _has_origin(scope):
                 await self._hot_http(route, scope, receive, send)
+                return
+            if route[0] == "HEAD" and self._answers_get(scope):
+                await self({**scope, "method": "GET"}, receive, _without_body(send))
                 return
         elif kind == "websocket" and scope["path"] == "/ws/scoreboard":
             await self._hot_socket(scope, receive, send)
@@ -88,6 +97,10 @@ class ScoreboardApp(FastAPI):
         finally:
             logs.request_id.reset(token)
 
+    def _answers_get(self, scope: Scope) -> bool:
+        as_get = {**scope, "method": "GET"}
+        return any(route.matches(as_get)[0] is Match.FULL for route in self.router.routes)
+
     async def _handle(self, request: Request, exc: Exception) -> Response:
         """The app's own handler for ``exc``, found the way Starlette finds it (by class)."""
         for cls in type(exc).__mro__:
@@ -107,6 +120,17 @@ async def _send_json(send: Send, body: bytes, rid: str) -> None:
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _without_body(send: Send) -> Send:
+    """``send`` for a HEAD request: every message as the GET's, but with an empty body."""
+
+    async def head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head
 
 
 def _has_origin(scope: Scope) -> bool:

@@ -40,35 +40,51 @@ class Asset:
     etag: str
 
 
+def asset(name: str, body: bytes) -> Asset | None:
+    """A file to serve, typed by its name; ``None`` for a kind this service does not serve."""
+    suffix = name[name.rfind(".") :]
+    if suffix not in _TYPES:
+        return None
+    return Asset(body, _TYPES[suffix], '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
+
+
 def _load() -> dict[str, Asset]:
     assets: dict[str, Asset] = {}
     for entry in (resources.files("scoreboard.web") / "static").iterdir():
-        suffix = entry.name[entry.name.rfind(".") :]
-        if entry.is_file() and suffix in _TYPES:
-            body = entry.read_bytes()
-            etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-            assets[entry.name] = Asset(body, _TYPES[suffix], etag)
+        found = asset(entry.name, entry.read_bytes()) if entry.is_file() else None
+        if found is not None:
+            assets[entry.name] = found
     return assets
 
 
 _ASSETS = _load()
 
 
-def _serve(request: Request, name: str) -> Response:
-    asset = _ASSETS.get(name)
-    if asset is None:
-        raise HTTPException(status_code=404)
+def serve(request: Request, asset: Asset, csp: str | None = None) -> Response:
+    """``asset`` with its ETag (a 304 when the client has it), and ``csp`` if given."""
     headers = {
         "ETag": asset.etag,
         "Cache-Control": "no-cache",  # revalidate each time: cheap (304) and never stale
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    if name.endswith(".html"):
-        headers["Content-Security-Policy"] = _CSP
+    if csp is not None:
+        headers["Content-Security-Policy"] = csp
     if request.headers.get("if-none-match") == asset.etag:
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+def static_file(name: str) -> Asset:
+    """One of ``web/static``'s files; a 404 if there is no such file."""
+    found = _ASSETS.get(name)
+    if found is None:
+        raise HTTPException(status_code=404)
+    return found
+
+
+def _serve(request: Request, name: str) -> Response:
+    return serve(request, static_file(name), _CSP if name.endswith(".html") else None)
 
 
 @router.api_route("/", methods=["GET", "HEAD"])

@@ -15,14 +15,14 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from scoreboard.auth.decision import authorize
+from scoreboard.auth.decision import TOKEN_MAX, TOKEN_PATTERN, authorize
 from scoreboard.bootstrap import Components
 from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError, Unauthorized
-from scoreboard.model import ScoreUpdate
+from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate
 from scoreboard.web import update_body
 from scoreboard.web.client_address import client_address
 from scoreboard.web.extensions import body_arrived
@@ -36,11 +36,26 @@ router = APIRouter()
 class UpdateRequest(BaseModel):
     """Add ``score_delta`` to ``user_id``'s score. The token may come here or as a Bearer."""
 
-    user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:@]+$")]
+    model_config = ConfigDict(extra="forbid")  # an unknown field is refused (no mass assignment)
+
+    user_id: Annotated[str, Field(min_length=1, max_length=64, pattern=USER_ID_PATTERN)]
     score_delta: Annotated[int, Field(description="non-zero, within the configured range")]
-    auth_token: Annotated[str | None, Field(description="JWT; wins over the header")] = None
+    auth_token: Annotated[
+        str | None,
+        Field(
+            max_length=TOKEN_MAX,
+            pattern=TOKEN_PATTERN,
+            description="JWT (compact JWS); wins over the Authorization header",
+        ),
+    ] = None
     action_id: Annotated[
-        str | None, Field(min_length=1, max_length=128, description="idempotency key")
+        str | None,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=ACTION_ID_PATTERN,
+            description="idempotency key: no control or invisible formatting characters",
+        ),
     ] = None
 
 
@@ -78,7 +93,24 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
         500: "Unexpected error",
         503: "The store is unavailable; nothing changed, retry after Retry-After",
     }
-    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
+    integer = {"schema": {"type": "integer"}, "required": True}
+    headers: dict[int, dict[str, object]] = {
+        429: {
+            "Retry-After": {**integer, "description": "Seconds until a retry can succeed"},
+            "RateLimit-Limit": {**integer, "description": "The limit that was reached"},
+            "RateLimit-Remaining": {**integer, "description": "What is left of it"},
+            "RateLimit-Reset": {**integer, "description": "Seconds until it resets"},
+        },
+        503: {"Retry-After": {**integer, "description": "Seconds to wait before a retry"}},
+    }
+    return {
+        s: {
+            "model": ErrorBody,
+            "description": text[s],
+            **({"headers": headers[s]} if s in headers else {}),
+        }
+        for s in statuses
+    }
 
 
 def components(request: Request) -> Components:
@@ -134,14 +166,32 @@ def bearer(request: Request) -> str | None:
     return token.strip()
 
 
+def links_to_the_user(*operations: str) -> dict[str, object]:
+    """OpenAPI links from a 200 naming a ``user_id`` to the reads about that user: clients (and
+    Schemathesis' stateful phase) learn where the answer leads."""
+    return {
+        operation: {"operationId": operation, "parameters": {"user_id": "$response.body#/user_id"}}
+        for operation in operations
+    }
+
+
 @router.post(
     "/api/scores/update",
+    operation_id="update_score",
     response_model=UpdateResponse,
-    responses=_errors(400, 401, 409, 413, 500, 503),
+    responses={
+        200: {"links": links_to_the_user("get_user", "get_around", "get_history")},
+        **_errors(400, 401, 408, 409, 413, 429, 500, 503),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": UpdateRequest.model_json_schema()}},
+            "content": {
+                "application/json": {
+                    "schema": UpdateRequest.model_json_schema(),
+                    "example": {"user_id": "alice", "score_delta": 25, "action_id": "level-1"},
+                }
+            },
         }
     },
     summary="Add to a user's score",
@@ -205,7 +255,9 @@ async def apply_update(request: Request) -> bytes:
     )
 
 
-@router.get("/api/scores/top10", response_model=TopResponse, summary="The top 10")
+@router.get(
+    "/api/scores/top10", operation_id="top10", response_model=TopResponse, summary="The top 10"
+)
 async def top10(request: Request) -> Response:
     """At most 10 entries, best first; equal scores ranked by who reached the score first.
     The body is encoded once per board change and served from memory."""

@@ -1,15 +1,21 @@
 """Strict parsing of the ``POST /api/scores/update`` body.
 
-Stricter than a generic JSON model on purpose: no type coercion (``"5"``, ``5.0`` and ``true``
-are not integers), no unknown fields (no mass assignment), no duplicate keys (two parsers could
+Stricter than a generic JSON model on purpose: no type coercion (``"5"`` and ``true`` are not
+integers), no unknown fields (no mass assignment), no duplicate keys (two parsers could
 disagree on which one wins), no ``NaN``/``Infinity``, and integers of more than a few thousand
 digits fail fast instead of costing quadratic time.
+
+An integer is what JSON Schema calls one, a number with no fractional part, however it is
+written: ``5.0`` and ``5e0`` are 5, as the OpenAPI document's ``"type": "integer"`` says and as
+clients generated from it (or Python's ``json.dumps(5.0)``) may send. The value is decided
+exactly (``Decimal``), never through a float: ``5.0000000000000001`` is not an integer.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from scoreboard.errors import InvalidRequest
@@ -41,8 +47,21 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
+_INTEGRAL_DIGITS = 30  # larger than any range allows: left as a Decimal (refused), never expanded
+
+
+def _number(text: str) -> int | Decimal:
+    """A number written with a fraction or an exponent: the integer it equals, if it is one."""
+    value = Decimal(text)
+    if value.adjusted() < _INTEGRAL_DIGITS and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
 # One decoder for every request: json.loads with hooks would build a new one each time.
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_number
+)
 
 
 def _load(raw: bytes) -> Any:
@@ -77,7 +96,7 @@ def parse(raw: bytes) -> UpdateBody:
     token = data.get("auth_token")
     if token is not None and not isinstance(token, str):
         raise InvalidRequest("auth_token must be a string", code="invalid_auth_token")
-    action_id = data.get("action_id")
-    if "action_id" in data and not isinstance(action_id, str):
+    action_id = data.get("action_id")  # null, like auth_token's, is the same as leaving it out
+    if action_id is not None and not isinstance(action_id, str):
         raise InvalidRequest("action_id must be a string", code="invalid_action_id")
     return UpdateBody(user_id, delta, token, action_id)
