@@ -26,7 +26,7 @@ from typing import Any
 
 import machine
 import servers
-from scoreboard.auth.mint import mint
+from tokens import mint
 
 BENCH_WRK = servers.BENCH / "wrk"
 USERS = 1000

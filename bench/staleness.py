@@ -45,7 +45,7 @@ import uvloop
 
 import machine
 import servers
-from scoreboard.auth.mint import mint
+from tokens import mint
 
 perf = time.perf_counter
 
