@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TIERS := unit contract api integration e2e faults browser
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean $(TIERS:%=test-%)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# One tier at a time (tests/<tier>/), e.g. `make test-unit`; `make test` runs them all.
+$(TIERS:%=test-%): test-%: $(STAMP)
+	$(BIN)/python -m pytest tests/$* $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

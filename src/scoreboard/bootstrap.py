@@ -23,7 +23,7 @@ from scoreboard.model import DEFAULT_BOARD
 from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore, SharedIndex
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
-from scoreboard.web.limits import UpdateLimits
+from scoreboard.web.guards.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
 
 if TYPE_CHECKING:

@@ -40,7 +40,11 @@ class LiveBoard:
     encoded without an ``update`` message: sockets get it as a fresh SNAPSHOT.
     """
 
-    def __init__(self, initial: BoardChanged) -> None:
+    def __init__(
+        self, initial: BoardChanged, *, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        """``clock`` (seconds) times each fan-out for ``on_fan_out``."""
+        self._clock = clock
         self._current = EncodedBoard.build(initial, initial=True)
         self._subscribers: set[Subscriber] = set()
         self._offered_at: float | None = None
@@ -66,7 +70,7 @@ class LiveBoard:
         self._current = EncodedBoard.build(event, initial=not event.user_id)
         self._changes += 1
         if self._offered_at is None:
-            self._offered_at = time.perf_counter()
+            self._offered_at = self._clock()
             try:
                 asyncio.get_running_loop().call_soon(self._fan_out)
             except RuntimeError:  # no event loop (a synchronous caller): fan out at once
@@ -82,7 +86,7 @@ class LiveBoard:
             except Exception:  # one socket's failure must not cost the others their board
                 log.exception("a live board subscriber failed")
         if self.on_fan_out is not None and offered_at is not None:
-            self.on_fan_out(time.perf_counter() - offered_at, changes)
+            self.on_fan_out(self._clock() - offered_at, changes)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)

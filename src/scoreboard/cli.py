@@ -199,10 +199,10 @@ def _token(args: argparse.Namespace) -> None:
     from scoreboard.auth.mint import mint
     from scoreboard.auth.secret import load_or_create_secret
     from scoreboard.auth.verify import Grant
-    from scoreboard.model import is_valid_action_id, is_valid_user_id
+    from scoreboard.model import USER_ID_RULE, is_valid_action_id, is_valid_user_id
 
     if not is_valid_user_id(args.user_id):
-        _fail("USER_ID must be 1-64 characters of letters, digits and _-.:@")
+        _fail(f"USER_ID must be {USER_ID_RULE}")
     grant = None
     if args.grant:
         if args.delta is None or args.action is None:

@@ -29,6 +29,8 @@ ACTION_ID_MAX = 128
 USERNAME_MAX = 128
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,64}$"
+USER_ID_RULE = "1-64 characters of letters, digits and _-.:@"
+"""The rule of :data:`USER_ID_PATTERN` in words, for every message that states it."""
 """A user id, as the OpenAPI document states it (``$`` never meets a newline: ``fullmatch``)."""
 ACTION_ID_PATTERN = (
     r"^[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E"
@@ -114,6 +116,22 @@ class HistoryPoint:
 
 
 BUCKETS = ("hour", "day")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Which of a user's events to read: those with ``since <= at < until`` (either bound may be
+    ``None``), oldest first, starting after the position ``after`` (the last event already read,
+    as ``(at, event_id)``), at most ``limit``. With ``bucket`` (``hour`` or ``day``, UTC), the
+    score at the end of each bucket in which it changed, instead of the events (``after`` is
+    then unused: a bucket page starts at ``since``)."""
+
+    user_id: str
+    since: datetime | None = None
+    until: datetime | None = None
+    after: tuple[datetime, int] | None = None
+    limit: int = 100
+    bucket: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The ports. The core talks to the first three; ``PointsWindow`` holds the velocity limit's
-points (``scoreboard.web.limits``). Adapters live in ``scoreboard.adapters``.
+points (``scoreboard.web.guards.limits``). Adapters live in ``scoreboard.adapters``.
 
 Each port is small on purpose. The in-memory adapters are the defaults for embedded mode and the
 fakes of the unit tests; every adapter passes the same contract tests (``tests/contract``).
@@ -8,7 +8,6 @@ fakes of the unit tests; every adapter passes the same contract tests (``tests/c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
 from typing import Protocol
 
 from scoreboard.events import BoardChanged
@@ -16,6 +15,7 @@ from scoreboard.model import (
     Applied,
     Board,
     HistoryPoint,
+    HistoryQuery,
     PointsReservation,
     PointsTicket,
     RankedEntry,
@@ -57,32 +57,15 @@ class ScoreStore(Protocol):
         The fallback when the rank index cannot answer: it costs O(rank), not O(log n)."""
         ...
 
-    async def history(
-        self,
-        user_id: str,
-        *,
-        since: datetime | None,
-        until: datetime | None,
-        after: tuple[datetime, int] | None,
-        limit: int,
-    ) -> list[ScoreEvent]:
-        """The user's events with ``since <= at < until``, ordered by ``(at, event_id)``,
-        starting after the position ``after`` (a cursor: the last event's ``(at, event_id)``),
-        at most ``limit``. Served by the ``(user_id, created_at)`` index, never a scan."""
+    async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
+        """The events ``query`` selects, ordered by ``(at, event_id)``. Served by the
+        ``(user_id, created_at)`` index, never a scan."""
         ...
 
-    async def history_buckets(
-        self,
-        user_id: str,
-        *,
-        bucket: str,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-    ) -> list[HistoryPoint]:
-        """The score at the end of each ``bucket`` (``hour`` or ``day``, UTC) in which the
-        user's score changed, for events with ``since <= at < until``, oldest first, at most
-        ``limit`` buckets. Buckets without events are left out: the score did not change."""
+    async def history_buckets(self, query: HistoryQuery) -> list[HistoryPoint]:
+        """The score at the end of each ``query.bucket`` (``hour`` or ``day``, UTC) in which
+        the user's score changed, oldest first, at most ``query.limit`` buckets. Buckets
+        without events are left out: the score did not change."""
         ...
 
     def iter_totals(self) -> AsyncIterator[list[UserTotal]]:

@@ -8,7 +8,6 @@ the local live board and to the bus. It imports no web framework, database drive
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from scoreboard.broadcast import LiveBoard
 from scoreboard.errors import InvalidRequest, NotFound, Unavailable
@@ -17,7 +16,9 @@ from scoreboard.model import (
     BUCKETS,
     DEFAULT_BOARD,
     TOP_K,
+    USER_ID_RULE,
     HistoryPoint,
+    HistoryQuery,
     RankedEntry,
     ScoreEvent,
     ScoreUpdate,
@@ -181,52 +182,29 @@ class ScoreService:
         start = max(0, rank - 1 - radius)
         return rank, await self.index.page(start, rank + radius - start)
 
-    async def history(
-        self,
-        user_id: str,
-        *,
-        since: datetime | None,
-        until: datetime | None,
-        after: tuple[datetime, int] | None,
-        limit: int,
-    ) -> list[ScoreEvent]:
+    async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
         """The user's score events (each with the total after it), oldest first. A window
         that ends before it starts holds none."""
-        if not self._check_history(user_id, since, until, limit):
+        if not self._check_history(query):
             return []
-        return await self.store.history(user_id, since=since, until=until, after=after, limit=limit)
+        return await self.store.history(query)
 
-    async def history_buckets(
-        self,
-        user_id: str,
-        *,
-        bucket: str,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-    ) -> list[HistoryPoint]:
+    async def history_buckets(self, query: HistoryQuery) -> list[HistoryPoint]:
         """The user's score at the end of each hour or day in which it changed."""
-        if bucket not in BUCKETS:
+        if query.bucket not in BUCKETS:
             raise InvalidRequest("bucket must be 'hour' or 'day'", code="invalid_bucket")
-        if not self._check_history(user_id, since, until, limit):
+        if not self._check_history(query):
             return []
-        return await self.store.history_buckets(
-            user_id, bucket=bucket, since=since, until=until, limit=limit
-        )
+        return await self.store.history_buckets(query)
 
     def _check_user_id(self, user_id: str) -> None:
         if not is_valid_user_id(user_id):
-            raise InvalidRequest(
-                "user_id must be 1-64 characters of letters, digits and _-.:@",
-                code="invalid_user_id",
-            )
+            raise InvalidRequest(f"user_id must be {USER_ID_RULE}", code="invalid_user_id")
 
-    def _check_history(
-        self, user_id: str, since: datetime | None, until: datetime | None, limit: int
-    ) -> bool:
+    def _check_history(self, query: HistoryQuery) -> bool:
         """Raise for a bad request; ``False`` when the window is empty (not an error: the
         OpenAPI document has no way to relate two parameters, so a client could not know)."""
-        self._check_user_id(user_id)
-        if not 1 <= limit <= HISTORY_MAX:
+        self._check_user_id(query.user_id)
+        if not 1 <= query.limit <= HISTORY_MAX:
             raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")
-        return since is None or until is None or since < until
+        return query.since is None or query.until is None or query.since < query.until

@@ -67,3 +67,18 @@ async def test_accepted_updates_are_the_same_either_way(seeded: Api) -> None:
 async def test_request_ids_are_echoed_on_the_short_way(api: Api) -> None:
     response = await api.client.get("/api/scores/top10", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
+
+
+def test_the_app_refuses_middleware_its_hot_paths_would_skip(tmp_path: Any) -> None:
+    """A middleware added to the app would never see the busiest routes (the hot paths answer
+    before the stack): the app refuses to build its stack, so it cannot start that way."""
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from scoreboard.settings import Settings
+    from scoreboard.web.app import create_app
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/db.sqlite"))
+    app.build_middleware_stack()  # as created: exactly what the hot paths stand in for
+    app.add_middleware(GZipMiddleware)
+    with pytest.raises(RuntimeError, match=r"GZipMiddleware.*hot paths"):
+        app.build_middleware_stack()

@@ -320,7 +320,7 @@ async def test_when_the_limiter_storage_is_down_updates_go_through_logged_and_co
     make_api: ApiFactory, caplog: Any
 ) -> None:
     """Fail open (see ``web.limits``): a dead Redis must not stop score updates."""
-    from scoreboard.web.limits import UpdateLimits
+    from scoreboard.web.guards.limits import UpdateLimits
 
     dead = RedisStorage(
         f"async+redis://127.0.0.1:{free_port()}/0",
@@ -333,11 +333,11 @@ async def test_when_the_limiter_storage_is_down_updates_go_through_logged_and_co
         api.app.state.components.update_limits = UpdateLimits(
             dead, points, per_user="1/minute", per_address="1/minute", velocity=1, metrics=metrics
         )
-        with caplog.at_level(logging.WARNING, logger="scoreboard.web.limits"):
+        with caplog.at_level(logging.WARNING, logger="scoreboard.web.guards.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")
         assert api.rows("SELECT score FROM users") == [(1500,)]
-        lines = [r for r in caplog.records if r.name == "scoreboard.web.limits"]
+        lines = [r for r in caplog.records if r.name == "scoreboard.web.guards.limits"]
         assert len(lines) == 1, lines  # one line, not one per request
         assert "letting updates through" in lines[0].getMessage()
         text = (await api.client.get("/metrics")).text
@@ -351,11 +351,11 @@ async def test_when_only_the_points_window_is_down_updates_go_through_logged_and
     """The velocity limit alone fails open too (its Redis script, not ``limits``')."""
     async with make_api(**{**OFF, "velocity_limit": 1}) as api, dead_points_window() as points:
         api.app.state.components.update_limits.window = points
-        with caplog.at_level(logging.WARNING, logger="scoreboard.web.limits"):
+        with caplog.at_level(logging.WARNING, logger="scoreboard.web.guards.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")
         assert api.rows("SELECT score FROM users") == [(1500,)]
-        lines = [r for r in caplog.records if r.name == "scoreboard.web.limits"]
+        lines = [r for r in caplog.records if r.name == "scoreboard.web.guards.limits"]
         assert len(lines) == 1, lines
         text = (await api.client.get("/metrics")).text
         assert metric(text, "scoreboard_backend_errors_total", backend="rate_limit_storage") >= 1

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from scoreboard.web import page
+from scoreboard.web.endpoints import page
 
 
 async def _get(path: str, **headers: str) -> httpx.Response:

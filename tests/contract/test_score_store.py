@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scoreboard.errors import ActionConflict, Unavailable
-from scoreboard.model import ScoreUpdate, UserTotal
+from scoreboard.errors import ActionConflict
+from scoreboard.model import HistoryQuery, ScoreUpdate, UserTotal
 from scoreboard.ports import ScoreStore
-from tests.support import services
 
 
 async def all_totals(store: ScoreStore) -> dict[str, UserTotal]:
@@ -58,7 +57,7 @@ async def test_the_same_action_with_another_delta_is_a_conflict_and_changes_noth
     with pytest.raises(ActionConflict):
         await store.apply(ScoreUpdate("erin", 11, "act-1"))
     assert await store.get_user("erin") == before
-    history = await store.history("erin", since=None, until=None, after=None, limit=10)
+    history = await store.history(HistoryQuery("erin", limit=10))
     assert [e.delta for e in history] == [10]
 
 
@@ -131,57 +130,28 @@ async def test_profile_and_history_follow_the_events(store: ScoreStore) -> None:
     assert profile.updated_at.tzinfo is not None
     assert await store.profile("nobody") is None
 
-    events = await store.history("kate", since=None, until=None, after=None, limit=10)
+    events = await store.history(HistoryQuery("kate", limit=10))
     assert [(e.delta, e.score, e.action_id) for e in events] == [
         (5, 5, "a"),
         (7, 12, "b"),
         (1, 13, "c"),
     ]
-    page = await store.history("kate", since=None, until=None, after=None, limit=2)
+    page = await store.history(HistoryQuery("kate", limit=2))
     rest = await store.history(
-        "kate", since=None, until=None, after=(page[-1].at, page[-1].event_id), limit=10
+        HistoryQuery(
+            "kate", since=None, until=None, after=(page[-1].at, page[-1].event_id), limit=10
+        )
     )
     assert [e.action_id for e in page + rest] == ["a", "b", "c"]
     future = datetime.now(UTC) + timedelta(hours=1)
-    assert await store.history("kate", since=future, until=None, after=None, limit=10) == []
+    assert await store.history(HistoryQuery("kate", since=future, limit=10)) == []
 
-    buckets = await store.history_buckets("kate", bucket="hour", since=None, until=None, limit=10)
+    buckets = await store.history_buckets(HistoryQuery("kate", bucket="hour", limit=10))
     assert [b.score for b in buckets][-1] == 13
     assert all(b.at.minute == 0 and b.at.second == 0 for b in buckets)
 
 
 async def test_concurrent_history_is_a_running_total(store: ScoreStore) -> None:
     await asyncio.gather(*(store.apply(ScoreUpdate("leo", 2)) for _ in range(50)))
-    events = await store.history("leo", since=None, until=None, after=None, limit=100)
+    events = await store.history(HistoryQuery("leo", limit=100))
     assert [e.score for e in events] == list(range(2, 101, 2))
-
-
-@pytest.mark.postgres
-async def test_postgres_down_is_unavailable() -> None:
-    from scoreboard.adapters.postgres_store import PostgresScoreStore
-
-    services.require_postgres()  # the same skip/fail rule as the other PostgreSQL tests
-    # A port nobody listens on: connection refused, as when the server is down.
-    from tests.support.server import free_port
-
-    store = PostgresScoreStore(f"postgresql://postgres@127.0.0.1:{free_port()}/none")
-    with pytest.raises(Unavailable):
-        await store.open()
-    with pytest.raises(Unavailable):
-        await store.apply(ScoreUpdate("x", 1))
-
-
-@pytest.mark.postgres
-def test_migrations_run_twice_and_create_the_event_sequence() -> None:
-    import psycopg
-
-    from scoreboard.migrate import upgrade
-
-    with services.postgres_database() as url:
-        upgrade(url)  # already at head: nothing to do, no error
-        with psycopg.connect(url) as conn:
-            row = conn.execute("SELECT pg_get_serial_sequence('scores', 'score_id')").fetchone()
-            version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert row is not None
-    assert row[0] == "public.scores_score_id_seq"  # named in postgres_store._APPLY
-    assert version is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoreboard.web.client_address import UNKNOWN, TrustedProxies
+from scoreboard.web.guards.client_address import UNKNOWN, TrustedProxies
 
 PROXIES = TrustedProxies.parse("10.0.0.0/8, 192.0.2.1, 2001:db8::/32")
 

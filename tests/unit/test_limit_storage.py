@@ -14,19 +14,17 @@ class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
 
-    def time(self) -> float:
+    def __call__(self) -> float:
         return self.now
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(limit_storage, "time", fake)
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 async def test_moving_window_lets_exactly_the_limit_through_in_any_window(clock: Clock) -> None:
-    limiter = MovingWindowRateLimiter(LocalStorage())
+    limiter = MovingWindowRateLimiter(LocalStorage(clock))
     item = limits.parse("3/minute")
     assert [await limiter.hit(item, "u") for _ in range(4)] == [True, True, True, False]
     clock.now += 30
@@ -39,7 +37,7 @@ async def test_moving_window_lets_exactly_the_limit_through_in_any_window(clock:
 
 
 async def test_fixed_window_counts_costs_and_resets(clock: Clock) -> None:
-    storage = LocalStorage()
+    storage = LocalStorage(clock)
     limiter = FixedWindowRateLimiter(storage)
     item = limits.RateLimitItemPerMinute(1000)
     assert await limiter.hit(item, "velocity", "u", cost=600)
@@ -52,7 +50,7 @@ async def test_fixed_window_counts_costs_and_resets(clock: Clock) -> None:
 
 
 async def test_idle_keys_are_swept(clock: Clock) -> None:
-    storage = LocalStorage()
+    storage = LocalStorage(clock)
     limiter = MovingWindowRateLimiter(storage)
     item = limits.parse("5/second")
     for i in range(100):

@@ -7,7 +7,7 @@ import pytest
 
 from scoreboard.adapters.limit_storage import LocalStorage
 from scoreboard.adapters.memory_points_window import MemoryPointsWindow
-from scoreboard.web.limits import RateLimited, UpdateLimits
+from scoreboard.web.guards.limits import RateLimited, UpdateLimits
 from tests.support.clock import FakeClock
 
 

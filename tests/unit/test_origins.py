@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scoreboard.web.origins import AllowedOrigins
+from scoreboard.web.guards.origins import AllowedOrigins
 
 
 def test_unset_allows_any_origin() -> None:

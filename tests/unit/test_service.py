@@ -12,7 +12,7 @@ from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_store import MemoryScoreStore
 from scoreboard.errors import ActionConflict, InvalidRequest, ScoreOutOfRange, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
-from scoreboard.model import MAX_SCORE, Board, ScoreUpdate, UserTotal
+from scoreboard.model import MAX_SCORE, Board, HistoryQuery, ScoreUpdate, UserTotal
 from scoreboard.service import ScoreService
 
 
@@ -189,7 +189,7 @@ async def test_history_lists_events_with_running_totals_and_buckets() -> None:
     service = await make_service(store)
     for delta in (1, 2, 3, 4):
         await service.update(ScoreUpdate("alice", delta, action_id=f"a{delta}"))
-    events = await service.history("alice", since=None, until=None, after=None, limit=10)
+    events = await service.history(HistoryQuery("alice", limit=10))
     assert [(e.delta, e.score, e.action_id) for e in events] == [
         (1, 1, "a1"),
         (2, 3, "a2"),
@@ -197,15 +197,19 @@ async def test_history_lists_events_with_running_totals_and_buckets() -> None:
         (4, 10, "a4"),
     ]
     second = await service.history(
-        "alice", since=None, until=None, after=(events[1].at, events[1].event_id), limit=10
+        HistoryQuery(
+            "alice", since=None, until=None, after=(events[1].at, events[1].event_id), limit=10
+        )
     )
     assert [e.delta for e in second] == [3, 4]
-    hours = await service.history_buckets("alice", bucket="hour", since=None, until=None, limit=9)
+    hours = await service.history_buckets(HistoryQuery("alice", bucket="hour", limit=9))
     assert [(p.at.day, p.at.hour, p.score) for p in hours] == [(1, 10, 3), (1, 11, 6), (2, 11, 10)]
-    days = await service.history_buckets("alice", bucket="day", since=None, until=None, limit=9)
+    days = await service.history_buckets(HistoryQuery("alice", bucket="day", limit=9))
     assert [(p.at.day, p.score) for p in days] == [(1, 6), (2, 10)]
     late = await service.history_buckets(
-        "alice", bucket="day", since=datetime(2026, 1, 2, tzinfo=UTC), until=None, limit=9
+        HistoryQuery(
+            "alice", bucket="day", since=datetime(2026, 1, 2, tzinfo=UTC), until=None, limit=9
+        )
     )
     assert [(p.at.day, p.score) for p in late] == [(2, 10)]
 
@@ -215,13 +219,22 @@ async def test_a_history_window_that_ends_before_it_starts_is_empty() -> None:
     await service.update(ScoreUpdate("alice", 1))
     at = datetime.now(UTC) - timedelta(days=1)
     for since, until in ((at, at), (at + timedelta(seconds=1), at)):
-        assert await service.history("alice", since=since, until=until, after=None, limit=9) == []
         assert (
-            await service.history_buckets("alice", bucket="hour", since=since, until=until, limit=9)
+            await service.history(
+                HistoryQuery("alice", since=since, until=until, after=None, limit=9)
+            )
+            == []
+        )
+        assert (
+            await service.history_buckets(
+                HistoryQuery("alice", bucket="hour", since=since, until=until, limit=9)
+            )
             == []
         )
     with pytest.raises(InvalidRequest):  # a bad bucket is still a bad request
-        await service.history_buckets("alice", bucket="week", since=at, until=at, limit=9)
+        await service.history_buckets(
+            HistoryQuery("alice", bucket="week", since=at, until=at, limit=9)
+        )
 
 
 class DownIndex(MemoryRankIndex):

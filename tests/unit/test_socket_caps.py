@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scoreboard.web.socket_caps import MIN_FRAME_BURST, FrameBudget, SocketCaps
+from scoreboard.web.live.caps import MIN_FRAME_BURST, FrameBudget, SocketCaps
 
 
 def test_the_address_cap_refuses_and_counts_nothing_then_frees_on_release() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scoreboard.errors import InvalidRequest
-from scoreboard.web.update_body import UpdateBody, parse
+from scoreboard.web.guards.body import UpdateBody, parse
 
 
 def _json(value: Any) -> bytes:

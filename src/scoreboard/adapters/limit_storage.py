@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 from limits.aio.storage import MovingWindowSupport, Storage
 
@@ -30,8 +31,10 @@ _SWEEP_EVERY = 10_000
 class LocalStorage(Storage, MovingWindowSupport):
     STORAGE_SCHEME = ["scoreboard+local"]
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: seconds since the epoch, as ``limits`` computes window stats with."""
         super().__init__(None)
+        self._clock = clock
         self._counters: dict[str, list[float]] = {}
         self._hits: dict[str, deque[float]] = {}
         self._operations = 0
@@ -59,7 +62,7 @@ class LocalStorage(Storage, MovingWindowSupport):
         return counter
 
     async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        now = time.time()
+        now = self._clock()
         self._tick(now)
         counter = self._counter(key, now)
         if counter is None:
@@ -68,11 +71,11 @@ class LocalStorage(Storage, MovingWindowSupport):
         return int(counter[0])
 
     async def get(self, key: str) -> int:
-        counter = self._counter(key, time.time())
+        counter = self._counter(key, self._clock())
         return 0 if counter is None else int(counter[0])
 
     async def get_expiry(self, key: str) -> float:
-        now = time.time()
+        now = self._clock()
         counter = self._counter(key, now)
         return now if counter is None else counter[1]
 
@@ -88,7 +91,7 @@ class LocalStorage(Storage, MovingWindowSupport):
         return hits
 
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        now = time.time()
+        now = self._clock()
         self._tick(now)
         hits = self._window(key, expiry, now)
         if len(hits) + amount > limit:
@@ -97,7 +100,7 @@ class LocalStorage(Storage, MovingWindowSupport):
         return True
 
     async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        now = time.time()
+        now = self._clock()
         hits = self._window(key, expiry, now)
         return (hits[0], len(hits)) if hits else (now, 0)
 

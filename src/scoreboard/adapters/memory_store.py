@@ -15,6 +15,7 @@ from scoreboard.model import (
     MAX_SCORE,
     Applied,
     HistoryPoint,
+    HistoryQuery,
     ScoreEvent,
     ScoreUpdate,
     UserProfile,
@@ -95,29 +96,16 @@ class MemoryScoreStore:
             if (since is None or e.at >= since) and (until is None or e.at < until)
         ]
 
-    async def history(
-        self,
-        user_id: str,
-        *,
-        since: datetime | None,
-        until: datetime | None,
-        after: tuple[datetime, int] | None,
-        limit: int,
-    ) -> list[ScoreEvent]:
+    async def history(self, q: HistoryQuery) -> list[ScoreEvent]:
+        user_id, since, until, after, limit = q.user_id, q.since, q.until, q.after, q.limit
         events = self._between(user_id, since, until)
         if after is not None:
             events = [e for e in events if (e.at, e.event_id) > after]
         return events[:limit]
 
-    async def history_buckets(
-        self,
-        user_id: str,
-        *,
-        bucket: str,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-    ) -> list[HistoryPoint]:
+    async def history_buckets(self, q: HistoryQuery) -> list[HistoryPoint]:
+        user_id, since, until, limit = q.user_id, q.since, q.until, q.limit
+        bucket = q.bucket or "day"
         last: dict[datetime, int] = {}
         for event in self._between(user_id, since, until):
             last[_TRUNCATE[bucket](event.at)] = event.score

@@ -50,6 +50,7 @@ from scoreboard.model import (
     MAX_SCORE,
     Applied,
     HistoryPoint,
+    HistoryQuery,
     ScoreEvent,
     ScoreUpdate,
     UserProfile,
@@ -233,15 +234,8 @@ class PostgresScoreStore:
         row = await self._guard(lambda c: c.fetchrow(_SELECT_PROFILE, user_id))
         return None if row is None else UserProfile(row[0], row[1], row[2], row[3])
 
-    async def history(
-        self,
-        user_id: str,
-        *,
-        since: datetime | None,
-        until: datetime | None,
-        after: tuple[datetime, int] | None,
-        limit: int,
-    ) -> list[ScoreEvent]:
+    async def history(self, q: HistoryQuery) -> list[ScoreEvent]:
+        user_id, since, until, after, limit = q.user_id, q.since, q.until, q.after, q.limit
         after_at, after_id = after if after is not None else (_MIN_TIME, 0)
         rows = await self._guard(
             lambda c: c.fetch(
@@ -256,15 +250,9 @@ class PostgresScoreStore:
         )
         return [ScoreEvent(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
-    async def history_buckets(
-        self,
-        user_id: str,
-        *,
-        bucket: str,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-    ) -> list[HistoryPoint]:
+    async def history_buckets(self, q: HistoryQuery) -> list[HistoryPoint]:
+        user_id, since, until, limit = q.user_id, q.since, q.until, q.limit
+        bucket = q.bucket or "day"
         if bucket not in BUCKETS:
             raise ValueError(f"unknown bucket {bucket!r}")
         rows = await self._guard(

@@ -25,7 +25,7 @@ has left the window: an idle key leaves nothing behind. Keys are ``{prefix}{<key
 ``{prefix}{<key>}:used``; the braces keep a key's two keys in one cluster slot.
 
 Any Redis error raises :class:`~scoreboard.errors.Unavailable`, and nothing is logged here: the
-caller (``scoreboard.web.limits``) decides to let updates through, and logs and counts that.
+caller (``scoreboard.web.guards.limits``) decides to let updates through, and logs and counts that.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from scoreboard.model import (
     MAX_SCORE,
     Applied,
     HistoryPoint,
+    HistoryQuery,
     ScoreEvent,
     ScoreUpdate,
     UserProfile,
@@ -331,15 +332,8 @@ class SqliteScoreStore:
             return None
         return UserProfile(row[0], row[1], row[2], _from_text(row[3]))
 
-    async def history(
-        self,
-        user_id: str,
-        *,
-        since: datetime | None,
-        until: datetime | None,
-        after: tuple[datetime, int] | None,
-        limit: int,
-    ) -> list[ScoreEvent]:
+    async def history(self, q: HistoryQuery) -> list[ScoreEvent]:
+        user_id, since, until, after, limit = q.user_id, q.since, q.until, q.after, q.limit
         after_at = _to_text(after[0], _MIN_TIME) if after else _MIN_TIME
         after_id = after[1] if after else 0
         args = (
@@ -357,15 +351,9 @@ class SqliteScoreStore:
             for event_id, at, delta, score, action_id in rows
         ]
 
-    async def history_buckets(
-        self,
-        user_id: str,
-        *,
-        bucket: str,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int,
-    ) -> list[HistoryPoint]:
+    async def history_buckets(self, q: HistoryQuery) -> list[HistoryPoint]:
+        user_id, since, until, limit = q.user_id, q.since, q.until, q.limit
+        bucket = q.bucket or "day"
         prefix = _BUCKET_PREFIX[bucket]
         args = (prefix, user_id, _to_text(since, _MIN_TIME), _to_text(until, _MAX_TIME), limit)
         rows = await self._read(lambda c: c.execute(_SELECT_BUCKETS, args).fetchall())

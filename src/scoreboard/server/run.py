@@ -102,16 +102,18 @@ def uvicorn_options(settings: Settings, *, guarded: bool = True) -> dict[str, An
     return options
 
 
-def with_gc_policy(app: Any) -> Any:
-    """``app`` (a Starlette app) whose lifespan also runs the collector policy
-    (``server.collector``): no cost per request, only at start and stop."""
+def with_process_policies(app: Any) -> Any:
+    """``app`` (the service's Starlette app) whose lifespan also runs what belongs to a server
+    process: the collector policy (``server.collector``) and, on SIGTERM, the live sockets'
+    goodbye with 1001 before uvicorn's shutdown (``server.signals``). No cost per request."""
     from scoreboard.server.collector import keep_survivors_frozen
+    from scoreboard.server.signals import goodbye_on_sigterm
 
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(application: Any) -> AsyncIterator[Any]:
-        async with inner(application) as state:
+        async with inner(application) as state, goodbye_on_sigterm(app.state.farewell):
             collector = asyncio.create_task(keep_survivors_frozen())
             try:
                 yield state
@@ -124,10 +126,10 @@ def with_gc_policy(app: Any) -> Any:
 
 def app_from_env() -> Any:
     """The factory each worker of ``serve --workers N`` imports: the app from the environment,
-    with the collector policy."""
+    with the process policies."""
     from scoreboard.web.app import create_app_from_env
 
-    return with_gc_policy(create_app_from_env())
+    return with_process_policies(create_app_from_env())
 
 
 def serve(settings: Settings, *, workers: int = 1) -> None:
@@ -151,4 +153,4 @@ def serve(settings: Settings, *, workers: int = 1) -> None:
         return
     from scoreboard.web.app import create_app
 
-    uvicorn.run(with_gc_policy(create_app(settings)), **options)
+    uvicorn.run(with_process_policies(create_app(settings)), **options)

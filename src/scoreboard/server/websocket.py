@@ -48,7 +48,7 @@ from websockets.server import ServerProtocol
 
 from scoreboard.server.limits import EdgeLimits
 from scoreboard.web.extensions import FRAMES
-from scoreboard.web.socket_caps import FrameBudget
+from scoreboard.web.live.caps import FrameBudget
 
 ABORT_AFTER = 1.0
 """Seconds after a flood close until the connection is dropped, if the client has not closed."""

@@ -7,20 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
-from scoreboard.web import api_docs, errors, live, openapi, page, readiness, reads, routes
-from scoreboard.web.client_address import TrustedProxies
+from scoreboard.web import errors, openapi
+from scoreboard.web.endpoints import docs, page, readiness, reads, update
+from scoreboard.web.guards.client_address import TrustedProxies
+from scoreboard.web.guards.origins import AllowedOrigins, JsonCorsMiddleware
+from scoreboard.web.guards.request_id import RequestIdMiddleware
 from scoreboard.web.hot_paths import ScoreboardApp
-from scoreboard.web.limits import RateLimited
+from scoreboard.web.live import channel
+from scoreboard.web.live.caps import SocketCaps
+from scoreboard.web.live.farewell import Farewell
 from scoreboard.web.metrics import Metrics, metrics_endpoint
-from scoreboard.web.origins import AllowedOrigins, JsonCorsMiddleware
-from scoreboard.web.request_id import RequestIdMiddleware
-from scoreboard.web.shutdown import Farewell
-from scoreboard.web.socket_caps import SocketCaps
 
 
 def create_app_from_env() -> FastAPI:
@@ -46,8 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with bootstrap.running(components):
                 app.state.components = components
                 components.service.live.on_fan_out = metrics.fanned_out
-                async with app.state.farewell.on_sigterm():  # sockets get 1001 first
-                    yield
+                yield
         finally:
             adapters.removeHandler(metrics.error_log)
 
@@ -74,8 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.socket_caps = SocketCaps(settings.ws_max_connections, settings.ws_max_per_address)
     errors.install(app)
     openapi.install(app, settings)
-    app.add_exception_handler(RateLimited, _rate_limited)
-    app.add_exception_handler(routes.BodyTimeout, _body_timeout)
     app.add_middleware(
         JsonCorsMiddleware,
         allow_origins=origins.as_list(),
@@ -91,11 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line has one
-    app.include_router(routes.router)
+    app.include_router(update.router)
     app.include_router(reads.router)
-    app.include_router(live.router)
+    app.include_router(channel.router)
     app.include_router(page.router)
-    app.include_router(api_docs.router)
+    app.include_router(docs.router)
     app.include_router(readiness.router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
@@ -104,14 +102,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
     return app
-
-
-async def _rate_limited(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RateLimited)
-    return errors.error_response(429, exc.code, exc.message, exc.headers())
-
-
-async def _body_timeout(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, routes.BodyTimeout)
-    # The rest of the body may still be on its way: do not read it, end the connection.
-    return errors.error_response(408, exc.code, exc.message, {"Connection": "close"})

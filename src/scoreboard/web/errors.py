@@ -1,9 +1,16 @@
-"""The one place where errors become HTTP responses: ``{"error": code, "message": sentence}``."""
+"""The one place where errors become HTTP responses: ``{"error": code, "message": sentence}``.
+
+Every error the service raises on purpose is a ``ScoreboardError`` (the core's, and the edge's
+own: a limit's ``RateLimited``, the body's ``BodyTimeout``); :data:`STATUS` gives each its status
+and :data:`HEADERS` the headers its answer carries. Anything else is a bug: a plain 500, the
+detail in the log.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -21,6 +28,8 @@ from scoreboard.errors import (
     Unauthorized,
     Unavailable,
 )
+from scoreboard.web.guards.body import BodyTimeout
+from scoreboard.web.guards.limits import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +37,23 @@ STATUS: dict[type[ScoreboardError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
     NotFound: 404,
+    BodyTimeout: 408,
     ActionConflict: 409,
     ScoreOutOfRange: 409,
     PayloadTooLarge: 413,
+    RateLimited: 429,
     Unavailable: 503,
 }
+"""Each error class's status; a subclass takes its nearest listed ancestor's."""
+
+HEADERS: dict[type[ScoreboardError], Callable[[Any], Mapping[str, str]]] = {
+    # Retry-After and the RateLimit-* fields of the limit that refused.
+    RateLimited: lambda error: error.headers(),
+    # The rest of the body may still be on its way: it is not read, the connection ends.
+    BodyTimeout: lambda error: {"Connection": "close"},
+    Unavailable: lambda error: {"Retry-After": "1"},
+}
+"""The headers an error's answer carries, by class (nearest listed ancestor)."""
 
 _HTTP_CODES = {
     400: "invalid_request",
@@ -57,10 +78,15 @@ def status_of(error: ScoreboardError) -> int:
     return 500
 
 
+def headers_of(error: ScoreboardError) -> Mapping[str, str] | None:
+    for cls in type(error).__mro__:
+        if cls in HEADERS:
+            return HEADERS[cls](error)
+    return None
+
+
 def response_for(error: ScoreboardError) -> Response:
-    status = status_of(error)
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return error_response(status, error.code, error.message, headers)
+    return error_response(status_of(error), error.code, error.message, headers_of(error))
 
 
 async def _domain(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,7 @@ cached top-10 body costs. :class:`ScoreboardApp` (the app every factory returns)
 three itself, before any of that:
 
 - the top 10 as two raw ASGI messages carrying the body encoded once per board change;
-- the update by calling the very work the routed handler does (``routes.apply_update``) and
+- the update by calling the very work the routed handler does (``update.apply_update``) and
   sending its 200 body as two raw ASGI messages, and mapping its errors through the app's own
   exception handlers, so answers are byte for byte the router's;
 - the live channel by calling its handler directly, so no frame passes through the router's and
@@ -15,7 +15,10 @@ three itself, before any of that:
 
 Each keeps the request id contract (``X-Request-ID`` echoed or made, and on every log line).
 Everything else goes through the full stack, and so does any request with an ``Origin`` header,
-which the CORS middleware must see. The routes stay registered with FastAPI, which documents
+which the CORS middleware must see. That is all the hot paths stand in for: the app's middleware
+must be exactly :data:`STOOD_IN_FOR`, and the app refuses to start otherwise (checked when
+Starlette builds the middleware stack, at the lifespan's start), so a middleware added later can
+never silently miss the busiest routes. The routes stay registered with FastAPI, which documents
 them in OpenAPI. bench/ measures what this saves (docs/benchmarks.md).
 
 ``HEAD`` is answered here too, for every path that answers ``GET`` (FastAPI's routes take only
@@ -33,11 +36,19 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from scoreboard import logs
-from scoreboard.web import live, request_id, routes
+from scoreboard.web.endpoints import update
+from scoreboard.web.guards import request_id
+from scoreboard.web.guards.origins import JsonCorsMiddleware
+from scoreboard.web.guards.request_id import RequestIdMiddleware
+from scoreboard.web.live import channel
+
+STOOD_IN_FOR = (RequestIdMiddleware, JsonCorsMiddleware)
+"""The app's middleware, outermost first, as the hot paths assume it: they set the request id
+themselves, and send any request with an ``Origin`` header through the stack for CORS."""
 
 _TOP10 = ("GET", "/api/scores/top10")
 _UPDATE = ("POST", "/api/scores/update")
@@ -45,6 +56,17 @@ _JSON = (b"content-type", b"application/json")
 
 
 class ScoreboardApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        found: tuple[object, ...] = tuple(middleware.cls for middleware in self.user_middleware)
+        if found != STOOD_IN_FOR:
+            names = ", ".join(getattr(cls, "__name__", repr(cls)) for cls in found)
+            raise RuntimeError(
+                f"the app's middleware is [{names}], but its hot paths (web/hot_paths.py) skip the "
+                "middleware and stand in for "
+                f"[{', '.join(cls.__name__ for cls in STOOD_IN_FOR)}] only: teach them the change"
+            )
+        return super().build_middleware_stack()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
@@ -72,7 +94,7 @@ class ScoreboardApp(FastAPI):
         try:
             request = Request(scope, receive, send)
             try:
-                body = await routes.apply_update(request)
+                body = await update.apply_update(request)
             except Exception as exc:
                 response = await self._handle(request, exc)
                 response.headers[request_id.HEADER] = rid
@@ -93,7 +115,7 @@ class ScoreboardApp(FastAPI):
 
         token = logs.request_id.set(rid)
         try:
-            await live.scoreboard_socket(WebSocket(scope, receive, send_with_id))
+            await channel.scoreboard_socket(WebSocket(scope, receive, send_with_id))
         finally:
             logs.request_id.reset(token)
 

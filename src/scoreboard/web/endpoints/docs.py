@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from scoreboard.web.page import Asset, asset, serve, static_file
+from scoreboard.web.endpoints.page import Asset, asset, serve, static_file
 
 log = logging.getLogger(__name__)
 

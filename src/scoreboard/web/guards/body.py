@@ -1,4 +1,7 @@
-"""Strict parsing of the ``POST /api/scores/update`` body.
+"""Reading a request body within its size and time limits, and parsing the update's body strictly.
+
+``read_body`` refuses a body over the limit (413) before reading it all, and one that has not all
+arrived in time (408, ``BodyTimeout``). ``parse`` is the update body's strict parser:
 
 Stricter than a generic JSON model on purpose: no type coercion (``"5"`` and ``true`` are not
 integers), no unknown fields (no mass assignment), no duplicate keys (two parsers could
@@ -13,12 +16,16 @@ exactly (``Decimal``), never through a float: ``5.0000000000000001`` is not an i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from scoreboard.errors import InvalidRequest
+from starlette.requests import ClientDisconnect, Request
+
+from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError
+from scoreboard.web.extensions import body_arrived
 
 FIELDS = frozenset({"user_id", "score_delta", "auth_token", "action_id"})
 _MAX_DEPTH_MESSAGE = "the body is nested too deeply"
@@ -100,3 +107,39 @@ def parse(raw: bytes) -> UpdateBody:
     if action_id is not None and not isinstance(action_id, str):
         raise InvalidRequest("action_id must be a string", code="invalid_action_id")
     return UpdateBody(user_id, delta, token, action_id)
+
+
+class BodyTimeout(ScoreboardError):
+    """The body did not arrive in time (408; the connection is closed after the answer)."""
+
+    code = "body_timeout"
+
+
+async def read_body(request: Request, limit: int, deadline: float | None = None) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` before reading it all, and
+    (408) a body that has not all arrived ``deadline`` seconds after the headers."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+    try:
+        if deadline is None or body_arrived(request.scope):  # nothing to wait for
+            return await _read_all(request, limit)
+        async with asyncio.timeout(deadline):
+            return await _read_all(request, limit)
+    except TimeoutError:
+        raise BodyTimeout(f"the body must arrive within {deadline:g} s") from None
+    except ClientDisconnect:  # nobody is left to answer; not an error of ours (no 500 log)
+        raise InvalidRequest(
+            "the client went away before sending the whole body", code="client_disconnected"
+        ) from None
+
+
+async def _read_all(request: Request, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

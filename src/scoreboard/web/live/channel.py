@@ -25,19 +25,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from scoreboard.bootstrap import Components
 from scoreboard.events import EncodedBoard
-from scoreboard.web.client_address import client_address
 from scoreboard.web.errors import error_response
 from scoreboard.web.extensions import FrameSink, frames_guarded, sink_of, text_frame
+from scoreboard.web.guards.client_address import client_address
+from scoreboard.web.guards.origins import AllowedOrigins
+from scoreboard.web.live.caps import FrameBudget, SocketCaps
+from scoreboard.web.live.farewell import Farewell
 from scoreboard.web.metrics import Metrics
-from scoreboard.web.origins import AllowedOrigins
-from scoreboard.web.shutdown import Farewell
-from scoreboard.web.socket_caps import FrameBudget, SocketCaps
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,20 @@ class SocketFeed:
     into the slot and the socket's writer task sends it when the socket can take it.
     """
 
-    __slots__ = ("_closed", "_latest", "_sink", "_wake", "delivered_at", "going_away", "sent")
+    __slots__ = (
+        "_clock",
+        "_closed",
+        "_latest",
+        "_sink",
+        "_wake",
+        "delivered_at",
+        "going_away",
+        "sent",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        """``clock`` (seconds) stamps when a board waits in the slot (``delivered_at``)."""
+        self._clock = clock
         self._latest: EncodedBoard | None = None
         self._wake = asyncio.Event()
         self._closed = False
@@ -79,7 +91,7 @@ class SocketFeed:
             self.sent = board.event.seq
             return
         self._latest = board
-        self.delivered_at = time.perf_counter()
+        self.delivered_at = self._clock()
         self._wake.set()
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ still generated from the documentation models below.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -16,16 +15,16 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from scoreboard.auth.decision import TOKEN_MAX, TOKEN_PATTERN, authorize
 from scoreboard.bootstrap import Components
-from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError, Unauthorized
+from scoreboard.errors import ScoreboardError, Unauthorized
 from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate
-from scoreboard.web import update_body
-from scoreboard.web.client_address import client_address
-from scoreboard.web.extensions import body_arrived
+from scoreboard.web.endpoints.schemas import BoardEntry, documented_errors, links_to_the_user
+from scoreboard.web.guards import body as update_body
+from scoreboard.web.guards.body import read_body
+from scoreboard.web.guards.client_address import client_address
 from scoreboard.web.metrics import Metrics
 
 log = logging.getLogger("scoreboard.audit")
@@ -65,93 +64,13 @@ class UpdateResponse(BaseModel):
     rank: int
 
 
-class BoardEntry(BaseModel):
-    rank: int
-    user_id: str
-    username: str
-    score: int
-
-
 class TopResponse(BaseModel):
     scores: list[BoardEntry]
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    text = {
-        400: "Invalid request data; nothing changed",
-        401: "Missing, invalid or expired token, or a token of another user; nothing changed",
-        408: "The body did not arrive within SCOREBOARD_BODY_TIMEOUT; nothing changed",
-        409: "action_id already used with a different score_delta; nothing changed",
-        413: "Body over the size limit; nothing changed",
-        429: "Over a rate or velocity limit (the code says which); nothing changed, retry "
-        "after Retry-After",
-        500: "Unexpected error",
-        503: "The store is unavailable; nothing changed, retry after Retry-After",
-    }
-    integer = {"schema": {"type": "integer"}, "required": True}
-    headers: dict[int, dict[str, object]] = {
-        429: {
-            "Retry-After": {**integer, "description": "Seconds until a retry can succeed"},
-            "RateLimit-Limit": {**integer, "description": "The limit that was reached"},
-            "RateLimit-Remaining": {**integer, "description": "What is left of it"},
-            "RateLimit-Reset": {**integer, "description": "Seconds until it resets"},
-        },
-        503: {"Retry-After": {**integer, "description": "Seconds to wait before a retry"}},
-    }
-    return {
-        s: {
-            "model": ErrorBody,
-            "description": text[s],
-            **({"headers": headers[s]} if s in headers else {}),
-        }
-        for s in statuses
-    }
 
 
 def components(request: Request) -> Components:
     value: Components = request.app.state.components
     return value
-
-
-class BodyTimeout(ScoreboardError):
-    """The body did not arrive in time (408; the connection is closed after the answer)."""
-
-    code = "body_timeout"
-
-
-async def read_body(request: Request, limit: int, deadline: float | None = None) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` before reading it all, and
-    (408) a body that has not all arrived ``deadline`` seconds after the headers."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-    try:
-        if deadline is None or body_arrived(request.scope):  # nothing to wait for
-            return await _read_all(request, limit)
-        async with asyncio.timeout(deadline):
-            return await _read_all(request, limit)
-    except TimeoutError:
-        raise BodyTimeout(f"the body must arrive within {deadline:g} s") from None
-    except ClientDisconnect:  # nobody is left to answer; not an error of ours (no 500 log)
-        raise InvalidRequest(
-            "the client went away before sending the whole body", code="client_disconnected"
-        ) from None
-
-
-async def _read_all(request: Request, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def bearer(request: Request) -> str | None:
@@ -166,22 +85,13 @@ def bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def links_to_the_user(*operations: str) -> dict[str, object]:
-    """OpenAPI links from a 200 naming a ``user_id`` to the reads about that user: clients (and
-    Schemathesis' stateful phase) learn where the answer leads."""
-    return {
-        operation: {"operationId": operation, "parameters": {"user_id": "$response.body#/user_id"}}
-        for operation in operations
-    }
-
-
 @router.post(
     "/api/scores/update",
     operation_id="update_score",
     response_model=UpdateResponse,
     responses={
         200: {"links": links_to_the_user("get_user", "get_around", "get_history")},
-        **_errors(400, 401, 408, 409, 413, 429, 500, 503),
+        **documented_errors(400, 401, 408, 409, 413, 429, 500, 503),
     },
     openapi_extra={
         "requestBody": {

@@ -21,9 +21,9 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from scoreboard.errors import InvalidRequest
-from scoreboard.model import BUCKETS, USER_ID_MAX, USER_ID_PATTERN, RankedEntry
+from scoreboard.model import BUCKETS, USER_ID_MAX, USER_ID_PATTERN, HistoryQuery, RankedEntry
 from scoreboard.service import HISTORY_MAX, PAGE_MAX, RADIUS_MAX, ScoreService
-from scoreboard.web.routes import BoardEntry, ErrorBody, links_to_the_user
+from scoreboard.web.endpoints.schemas import BoardEntry, ErrorBody, links_to_the_user
 
 router = APIRouter()
 
@@ -294,7 +294,8 @@ async def history(
     end = parse_time(until, "until")
     if bucket is None:
         after = _position(cursor) if cursor is not None else None
-        events = await service.history(user_id, since=start, until=end, after=after, limit=limit)
+        query = HistoryQuery(user_id, since=start, until=end, after=after, limit=limit)
+        events = await service.history(query)
         next_cursor = None
         if len(events) == limit:
             last = events[-1]
@@ -312,9 +313,8 @@ async def history(
         )
     if cursor is not None:  # a bucket cursor is where the next page starts (an id is moot)
         start = _position(cursor)[0]
-    points = await service.history_buckets(
-        user_id, bucket=bucket, since=start, until=end, limit=limit
-    )
+    query = HistoryQuery(user_id, since=start, until=end, limit=limit, bucket=bucket)
+    points = await service.history_buckets(query)
     next_cursor = None
     if len(points) == limit:
         step = 3600 if bucket == "hour" else 86400
