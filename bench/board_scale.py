@@ -27,7 +27,7 @@ from scoreboard import migrate
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.sqlite_store import SqliteScoreStore
-from scoreboard.model import UserTotal
+from scoreboard.model import Standing
 from scoreboard.ports import RankIndex
 from scoreboard.service import ScoreService
 
@@ -65,12 +65,12 @@ async def rebuild(database: Path) -> tuple[float, MemoryRankIndex, ScoreService]
 
 async def memory_per_user(users: int) -> float:
     """Everything the index holds per user: its key tuple, dict slot, sorted-list slot, and
-    the user's ``UserTotal`` with its id and name strings (made inside the measurement)."""
+    the user's ``Standing`` with its id and name strings (made inside the measurement)."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     index = MemoryRankIndex()
-    await index.load(UserTotal(f"user{i}", f"user{i}", i * 7 % 100_003, 1, i) for i in range(users))
+    await index.load(Standing(f"user{i}", f"user{i}", i * 7 % 100_003, 1, i) for i in range(users))
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del index
@@ -105,7 +105,7 @@ async def redis_reads(url: str, index: MemoryRankIndex, users: int) -> tuple[flo
     redis_index = RedisRankIndex(client, prefix=f"bench:{users}:")
     try:
         await redis_index.clear()
-        chunk: list[UserTotal] = []
+        chunk: list[Standing] = []
         for entry in index._users.values():
             chunk.append(entry)
             if len(chunk) == 10_000:

@@ -12,16 +12,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from scoreboard import applying
 from scoreboard.auth.jwks import JwksKeys
 from scoreboard.auth.keys import algorithms_for_key, load_public_key
 from scoreboard.auth.secret import load_or_create_secret
 from scoreboard.auth.verify import TokenVerifier
+from scoreboard.boards import (
+    DEFAULT_METRIC,
+    Board,
+    BoardsConfig,
+    BoardsConfigError,
+    Metric,
+    load_config,
+)
 from scoreboard.broadcast import LiveBoard
-from scoreboard.events import BoardChanged
 from scoreboard.keeper import Keeper
-from scoreboard.model import DEFAULT_BOARD
 from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore, SharedIndex
-from scoreboard.service import ScoreService
+from scoreboard.service import IndexFactory, ScoreService
 from scoreboard.settings import Settings
 from scoreboard.web.guards.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
@@ -47,18 +54,39 @@ class ConfigurationError(Exception):
 class Components:
     settings: Settings
     store: ScoreStore
-    index: RankIndex
     bus: Bus
     service: ScoreService
     verifier: TokenVerifier
     update_limits: UpdateLimits
     """The update route's rate and velocity limits, over in-process memory, or Redis (shared
     between processes) when configured."""
-    shared_index: SharedIndex | None = None
-    """The index again when it is shared between processes (Redis), for what only such an
-    index needs: rebuilds after a flush, and the readiness check."""
+    boards: BoardsConfig
+    """The boards this process was configured with (``SCOREBOARD_BOARDS``, or the default
+    one board); what it serves is settled with the database when it starts (``applying``)."""
+    shared_indexes: dict[str, SharedIndex] = field(default_factory=dict)
+    """The boards' indexes again when they are shared between processes (Redis), by board id,
+    for what only such an index needs: rebuilds after a flush, and the readiness check."""
     keeper: Keeper | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def boards_of(settings: Settings) -> BoardsConfig:
+    """The boards the settings describe: ``SCOREBOARD_BOARDS``'s file, or one board ``main``
+    (the sum of ``points``, never reset). ``BoardsConfigError`` (one line) for a bad file, and
+    for a ``SCOREBOARD_DEFAULT_BOARD`` that is not among the boards."""
+    points = Metric(DEFAULT_METRIC, settings.min_delta, settings.max_delta, settings.velocity_limit)
+    if settings.boards is None:
+        config = BoardsConfig.default(
+            settings.min_delta, settings.max_delta, settings.velocity_limit
+        )
+    else:
+        config = load_config(settings.boards, points_defaults=points)
+    if settings.default_board not in config.boards:
+        raise BoardsConfigError(
+            f"SCOREBOARD_DEFAULT_BOARD: there is no board '{settings.default_board}' "
+            f"(boards: {', '.join(config.boards)})"
+        )
+    return config
 
 
 def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
@@ -71,12 +99,11 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
 
     ``metrics`` (the app's) observe the store's commits and the limits' refusals.
     """
+    boards = boards_of(settings)
     store = _build_store(settings, metrics.committed if metrics is not None else None)
-    # Made first: a shared index reads the highest seq this process has shown (its floor).
-    live = LiveBoard(BoardChanged(DEFAULT_BOARD, 0, "", 0, ()))
     closers: list[Callable[[], Awaitable[None]]] = []
-    index: RankIndex
-    shared: SharedIndex | None = None
+    shared: dict[str, SharedIndex] = {}
+    indexes: IndexFactory
     bus: Bus
     limit_storage: Storage
     velocity_window: PointsWindow
@@ -100,10 +127,20 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         )
         client = aioredis.Redis.from_pool(pool)
         closers.append(client.aclose)
-        # The shared seq never falls below what this process has shown (see redis_index).
-        index = shared = RedisRankIndex(
-            client, prefix=settings.redis_prefix, seq_floor=lambda: live.seq
-        )
+
+        def redis_index(board: Board, live: LiveBoard) -> RankIndex:
+            # The shared seq never falls below what this process has shown (see redis_index).
+            index = RedisRankIndex(
+                client,
+                prefix=settings.redis_prefix,
+                board=board.id,
+                order=board.order,
+                seq_floor=lambda: live.seq,
+            )
+            shared[board.id] = index
+            return index
+
+        indexes = redis_index
         bus = RedisBus(client, prefix=settings.redis_prefix)
         velocity_window = RedisPointsWindow(client, prefix=f"{settings.redis_prefix}velocity:")
         # The limiter shares the client's connection pool (closed with it).
@@ -120,25 +157,37 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         from scoreboard.adapters.memory_index import MemoryRankIndex
         from scoreboard.adapters.memory_points_window import MemoryPointsWindow
 
-        index = MemoryRankIndex()
+        def memory_index(board: Board, live: LiveBoard) -> RankIndex:
+            return MemoryRankIndex(order=board.order)
+
+        indexes = memory_index
         bus = MemoryBus()
         limit_storage = LocalStorage()
         velocity_window = MemoryPointsWindow()
     service = ScoreService(
-        store, index, bus, min_delta=settings.min_delta, max_delta=settings.max_delta, live=live
+        store,
+        bus,
+        indexes,
+        default_board=settings.default_board,
+        on_fan_out=metrics.fanned_out if metrics is not None else None,
     )
     return Components(
         settings,
         store,
-        index,
         bus,
         service,
         verifier_from_settings(settings),
         UpdateLimits.from_settings(settings, limit_storage, velocity_window, metrics),
-        shared_index=shared,
+        boards,
+        shared_indexes=shared,
         keeper=Keeper(service, bus, shared),
         _closers=closers,
     )
+
+
+def store_of(settings: Settings) -> ScoreStore:
+    """The store alone (the command line's ``boards``), not opened."""
+    return _build_store(settings, None)
 
 
 def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) -> ScoreStore:
@@ -157,9 +206,13 @@ async def running(components: Components) -> AsyncIterator[Components]:
     await components.store.open()
     await components.bus.open()
     try:
-        await components.service.start()
+        # Embedded mode applies its file; scaled mode serves what is stored (see applying).
+        config = await applying.settle(
+            components.store, components.boards, may_change=not components.settings.is_scaled
+        )
+        await components.service.start(config)
         if components.keeper is not None:
-            await components.keeper.start()
+            await components.keeper.start(await components.store.config_version())
         yield components
     finally:
         if components.keeper is not None:

@@ -30,6 +30,10 @@ class Subscriber(Protocol):
         """Take the newest board. Called in the event loop; must not block or await."""
         ...
 
+    def go_away(self) -> None:
+        """The board is no longer served: close (with 1001) soon; must not block."""
+        ...
+
 
 class LiveBoard:
     """Holds the newest :class:`EncodedBoard` of one board and fans it out.
@@ -93,6 +97,12 @@ class LiveBoard:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+
+    def retire(self) -> None:
+        """The board is no longer served: every subscriber is told to go."""
+        for subscriber in tuple(self._subscribers):
+            subscriber.go_away()
+        self._subscribers.clear()
 
     @property
     def subscriber_count(self) -> int:

@@ -10,11 +10,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from scoreboard import demo, logs
+from scoreboard.errors import ScoreboardError
 from scoreboard.settings import Settings, describe_error
 
 log = logging.getLogger("scoreboard")
@@ -61,6 +63,26 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply pending database migrations and exit")
 
+    boards = commands.add_parser(
+        "boards",
+        help="list the boards; start a manual board's next season; apply a boards file",
+        description="Without an action: every board served (from the database's applied "
+        "configuration), its current period and entries.",
+    )
+    board_actions = boards.add_subparsers(dest="action", metavar="ACTION")
+    rollover = board_actions.add_parser(
+        "rollover",
+        help="end the current season of a manual board and start the next one (the running "
+        "servers announce it within a second)",
+    )
+    rollover.add_argument("board", metavar="BOARD")
+    apply_cmd = board_actions.add_parser(
+        "apply",
+        help="store FILE as the boards every process serves (the running servers take it up "
+        "within seconds; new boards are filled from the stored events)",
+    )
+    apply_cmd.add_argument("file", metavar="FILE", type=Path)
+
     token = commands.add_parser(
         "token",
         help="print a signed token for a user, to try the API with curl",
@@ -79,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--delta", type=int, help="with --grant: the points it grants")
     token.add_argument("--action", help="with --grant: the action id, applied at most once")
+    token.add_argument(
+        "--metric", help="with --grant: the metric the grant is for (default points)"
+    )
 
     demo_cmd = commands.add_parser(
         "demo",
@@ -107,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _serve(args.host, args.port, args.workers)
     elif args.command == "migrate":
         _migrate()
+    elif args.command == "boards":
+        _boards(args)
     elif args.command == "token":
         _token(args)
     elif args.command == "demo":
@@ -195,6 +222,78 @@ def _without_password(url: str | None) -> str | None:
     return parts._replace(netloc=netloc).geturl()
 
 
+def _boards(args: argparse.Namespace) -> None:
+    """``scoreboard boards [rollover BOARD | apply FILE]``: on the database, so it works while
+    the servers run (they take changes up within seconds)."""
+    import asyncio
+
+    from scoreboard import applying, bootstrap
+    from scoreboard.boards import BoardsConfigError, load_config
+
+    settings = _settings()
+    logs.configure(settings.log_format, "warning")
+    _migrate(settings)
+
+    async def run() -> None:
+        store = bootstrap.store_of(settings)
+        await store.open()
+        try:
+            config, _ = await store.load_config()
+            if args.action == "apply":
+                defaults = bootstrap.boards_of(settings).metrics["points"]
+                wanted = load_config(args.file, points_defaults=defaults)
+                version = await applying.apply(store, wanted)
+                print(f"applied {args.file} as version {version}: {', '.join(wanted.boards)}")
+                return
+            if config is None:
+                _fail("no boards configuration is stored yet: start the server once first")
+            if args.action == "rollover":
+                board = config.boards.get(args.board)
+                if board is None:
+                    _fail(f"there is no board '{args.board}' (boards: {', '.join(config.boards)})")
+                if board.reset != "manual":
+                    _fail(
+                        f"board '{board.id}' resets {board.reset} by itself; only a manual "
+                        "board is rolled over"
+                    )
+                closed, opened = await store.rollover(board)
+                print(f"board {board.id}: season {closed.id} ended, season {opened.id} started")
+                return
+            await _list_boards(store, config)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except (BoardsConfigError, applying.ConfigurationRefused, OSError) as exc:
+        _fail(str(exc))
+    except ScoreboardError as exc:
+        _fail(exc.message)
+
+
+async def _list_boards(store: Any, config: Any) -> None:
+    from datetime import UTC, datetime
+
+    from scoreboard import periods
+
+    seasons = await store.seasons()
+    now = datetime.now(UTC)
+    print(f"{'BOARD':<20} {'METRIC':<12} {'RESET':<8} {'PERIOD':<12} {'ENDS (UTC)':<20} ENTRIES")
+    for board in config.boards.values():
+        if board.reset == "manual":
+            period = seasons.get(board.id)
+        else:
+            period = periods.period_at(board.reset, board.timezone, now)
+        period_id = "-" if period is None else period.id
+        ends = "-" if period is None or period.ends_at is None else period.ends_at
+        ends_text = ends if isinstance(ends, str) else ends.strftime("%Y-%m-%d %H:%M")
+        entries = 0 if period is None else await store.count(board.id, period.id)
+        print(
+            f"{board.id:<20} {board.metric:<12} {board.reset:<8} {period_id:<12} "
+            f"{ends_text:<20} {entries}"
+        )
+
+
 def _token(args: argparse.Namespace) -> None:
     from scoreboard.auth.mint import mint
     from scoreboard.auth.secret import load_or_create_secret
@@ -209,9 +308,9 @@ def _token(args: argparse.Namespace) -> None:
             _fail("--grant needs --delta D and --action A")
         if not is_valid_action_id(args.action):
             _fail("--action must be 1-128 printable characters")
-        grant = Grant(delta=args.delta, action_id=args.action)
-    elif args.delta is not None or args.action is not None:
-        _fail("--delta and --action only go with --grant")
+        grant = Grant(delta=args.delta, action_id=args.action, metric=args.metric or "points")
+    elif args.delta is not None or args.action is not None or args.metric is not None:
+        _fail("--delta, --action and --metric only go with --grant")
     ttl = args.ttl if args.ttl is not None else (300 if grant else 3600)
     if ttl <= 0:
         _fail("--ttl must be a positive number of seconds")

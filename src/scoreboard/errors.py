@@ -63,3 +63,10 @@ class Unavailable(ScoreboardError):
     """A backend needed for this request is down; nothing was changed (503)."""
 
     code = "unavailable"
+
+
+class ConfigChanged(ScoreboardError):
+    """Another board configuration was applied since the one the caller compared with (409):
+    read it again and retry."""
+
+    code = "config_changed"

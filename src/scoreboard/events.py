@@ -1,8 +1,9 @@
 """The board event that crosses the bus, and the wire formats built from it.
 
-A :class:`BoardChanged` is published once per change of the top of a board (membership, order or
-a score in it). Its ``seq`` rises by one per change of that board and is the same on every
-process. The bytes sent to clients are encoded here, once per event, never once per client.
+A :class:`BoardChanged` is published once per change of the top of a board in its current
+period (membership, order or a score in it), and once when a new period starts. Its ``seq``
+rises by one per change of that board and is the same on every process. The bytes sent to
+clients are encoded here, once per event, never once per client.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from scoreboard.model import RankedEntry
 
 @dataclass(frozen=True, slots=True)
 class BoardChanged:
-    """The top of ``board`` changed: ``rankings`` is the new top, ``seq`` its sequence number.
+    """The top of ``board`` in ``period`` changed: ``rankings`` is the new top, ``seq`` its
+    sequence number.
 
     ``user_id`` and ``new_score`` name the update that caused the change (empty and 0 for a
-    resynchronisation that no single update caused).
+    resynchronisation that no single update caused). ``previous`` is set when the change is a
+    new period starting (``PERIOD_STARTED``): it names the period that ended, and ``rankings``
+    is the new period's top (empty, or what was already committed in it).
     """
 
     board: str
@@ -28,12 +32,16 @@ class BoardChanged:
     user_id: str
     new_score: int
     rankings: tuple[RankedEntry, ...]
+    period: str = "all"
+    previous: str | None = None
 
     def to_bytes(self) -> bytes:
         """Encode for the bus (see :meth:`from_bytes`)."""
         return orjson.dumps(
             {
                 "board": self.board,
+                "period": self.period,
+                "previous": self.previous,
                 "seq": self.seq,
                 "user_id": self.user_id,
                 "new_score": self.new_score,
@@ -53,6 +61,8 @@ class BoardChanged:
                 RankedEntry(e["rank"], e["user_id"], e["username"], e["score"])
                 for e in raw["rankings"]
             ),
+            period=raw.get("period", "all"),
+            previous=raw.get("previous"),
         )
 
 
@@ -65,41 +75,79 @@ def rankings_json(rankings: tuple[RankedEntry, ...]) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedBoard:
-    """Everything a process serves about one board state, encoded once.
+class Encoding:
+    """One board state as one channel shows it: the top-10 body, the message a new socket gets
+    (``snapshot``) and the message every open socket gets (``update``; ``None`` for a state no
+    update caused: sockets then get the snapshot)."""
 
-    ``top_body`` is the body of ``GET /api/scores/top10``; ``snapshot`` is the message a new
-    socket gets; ``update`` the message every open socket gets (``None`` for the initial state,
-    which no update caused).
-    """
-
-    event: BoardChanged
     top_body: bytes
     snapshot: str
     update: str | None
 
+
+@dataclass(frozen=True, slots=True)
+class EncodedBoard:
+    """Everything a process serves about one board state, encoded once.
+
+    ``seed`` is the seed's shapes (``GET /api/scores/top10``, ``/ws/scoreboard``): exactly the
+    messages of the one-board service, so its clients keep working. ``board`` is the per-board
+    shapes (``/api/boards/{board}/top10``, ``/ws/boards/{board}``): the same plus ``board`` and
+    ``period``. A new period's ``PERIOD_STARTED`` is the same message on both channels.
+    """
+
+    event: BoardChanged
+    seed: Encoding
+    board: Encoding
+
+    # The seed's encoding under its old names, for the hot paths and the seed channel.
+    @property
+    def top_body(self) -> bytes:
+        return self.seed.top_body
+
+    @property
+    def snapshot(self) -> str:
+        return self.seed.snapshot
+
+    @property
+    def update(self) -> str | None:
+        return self.seed.update
+
     @classmethod
     def build(cls, event: BoardChanged, *, initial: bool = False) -> EncodedBoard:
         rankings = rankings_json(event.rankings)
-        snapshot = orjson.dumps(
-            {"type": "SNAPSHOT", "data": {"rankings": rankings, "seq": event.seq}}
-        ).decode()
-        update = None
-        if not initial:
-            update = orjson.dumps(
+        where = {"board": event.board, "period": event.period}
+        started = None
+        if event.previous is not None:
+            started = orjson.dumps(
                 {
-                    "type": "SCORE_UPDATE",
+                    "type": "PERIOD_STARTED",
                     "data": {
-                        "user_id": event.user_id,
-                        "new_score": event.new_score,
+                        **where,
+                        "previous": event.previous,
                         "rankings": rankings,
                         "seq": event.seq,
                     },
                 }
             ).decode()
-        return cls(
-            event=event,
-            top_body=orjson.dumps({"scores": rankings}),
-            snapshot=snapshot,
-            update=update,
-        )
+        encodings = []
+        for extra in ({}, where):
+            snapshot = orjson.dumps(
+                {"type": "SNAPSHOT", "data": {**extra, "rankings": rankings, "seq": event.seq}}
+            ).decode()
+            update = started
+            if update is None and not initial:
+                update = orjson.dumps(
+                    {
+                        "type": "SCORE_UPDATE",
+                        "data": {
+                            **extra,
+                            "user_id": event.user_id,
+                            "new_score": event.new_score,
+                            "rankings": rankings,
+                            "seq": event.seq,
+                        },
+                    }
+                ).decode()
+            top_body = orjson.dumps({**extra, "scores": rankings})
+            encodings.append(Encoding(top_body, snapshot, update))
+        return cls(event=event, seed=encodings[0], board=encodings[1])

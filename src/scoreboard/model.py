@@ -1,9 +1,10 @@
 """Value types and the ranking rule.
 
-The ranking rule, written once: **higher score first; equal scores are ordered by who reached
-that score first**. "First" is measured by ``reached``, the store's sequence number of the score
-event that produced the user's current total (smaller is earlier). Every rank index orders users
-by :func:`rank_key` and must pass the same contract tests for it.
+The ranking rule, written once: **the better aggregate first; equal aggregates are ordered by
+who reached that aggregate first**. Better is higher on a board ordered ``desc`` (points), lower
+on one ordered ``asc`` (lap times). "First" is measured by ``reached``, the store's sequence
+number of the score event that produced the user's current aggregate (smaller is earlier).
+Every rank index orders users by :func:`rank_key` and must pass the same contract tests for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 DEFAULT_BOARD = "main"
-"""The one board the service has today. Kept as a value passed around, not a global assumption."""
+"""The board behind the seed's endpoints unless ``SCOREBOARD_DEFAULT_BOARD`` names another."""
+DEFAULT_METRIC = "points"
+"""The metric of an update that names none."""
 
 TOP_K = 10
 
@@ -29,9 +32,9 @@ ACTION_ID_MAX = 128
 USERNAME_MAX = 128
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_\-.:@]{1,64}$"
+"""A user id, as the OpenAPI document states it (``$`` never meets a newline: ``fullmatch``)."""
 USER_ID_RULE = "1-64 characters of letters, digits and _-.:@"
 """The rule of :data:`USER_ID_PATTERN` in words, for every message that states it."""
-"""A user id, as the OpenAPI document states it (``$`` never meets a newline: ``fullmatch``)."""
 ACTION_ID_PATTERN = (
     r"^[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E"
     r"\u2060-\u206F\uFEFF\uFFF9-\uFFFB]{1,128}$"
@@ -47,13 +50,13 @@ _ACTION_ID_RE = re.compile(ACTION_ID_PATTERN)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-class UserTotal(NamedTuple):
-    """A user's current total as the store holds it.
+class Standing(NamedTuple):
+    """A user's aggregate on one board in one period, as the store holds it.
 
-    ``version`` rises by one with every applied event of this user, so a rank index can drop a
-    write older than the one it holds. ``reached`` is the ranking tie-breaker (see module doc).
-    A named tuple rather than a frozen dataclass: a rebuild makes one per user, and a tuple is
-    built five times faster (10^6 users: 0.35 s instead of 1.8 s).
+    ``version`` rises by one with every event that changed it, so a rank index can drop a write
+    older than the one it holds. ``reached`` is the ranking tie-breaker (see module doc). A named
+    tuple rather than a frozen dataclass: a rebuild makes one per user, and a tuple is built five
+    times faster (10^6 users: 0.35 s instead of 1.8 s).
     """
 
     user_id: str
@@ -74,25 +77,34 @@ class RankedEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Board:
-    """The top of a board and its sequence number.
+class Top:
+    """The top of a board in its current ``period``, and the board's sequence number.
 
-    ``seq`` rises by one each time ``top`` changes (membership, order, a score or a name in it)
-    and is assigned by the rank index in the same step as the change, so that across processes
-    a higher ``seq`` always means a newer ``top``.
+    ``seq`` rises by one each time ``top`` changes (membership, order, a score or a name in it,
+    or a new period) and is assigned by the rank index in the same step as the change, so that
+    across processes a higher ``seq`` always means a newer ``top``. One ``seq`` per board, over
+    all its periods.
     """
 
     seq: int
     top: tuple[RankedEntry, ...]
+    period: str = "all"
 
 
 @dataclass(frozen=True, slots=True)
 class UserProfile:
-    """A user's row as the store holds it, for ``GET /api/users/{id}``."""
+    """A user's row as the store holds it: who, under which name, since when."""
 
     user_id: str
     username: str
-    score: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A user's standing on a board in a period, with when it last changed."""
+
+    standing: Standing
     updated_at: datetime
 
 
@@ -132,41 +144,85 @@ class HistoryQuery:
     after: tuple[datetime, int] | None = None
     limit: int = 100
     bucket: str | None = None
+    metric: str = DEFAULT_METRIC
 
 
 @dataclass(frozen=True, slots=True)
 class ScoreUpdate:
-    """A validated request to add ``delta`` to a user's score.
+    """A validated request to add an event of ``delta`` to a user's ``metric``.
 
-    ``action_id`` is the idempotency key: ``None`` means the caller gave none and the store makes
-    one up, so the update can never be matched as a retry. ``username`` is ``None`` when the
-    token carried no name (the stored name is then kept, or the user id for a new user).
+    ``action_id`` is the idempotency key, per user across metrics: ``None`` means the caller gave
+    none and the store makes one up, so the update can never be matched as a retry.
+    ``username`` is ``None`` when the token carried no name (the stored name is then kept, or
+    the user id for a new user).
     """
 
     user_id: str
     delta: int
     action_id: str | None = None
     username: str | None = None
+    metric: str = DEFAULT_METRIC
+
+
+@dataclass(frozen=True, slots=True)
+class BoardStanding:
+    """Where one update left its user on one board its metric feeds: the board's current
+    ``period`` (the one the event was committed in) and the user's ``standing`` there
+    (``None``: no entry in that period, as for a replay after a rollover). ``changed``: the
+    event changed the standing (a ``best`` board the event did not better: ``False``)."""
+
+    board: str
+    period: str
+    standing: Standing | None
+    changed: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What the store did with an update: the user's total afterwards, and whether the update
-    was a retry of an action already applied (then nothing was added)."""
+    """What the store did with an update: where it left the user on every board its metric
+    feeds, and whether it was a retry of an action already applied (then nothing was added and
+    the standings are the user's current ones)."""
 
-    total: UserTotal
+    user_id: str
+    username: str
+    boards: tuple[BoardStanding, ...]
     replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
+class BoardResult:
+    """One board in the answer to an update: the period, the user's score and rank there
+    (``None`` where the user has no entry, or is not ranked)."""
+
+    board: str
+    period: str
+    score: int | None
+    rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateResult:
-    """The answer to an accepted update: the total after it and the user's rank."""
+    """The answer to an accepted update: the user's place on every board its metric feeds."""
 
     user_id: str
-    new_score: int
-    rank: int
+    boards: tuple[BoardResult, ...]
     replayed: bool = False
     """The update was a retry of an applied action: nothing was added."""
+
+    def on(self, board: str) -> BoardResult | None:
+        return next((b for b in self.boards if b.board == board), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSummary:
+    """A period of a board as ``/api/boards/{board}/periods`` lists it."""
+
+    board: str
+    id: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    entries: int
+    leader: RankedEntry | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,13 +249,23 @@ class PointsReservation:
     """Granted: what ``PointsWindow.refund`` takes to give exactly these points back."""
 
 
-def rank_key(score: int, reached: int, user_id: str) -> tuple[int, int, str]:
-    """Sort key of the ranking rule: ascending order of this key is descending rank.
+ORDERS = ("desc", "asc")
+
+
+def rank_score(score: int, order: str = "desc") -> int:
+    """The score as it sorts: ascending order of ``rank_score`` is rank order (the better
+    first), on a board of either order. Stored beside the score, so one ascending index serves
+    every board."""
+    return -score if order == "desc" else score
+
+
+def rank_key(score: int, reached: int, user_id: str, order: str = "desc") -> tuple[int, int, str]:
+    """Sort key of the ranking rule: ascending order of this key is rank order.
 
     The user id is the last resort; two distinct events never share ``reached``, so it only
-    matters for totals that were never reached by an event (none in practice).
+    matters for aggregates that were never reached by an event (none in practice).
     """
-    return (-score, reached, user_id)
+    return (rank_score(score, order), reached, user_id)
 
 
 def is_valid_user_id(value: object) -> bool:

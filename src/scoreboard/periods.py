@@ -86,6 +86,23 @@ _FORMS: Final[dict[str, str]] = {
 }
 
 
+PERIOD_FORMS: Final[dict[str, str]] = {
+    "never": r"^all$",
+    "daily": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+    "weekly": r"^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$",
+    "monthly": r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+    "manual": r"^[1-9][0-9]{0,9}$",
+}
+"""The form of a reset's period ids as a pattern the API documents (OpenAPI): an id not of its
+board's form is a 400 (``invalid_period``). Within the form, an id that names no period (the
+30th of February, week 53 of a year with 52, a year outside the supported range, a season past
+``MAX_SEASON``) is well formed and simply does not exist: 404, as a period never started."""
+
+
+def has_period_form(reset: str, text: str) -> bool:
+    return re.fullmatch(PERIOD_FORMS[reset], text) is not None
+
+
 class InvalidPeriodId(InvalidRequest, ValueError):
     """A period id not of the canonical form for the board's reset (400 ``invalid_period``).
 

@@ -7,39 +7,70 @@ fakes of the unit tests; every adapter passes the same contract tests (``tests/c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
+from scoreboard.boards import Board, BoardsConfig
 from scoreboard.events import BoardChanged
 from scoreboard.model import (
     Applied,
-    Board,
+    Entry,
     HistoryPoint,
     HistoryQuery,
+    PeriodSummary,
     PointsReservation,
     PointsTicket,
     RankedEntry,
     ScoreEvent,
     ScoreUpdate,
+    Standing,
+    Top,
     UserProfile,
-    UserTotal,
 )
+from scoreboard.periods import Period
 
 
 class ScoreStore(Protocol):
-    """The source of truth: users' totals and the score events that built them."""
+    """The source of truth: score events, what every board makes of them (standings per
+    period), the boards' periods, and the applied board configuration.
+
+    The store applies each update with the configuration and the manual seasons current when
+    it commits: a configuration change or a rollover is serialized with the updates, so every
+    event counts on the boards, and in the periods, that were current at its commit.
+    """
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
+    # -- the configuration ------------------------------------------------------------------
+
+    async def load_config(self) -> tuple[BoardsConfig | None, int]:
+        """The applied configuration and its version (``None``, 0 before any); the store
+        applies updates with it from now on."""
+        ...
+
+    async def config_version(self) -> int: ...
+
+    async def apply_config(
+        self, config: BoardsConfig, *, expected_version: int, fill: Sequence[str]
+    ) -> int:
+        """Store ``config`` unless another was applied since ``expected_version`` (raises
+        ``ConfigChanged``), filling the new boards ``fill`` from the stored events of their
+        current period, in one transaction serialized with the updates. The new version."""
+        ...
+
+    # -- events -----------------------------------------------------------------------------
+
     async def apply(self, update: ScoreUpdate) -> Applied:
         """Apply one update in one transaction and return only once it is durable.
 
-        Inserts the score event (unique per ``(user_id, action_id)``) and adds the delta to the
-        user's total. The same ``action_id`` with the same delta again is a retry: nothing is
-        added and ``Applied.replayed`` is true. With a different delta it raises
-        ``ActionConflict``. A backend failure raises ``Unavailable`` and changes nothing.
+        Inserts the score event (unique per ``(user_id, action_id)``, across metrics), adds it
+        to the user's running total of its metric, and moves the user on every board the
+        metric feeds, in each board's current period. The same ``action_id`` with the same
+        delta and metric again is a retry: nothing is added and ``Applied.replayed`` is true.
+        Otherwise it raises ``ActionConflict``; a total or a sum beyond ``±MAX_SCORE``,
+        ``ScoreOutOfRange``. A backend failure raises ``Unavailable`` and changes nothing.
         """
         ...
 
@@ -48,63 +79,114 @@ class ScoreStore(Protocol):
         not applied (yet). A committed read: an ``apply`` still in flight is not seen."""
         ...
 
-    async def get_user(self, user_id: str) -> UserTotal | None: ...
-
     async def profile(self, user_id: str) -> UserProfile | None: ...
 
-    async def rank_of(self, total: UserTotal) -> int:
-        """1 + the number of users the ranking rule puts above ``total``, counted in the store.
-        The fallback when the rank index cannot answer: it costs O(rank), not O(log n)."""
-        ...
-
     async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
-        """The events ``query`` selects, ordered by ``(at, event_id)``. Served by the
-        ``(user_id, created_at)`` index, never a scan."""
+        """The events ``query`` selects (one metric), ordered by ``(at, event_id)``. Served by
+        the ``(user_id, metric, created_at)`` index, never a scan."""
         ...
 
     async def history_buckets(self, query: HistoryQuery) -> list[HistoryPoint]:
         """The score at the end of each ``query.bucket`` (``hour`` or ``day``, UTC) in which
-        the user's score changed, oldest first, at most ``query.limit`` buckets. Buckets
-        without events are left out: the score did not change."""
+        the user's total of the metric changed, oldest first, at most ``query.limit``."""
         ...
 
-    def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
-        """Every user's total, in chunks, for rebuilding a rank index."""
+    # -- standings --------------------------------------------------------------------------
+
+    async def entry(self, board: str, period: str, user_id: str) -> Entry | None: ...
+
+    async def rank_of(self, board: str, period: str, order: str, standing: Standing) -> int:
+        """1 + the number of entries the ranking rule puts above ``standing``, counted in the
+        store: the fallback when the rank index cannot answer, and the archives' rank. It
+        costs O(rank), not O(log n)."""
+        ...
+
+    async def page(self, board: str, period: str, offset: int, limit: int) -> list[Standing]:
+        """Entries in rank order from 0-based ``offset`` (archives)."""
+        ...
+
+    async def count(self, board: str, period: str) -> int: ...
+
+    def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
+        """Every entry of ``board`` in ``period``, in chunks, in no order (rebuilds)."""
+        ...
+
+    async def has_data(self, board: str) -> bool:
+        """Whether ``board`` has any entry in any period."""
+        ...
+
+    # -- periods ----------------------------------------------------------------------------
+
+    async def period(self, board: str, period_id: str) -> Period | None:
+        """The recorded period, or ``None``: never started, or deleted by ``keep``."""
+        ...
+
+    async def periods(
+        self, board: str, *, limit: int, before: str | None = None
+    ) -> list[PeriodSummary]:
+        """Newest first, after ``before``; with entries and leader."""
+        ...
+
+    async def start_period(self, board: str, period: Period) -> None:
+        """Record that ``board`` has ``period`` (idempotent)."""
+        ...
+
+    async def seasons(self) -> dict[str, Period]:
+        """Every manual board's current season."""
+        ...
+
+    async def rollover(self, board: Board) -> tuple[Period, Period]:
+        """End the manual ``board``'s season now and start the next: ``(closed, opened)``."""
+        ...
+
+    async def prune(self, board: str, keep: int) -> list[str]:
+        """Delete ``board``'s closed periods beyond the newest ``keep``; the ids deleted."""
         ...
 
 
 class RankIndex(Protocol):
-    """Users of one board ordered by the ranking rule (``scoreboard.model.rank_key``).
+    """One board's entries in its current period, ordered by the ranking rule
+    (``scoreboard.model.rank_key`` with the board's order).
 
     The index also owns the board's sequence number: when a write changes the top ``top_k``
-    entries, the index assigns the next ``seq`` in the same atomic step, so a higher ``seq``
-    always carries a newer top, whichever process wrote it.
+    entries, or a new period starts, the index assigns the next ``seq`` in the same atomic
+    step, so a higher ``seq`` always carries a newer top, whichever process wrote it.
     """
 
-    async def apply(self, total: UserTotal) -> Board | None:
-        """Store a user's total unless the index already holds that user at a version as new
-        or newer. Returns the new top with its new ``seq`` if the top changed, else ``None``."""
+    async def apply(self, period: str, standing: Standing) -> Top | None:
+        """Store a user's standing in ``period``, unless the index already holds that user at
+        a version as new or newer, or ``period`` is not its current period. Returns the new top
+        with its new ``seq`` if the top changed, else ``None``."""
         ...
 
-    async def apply_and_rank(self, total: UserTotal) -> tuple[Board | None, int | None]:
+    async def apply_and_rank(
+        self, period: str, standing: Standing
+    ) -> tuple[Top | None, int | None]:
         """``apply``, plus the user's 1-based rank right after it, in the same step (one
         round trip for a networked index). The rank is ``None`` when the index cannot vouch
-        for it (found empty, mid-rebuild); the caller then asks elsewhere."""
+        for it (another period, found empty, mid-rebuild); the caller then asks elsewhere."""
         ...
 
-    async def board(self) -> Board:
-        """The current top and its ``seq``."""
+    async def board(self) -> Top:
+        """The current period's top and the board's ``seq``."""
         ...
 
-    async def load(self, totals: Iterable[UserTotal]) -> None:
-        """Add many totals at once (a rebuild), with the same version rule as ``apply``.
-        A rebuild that changes the top advances ``seq`` once."""
+    async def start_period(self, period: str) -> Top:
+        """Make ``period`` the current one, empty, with the next ``seq`` (the ``seq`` of its
+        ``PERIOD_STARTED``); when it already is the current period, its top as it is (every
+        process asks; one ``seq``)."""
+        ...
+
+    async def load(self, period: str, standings: Iterable[Standing]) -> None:
+        """Add many standings of ``period`` at once (a rebuild; ``period`` becomes the current
+        one), with the same version rule as ``apply``. A load that changes the top advances
+        ``seq`` once."""
         ...
 
     async def clear(self) -> None: ...
 
     async def top(self, k: int) -> tuple[RankedEntry, ...]:
-        """The first ``k`` entries of the board, best first."""
+        """The first ``k`` entries, best first."""
         ...
 
     async def page(self, offset: int, limit: int) -> tuple[RankedEntry, ...]:
@@ -127,7 +209,7 @@ class SharedIndex(RankIndex, Protocol):
         """Whether the index is built (``False`` after a flush; marks it lost then)."""
         ...
 
-    async def observe(self) -> tuple[bool, Board]:
+    async def observe(self) -> tuple[bool, Top]:
         """One read: whether it is built (marking it lost when not) and the shared board."""
         ...
 
@@ -140,8 +222,8 @@ class SharedIndex(RankIndex, Protocol):
         """Ask for a rebuild (e.g. after one failed)."""
         ...
 
-    async def rebuild(self, chunks: AsyncIterator[list[UserTotal]]) -> Board:
-        """Reload every total while the index may be in use; the board after it."""
+    async def rebuild(self, period: str, chunks: AsyncIterator[list[Standing]]) -> Top:
+        """Reload every standing of ``period`` while the index may be in use; the top after."""
         ...
 
 

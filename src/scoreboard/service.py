@@ -1,14 +1,23 @@
-"""The use cases: apply a score update, read the board.
+"""The use cases: apply a score update to every board of its metric, read any board and period.
 
-The service owns the order of one update: durable commit first, then the rank index, then (only
-if the index reports that the top of the board changed, with its new ``seq``) a board event to
-the local live board and to the bus. It imports no web framework, database driver or Redis client.
+The service owns the order of one update: durable commit first (the store moves the user on every
+board the metric feeds, in one transaction), then each board's rank index, then (only for a board
+whose index reports that its top changed, with its new ``seq``) a board event to that board's
+live board and to the bus. It also owns each board's current period in this process: a new
+period (by the clock, or a manual rollover) empties the board's index and announces
+``PERIOD_STARTED`` with the board's next ``seq``. It imports no web framework, database driver
+or Redis client.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from scoreboard import periods
+from scoreboard.boards import Board, BoardsConfig, Metric
 from scoreboard.broadcast import LiveBoard
 from scoreboard.errors import InvalidRequest, NotFound, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
@@ -17,18 +26,23 @@ from scoreboard.model import (
     DEFAULT_BOARD,
     TOP_K,
     USER_ID_RULE,
+    BoardResult,
+    BoardStanding,
+    Entry,
     HistoryPoint,
     HistoryQuery,
+    PeriodSummary,
     RankedEntry,
     ScoreEvent,
     ScoreUpdate,
+    Standing,
     UpdateResult,
     UserProfile,
-    UserTotal,
     is_valid_action_id,
     is_valid_delta,
     is_valid_user_id,
 )
+from scoreboard.periods import Period
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -36,161 +50,426 @@ log = logging.getLogger(__name__)
 PAGE_MAX = 100
 RADIUS_MAX = 50
 HISTORY_MAX = 1000
+PERIODS_MAX = 100
+
+IndexFactory = Callable[[Board, LiveBoard], RankIndex]
+"""Makes the rank index of a board (given its live board, whose ``seq`` a shared index must
+never fall below)."""
+
+
+@dataclass
+class Served:
+    """One board this process serves: its definition, its current period, its rank index
+    (of that period) and its live board."""
+
+    board: Board
+    period: Period
+    index: RankIndex
+    live: LiveBoard
 
 
 class ScoreService:
-    """Apply updates and serve the board of one board id.
+    """Apply updates and serve the boards of a configuration.
 
-    ``start`` must run before anything else: it rebuilds the rank index from the store (the
-    store is the truth; the index is derived) and puts its board on the live board.
+    ``start`` must run before anything else: it takes each board's current period, rebuilds its
+    rank index from the store (the store is the truth; the index is derived) and puts its top on
+    the board's live board. ``reconfigure`` takes a new configuration while serving.
     """
 
     def __init__(
         self,
         store: ScoreStore,
-        index: RankIndex,
         bus: Bus,
+        indexes: IndexFactory,
         *,
-        min_delta: int,
-        max_delta: int,
-        board: str = DEFAULT_BOARD,
-        live: LiveBoard | None = None,
+        default_board: str = DEFAULT_BOARD,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_fan_out: Callable[[float, int], None] | None = None,
     ) -> None:
-        """``live``: the process's live board (made empty here when not given; the composition
-        root makes it first when a shared index must read its ``seq``)."""
+        """``on_fan_out``: every live board's fan-out observer (metrics)."""
         self.store = store
-        self.index = index
+        self._on_fan_out = on_fan_out
         self.bus = bus
-        self.board = board
-        self.min_delta = min_delta
-        self.max_delta = max_delta
-        self.live = live or LiveBoard(BoardChanged(board, 0, "", 0, ()))
+        self.default_board = default_board
+        self._indexes = indexes
+        self._clock = clock
+        self.config: BoardsConfig | None = None
+        self.boards: dict[str, Served] = {}
+        self._lives: dict[str, LiveBoard] = {}
         self.started = False
-        """Whether :meth:`start` has built the index (readiness)."""
+        """Whether :meth:`start` has built the indexes (readiness)."""
 
-    async def start(self) -> None:
-        await self.rebuild_index()
-        board = await self.index.board()
-        self.live.offer(BoardChanged(self.board, board.seq, "", 0, board.top))
+    # -- boards -----------------------------------------------------------------------------
+
+    def live_board(self, board_id: str) -> LiveBoard:
+        """The live board of ``board_id``, made empty when first asked for: the composition
+        root makes it before the board's index, which reads its ``seq``."""
+        live = self._lives.get(board_id)
+        if live is None:
+            live = self._lives[board_id] = LiveBoard(BoardChanged(board_id, 0, "", 0, ()))
+            live.on_fan_out = self._on_fan_out
+        return live
+
+    @property
+    def live(self) -> LiveBoard:
+        """The default board's live board (the seed's channel)."""
+        return self.live_board(self.default_board)
+
+    def served(self, board_id: str) -> Served:
+        served = self.boards.get(board_id)
+        if served is None:
+            raise NotFound(f"there is no board '{board_id}'", code="unknown_board")
+        return served
+
+    async def start(self, config: BoardsConfig) -> None:
+        if config.boards.get(self.default_board) is None:
+            raise ValueError(
+                f"the default board '{self.default_board}' is not in the boards configuration"
+            )
+        await self.reconfigure(config)
         self.started = True
 
-    async def rebuild_index(self) -> int:
-        """Load every total from the store into the index; returns how many users."""
+    async def reconfigure(self, config: BoardsConfig) -> None:
+        """Serve ``config``'s boards: new ones are built from the store, removed ones are no
+        longer served (their sockets are told to go), changed titles and ``keep`` apply."""
+        seasons = await self.store.seasons()
+        for board_id in [b for b in self.boards if b not in config.boards]:
+            served = self.boards.pop(board_id)
+            served.live.retire()
+            log.info("board no longer served", extra={"board": board_id})
+        for board in config.boards.values():
+            known = self.boards.get(board.id)
+            if known is not None:
+                known.board = board
+                continue
+            period = self._period_of(board, seasons)
+            if period is None:
+                log.warning("manual board without a season; not served", extra={"board": board.id})
+                continue
+            live = self.live_board(board.id)
+            index = self._indexes(board, live)
+            await self.store.start_period(board.id, period)
+            self.boards[board.id] = served = Served(board, period, index, live)
+            await self.rebuild(served)
+        self.config = config
+
+    def _period_of(self, board: Board, seasons: Mapping[str, Period]) -> Period | None:
+        if board.reset == "manual":
+            return seasons.get(board.id)
+        return periods.period_at(board.reset, board.timezone, self._clock())
+
+    async def rebuild(self, served: Served) -> int:
+        """Load every standing of the board's current period from the store into its index;
+        returns how many. The new top reaches the live board."""
         # One load of everything: an index can build from a whole list far faster than it can
         # insert chunk after chunk (a sort instead of n ordered inserts).
-        totals = []
-        async for chunk in self.store.iter_totals():
-            totals.extend(chunk)
-        await self.index.load(totals)
-        log.info("rank index built", extra={"users": len(totals), "board": self.board})
-        return len(totals)
+        standings: list[Standing] = []
+        async for chunk in self.store.iter_standings(served.board.id, served.period.id):
+            standings.extend(chunk)
+        await served.index.load(served.period.id, standings)
+        top = await served.index.board()
+        served.live.offer(BoardChanged(served.board.id, top.seq, "", 0, top.top, period=top.period))
+        log.info(
+            "rank index built",
+            extra={"users": len(standings), "board": served.board.id, "period": top.period},
+        )
+        return len(standings)
 
-    def current_board(self) -> EncodedBoard:
-        return self.live.current
+    async def start_period(self, board_id: str, period: Period) -> bool:
+        """Make ``period`` the board's current one in this process (its index emptied, then
+        loaded with whatever the store already holds of it) and announce ``PERIOD_STARTED``.
+        ``False`` when it already was current. The previous period becomes an archive (pruned
+        to the board's ``keep``)."""
+        served = self.boards.get(board_id)
+        if served is None or served.period.id == period.id:
+            return False
+        previous = served.period
+        await self.store.start_period(board_id, period)
+        served.period = period
+        top = await served.index.start_period(period.id)
+        # Updates this process committed in the new period before its timer fired are in the
+        # store: load them, so the index is whole.
+        standings: list[Standing] = []
+        async for chunk in self.store.iter_standings(board_id, period.id):
+            standings.extend(chunk)
+        if standings:
+            await served.index.load(period.id, standings)
+            top = await served.index.board()
+        event = BoardChanged(
+            board_id, top.seq, "", 0, top.top, period=period.id, previous=previous.id
+        )
+        served.live.offer(event)
+        await self.bus.publish(event)
+        log.info(
+            "period started",
+            extra={"board": board_id, "period": period.id, "previous": previous.id},
+        )
+        if served.board.keep is not None:
+            deleted = await self.store.prune(board_id, served.board.keep)
+            if deleted:
+                log.info("archives deleted", extra={"board": board_id, "periods": deleted})
+        return True
 
-    def validate(self, update: ScoreUpdate) -> None:
-        """Raise ``InvalidRequest`` unless the update is well formed and in range."""
-        self._check_user_id(update.user_id)
-        if not is_valid_delta(update.delta, self.min_delta, self.max_delta):
+    async def roll_clock(self) -> None:
+        """Start the current period of every clock-reset board whose period has ended."""
+        now = self._clock()
+        for served in list(self.boards.values()):
+            board = served.board
+            if board.reset in ("never", "manual") or now in served.period:
+                continue
+            await self.start_period(board.id, periods.period_at(board.reset, board.timezone, now))
+
+    async def roll_seasons(self) -> None:
+        """Take up manual rollovers made by any process (``scoreboard boards rollover``)."""
+        seasons = await self.store.seasons()
+        for served in list(self.boards.values()):
+            season = seasons.get(served.board.id)
+            if served.board.reset == "manual" and season is not None:
+                await self.start_period(served.board.id, season)
+
+    async def rollover(self, board_id: str) -> tuple[Period, Period]:
+        """Start the next season of the manual board ``board_id`` now."""
+        served = self.served(board_id)
+        if served.board.reset != "manual":
             raise InvalidRequest(
-                f"score_delta must be a non-zero integer from {self.min_delta} to {self.max_delta}",
+                f"board '{board_id}' resets by itself ({served.board.reset}); only a manual "
+                "board is rolled over",
+                code="not_manual",
+            )
+        closed, opened = await self.store.rollover(served.board)
+        await self.start_period(board_id, opened)
+        return closed, opened
+
+    def next_boundary(self) -> datetime | None:
+        """The soonest end of a clock-reset board's current period."""
+        ends = [
+            s.period.ends_at
+            for s in self.boards.values()
+            if s.board.reset not in ("never", "manual") and s.period.ends_at is not None
+        ]
+        return min(ends, default=None)
+
+    def current_board(self, board_id: str | None = None) -> EncodedBoard:
+        return self.live_board(board_id or self.default_board).current
+
+    # -- updates ----------------------------------------------------------------------------
+
+    def metric(self, name: str) -> Metric:
+        metric = None if self.config is None else self.config.metrics.get(name)
+        if metric is None:
+            raise InvalidRequest(f"there is no metric '{name}'", code="unknown_metric")
+        return metric
+
+    def validate(self, update: ScoreUpdate) -> Metric:
+        """The update's metric, or ``InvalidRequest`` unless the update is well formed and in
+        its metric's range."""
+        self._check_user_id(update.user_id)
+        metric = self.metric(update.metric)
+        if not is_valid_delta(update.delta, metric.min_delta, metric.max_delta):
+            raise InvalidRequest(
+                f"score_delta must be a non-zero integer from {metric.min_delta} to "
+                f"{metric.max_delta}",
                 code="invalid_score_delta",
             )
         if update.action_id is not None and not is_valid_action_id(update.action_id):
             raise InvalidRequest(
-                "action_id must be 1-128 characters, with no control or invisible formatting "
+                "action_id must be 1-128 characters without control or invisible formatting "
                 "characters",
                 code="invalid_action_id",
             )
-
-    async def update(self, update: ScoreUpdate) -> UpdateResult:
-        """Apply an authorized update. Returns after the commit, with the user's new rank.
-
-        A retry of an applied action returns the user's current total and rank and adds
-        nothing. Raises ``InvalidRequest``, ``ActionConflict``, ``ScoreOutOfRange`` or (when
-        the store cannot commit) ``Unavailable``; on any of them nothing has changed. Once the
-        store has committed, the update is answered even if the rank index is down: the rank
-        then comes from the store.
-        """
-        self.validate(update)
-        applied = await self.store.apply(update)
-        # Committed: from here on the answer is a 200, whatever happens to derived state.
-        total = applied.total
-        try:
-            rank = await self._index(total, applied.replayed)
-        except Unavailable as exc:
-            log.warning(
-                "rank index unavailable after a commit; ranking from the store: %s",
-                exc,
-                extra={"user_id": total.user_id},
-            )
-            rank = await self.store.rank_of(total)
-        return UpdateResult(total.user_id, total.score, rank, replayed=applied.replayed)
+        return metric
 
     async def already_applied(self, update: ScoreUpdate) -> bool:
-        """Whether ``update`` carries an ``action_id`` the store has applied (with any delta):
-        applying it again adds nothing, it is answered as a replay (or a conflict). One
-        committed read; an update still in flight is not seen."""
+        """Whether ``update``'s action was applied already (a store read; for the velocity
+        limit's refusals only)."""
         if update.action_id is None:
             return False
         return await self.store.action_delta(update.user_id, update.action_id) is not None
 
-    async def _index(self, total: UserTotal, replayed: bool) -> int:
-        """Bring the index up to ``total`` (publishing a board change) and return the rank."""
+    async def update(self, update: ScoreUpdate) -> UpdateResult:
+        """Apply an authorized update. Returns after the commit, with the user's place on
+        every board its metric feeds.
+
+        A retry of an applied action returns the user's current figures and adds nothing.
+        Raises ``InvalidRequest``, ``ActionConflict``, ``ScoreOutOfRange`` or (when the store
+        cannot commit) ``Unavailable``; on any of them nothing has changed. Once the store has
+        committed, the update is answered even if a rank index is down: the rank then comes
+        from the store.
+        """
+        self.validate(update)
+        applied = await self.store.apply(update)
+        # Committed: from here on the answer is a 200, whatever happens to derived state.
+        results = []
+        for moved in applied.boards:
+            served = self.boards.get(moved.board)
+            if served is None:  # a board this process does not serve (yet): no rank here
+                results.append(BoardResult(moved.board, moved.period, _score(moved), None))
+                continue
+            try:
+                rank = await self._index(served, moved, applied.replayed)
+            except Unavailable as exc:
+                log.warning(
+                    "rank index unavailable after a commit; ranking from the store: %s",
+                    exc,
+                    extra={"user_id": applied.user_id, "board": moved.board},
+                )
+                rank = await self._rank_in_store(served.board, moved)
+            results.append(BoardResult(moved.board, moved.period, _score(moved), rank))
+        return UpdateResult(applied.user_id, tuple(results), replayed=applied.replayed)
+
+    async def _index(self, served: Served, moved: BoardStanding, replayed: bool) -> int | None:
+        """Bring the board's index up to the standing (publishing a change) and return the
+        rank."""
+        standing = moved.standing
+        if standing is None:
+            return None
+        if moved.period != served.period.id:
+            await self._catch_up_period(served, moved.period)
+        if moved.period != served.period.id:  # an older period: an archive by now
+            return await self._rank_in_store(served.board, moved)
+        index = served.index
         rank = None
-        if not replayed:
-            moved, rank = await self.index.apply_and_rank(total)
-            if moved is not None:
-                event = BoardChanged(self.board, moved.seq, total.user_id, total.score, moved.top)
-                self.live.offer(event)
+        if moved.changed and not replayed:
+            top, rank = await index.apply_and_rank(moved.period, standing)
+            if top is not None:
+                event = BoardChanged(
+                    served.board.id,
+                    top.seq,
+                    standing.user_id,
+                    standing.score,
+                    top.top,
+                    period=top.period,
+                )
+                served.live.offer(event)
                 await self.bus.publish(event)
         if rank is None:
-            rank = await self.index.rank(total.user_id)
+            rank = await index.rank(standing.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
-            await self.index.apply(total)
-            rank = await self.index.rank(total.user_id)
-        return rank if rank is not None else await self.store.rank_of(total)
+            await index.apply(moved.period, standing)
+            rank = await index.rank(standing.user_id)
+        return rank if rank is not None else await self._rank_in_store(served.board, moved)
 
-    async def top(self, k: int = TOP_K) -> tuple[RankedEntry, ...]:
-        return await self.index.top(k)
+    async def _catch_up_period(self, served: Served, period_id: str) -> None:
+        """The store committed in a period this process has not started yet (its timer is a
+        moment late, or another process rolled a manual board over): start it now."""
+        board = served.board
+        if board.reset == "manual":
+            season = (await self.store.seasons()).get(board.id)
+            if season is not None and season.id == period_id:
+                await self.start_period(board.id, season)
+            return
+        period = periods.period_bounds(board.reset, board.timezone, period_id)
+        current = served.period
+        if (
+            current.starts_at is not None
+            and period.starts_at is not None
+            and period.starts_at > current.starts_at
+        ):
+            await self.start_period(board.id, period)
 
-    # -- reads beyond the top 10 --------------------------------------------------------------
+    async def _rank_in_store(self, board: Board, moved: BoardStanding) -> int | None:
+        if moved.standing is None:
+            return None
+        return await self.store.rank_of(board.id, moved.period, board.order, moved.standing)
 
-    async def page(self, offset: int, limit: int) -> tuple[tuple[RankedEntry, ...], int]:
-        """A page of the board and the number of users on it."""
+    # -- reads ------------------------------------------------------------------------------
+
+    async def period_of(self, board_id: str, period_id: str | None) -> tuple[Served, Period, bool]:
+        """The served board, the period asked for (its current one by default) and whether
+        that is the current one. ``InvalidRequest`` for an id of the wrong form for the
+        board, ``NotFound`` for one it never had."""
+        served = self.served(board_id)
+        if period_id is None or period_id == served.period.id:
+            return served, served.period, True
+        canonical = periods.parse_period_id(served.board.reset, period_id)
+        period = await self.store.period(board_id, canonical)
+        if period is None:
+            raise NotFound(f"board '{board_id}' has no period '{canonical}'", code="unknown_period")
+        return served, period, period.id == served.period.id
+
+    async def top(
+        self, board_id: str, period_id: str | None = None, k: int = TOP_K
+    ) -> tuple[Period, tuple[RankedEntry, ...]]:
+        served, period, current = await self.period_of(board_id, period_id)
+        if current:
+            return period, await served.index.top(k)
+        return period, _ranked(await self.store.page(board_id, period.id, 0, k), 0)
+
+    async def page(
+        self, board_id: str, period_id: str | None, offset: int, limit: int
+    ) -> tuple[Period, tuple[RankedEntry, ...], int]:
+        """A page of the board and the number of entries on it."""
         if offset < 0 or not 1 <= limit <= PAGE_MAX:
             raise InvalidRequest(f"offset must be >= 0 and limit 1-{PAGE_MAX}")
-        return await self.index.page(offset, limit), await self.index.size()
+        served, period, current = await self.period_of(board_id, period_id)
+        if current:
+            return period, await served.index.page(offset, limit), await served.index.size()
+        rows = await self.store.page(board_id, period.id, offset, limit)
+        return period, _ranked(rows, offset), await self.store.count(board_id, period.id)
 
-    async def user(self, user_id: str) -> tuple[UserProfile, int]:
-        """A user's stored row and current rank; ``NotFound`` for a user with no score."""
+    async def user(
+        self, board_id: str, period_id: str | None, user_id: str
+    ) -> tuple[Period, Entry, int]:
+        """A user's entry and rank; ``NotFound`` for a user with no entry there."""
         self._check_user_id(user_id)
-        profile = await self.store.profile(user_id)
-        rank = await self.index.rank(user_id)
-        if profile is None or rank is None:
+        served, period, current = await self.period_of(board_id, period_id)
+        entry = await self.store.entry(board_id, period.id, user_id)
+        rank = None
+        if entry is not None:
+            if current:
+                rank = await served.index.rank(user_id)
+            if rank is None:
+                rank = await self.store.rank_of(
+                    board_id, period.id, served.board.order, entry.standing
+                )
+        if entry is None or rank is None:
             raise NotFound(f"no score for user '{user_id}'", code="unknown_user")
-        return profile, rank
+        return period, entry, rank
 
-    async def around(self, user_id: str, radius: int) -> tuple[int, tuple[RankedEntry, ...]]:
+    async def around(
+        self, board_id: str, period_id: str | None, user_id: str, radius: int
+    ) -> tuple[Period, int, tuple[RankedEntry, ...]]:
         """The user's rank and the entries from ``radius`` above to ``radius`` below it."""
-        self._check_user_id(user_id)
         if not 1 <= radius <= RADIUS_MAX:
             raise InvalidRequest(f"radius must be 1-{RADIUS_MAX}")
-        rank = await self.index.rank(user_id)
-        if rank is None:
-            raise NotFound(f"no score for user '{user_id}'", code="unknown_user")
+        period, _, rank = await self.user(board_id, period_id, user_id)
         start = max(0, rank - 1 - radius)
-        return rank, await self.index.page(start, rank + radius - start)
+        _, entries, _ = await self.page_unbounded(board_id, period.id, start, rank + radius - start)
+        return period, rank, entries
+
+    async def page_unbounded(
+        self, board_id: str, period_id: str, offset: int, limit: int
+    ) -> tuple[Period, tuple[RankedEntry, ...], int]:
+        served, period, current = await self.period_of(board_id, period_id)
+        if current:
+            return period, await served.index.page(offset, limit), 0
+        rows = await self.store.page(board_id, period.id, offset, limit)
+        return period, _ranked(rows, offset), 0
+
+    async def periods(
+        self, board_id: str, *, limit: int, before: str | None
+    ) -> list[PeriodSummary]:
+        served = self.served(board_id)
+        if not 1 <= limit <= PERIODS_MAX:
+            raise InvalidRequest(f"limit must be 1-{PERIODS_MAX}")
+        if before is not None and not periods.has_period_form(served.board.reset, before):
+            periods.parse_period_id(served.board.reset, before)  # raises the 400, worded
+            raise periods.InvalidPeriodId(f"'{before}' is not a period id of this board")
+        return await self.store.periods(board_id, limit=limit, before=before)
+
+    async def profile(self, user_id: str) -> UserProfile | None:
+        self._check_user_id(user_id)
+        return await self.store.profile(user_id)
 
     async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
-        """The user's score events (each with the total after it), oldest first. A window
-        that ends before it starts holds none."""
+        """The user's events of one metric (each with the total after it), oldest first. A
+        window that ends before it starts holds none."""
         if not self._check_history(query):
             return []
         return await self.store.history(query)
 
     async def history_buckets(self, query: HistoryQuery) -> list[HistoryPoint]:
-        """The user's score at the end of each hour or day in which it changed."""
+        """The user's total of one metric at the end of each hour or day in which it changed."""
         if query.bucket not in BUCKETS:
             raise InvalidRequest("bucket must be 'hour' or 'day'", code="invalid_bucket")
         if not self._check_history(query):
@@ -205,6 +484,17 @@ class ScoreService:
         """Raise for a bad request; ``False`` when the window is empty (not an error: the
         OpenAPI document has no way to relate two parameters, so a client could not know)."""
         self._check_user_id(query.user_id)
+        self.metric(query.metric)
         if not 1 <= query.limit <= HISTORY_MAX:
             raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")
         return query.since is None or query.until is None or query.since < query.until
+
+
+def _score(moved: BoardStanding) -> int | None:
+    return None if moved.standing is None else moved.standing.score
+
+
+def _ranked(rows: list[Standing], offset: int) -> tuple[RankedEntry, ...]:
+    return tuple(
+        RankedEntry(offset + i + 1, s.user_id, s.username, s.score) for i, s in enumerate(rows)
+    )

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     """Seconds to receive a whole request body."""
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     """Request line plus headers; a larger request is refused with 431."""
+    boards: Path | None = None
+    """TOML file declaring the metrics and boards; unset: one board ``main``, the all-time sum
+    of ``points`` (``scoreboard.boards``)."""
+    default_board: str = Field(default="main", pattern=r"^[a-z0-9_-]{1,64}$")
+    """The board behind the seed's endpoints (``/api/scores/...``, ``/ws/scoreboard``)."""
     allow_untested_server: bool = False
     """Start on an uvicorn outside the tested range, on its stock protocols (``server.run``)."""
 
@@ -152,7 +157,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "jwt_audience", "jwt_issuer", "jwt_algorithms", "jwt_public_key", "jwks_url", mode="before"
+        "jwt_audience",
+        "jwt_issuer",
+        "jwt_algorithms",
+        "jwt_public_key",
+        "jwks_url",
+        "boards",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -93,6 +93,8 @@ class Api:
         response = await self.client.get(TOP10)
         assert response.status_code == 200, response.text
         users = self.rows("SELECT * FROM users ORDER BY user_id")
+        users += self.rows("SELECT * FROM totals ORDER BY user_id, metric")
+        users += self.rows("SELECT * FROM standings ORDER BY board_id, period_id, user_id")
         scores = self.rows("SELECT * FROM scores ORDER BY score_id")
         (count,) = self.rows("SELECT count(*) FROM scores")[0]
         seq = self.app.state.components.service.current_board().event.seq

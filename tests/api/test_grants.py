@@ -46,13 +46,23 @@ async def post(api: Api, body: dict[str, Any], **headers: str) -> Any:
 # -- grant mode --------------------------------------------------------------------------------
 
 
+def main(score: int, rank: int) -> dict[str, dict[str, object]]:
+    """The answer's ``boards``: the seed's one board, ``main``, all time."""
+    return {"main": {"period": "all", "score": score, "rank": rank}}
+
+
 async def test_a_grant_is_applied_once_under_its_act(make_api: ApiFactory) -> None:
     async with make_api(auth_mode="grant") as api:
         value = grant("alice", 40, "quest-7")
         body = {"user_id": "alice", "score_delta": 40, "auth_token": value}
         first = await post(api, body)
         assert first.status_code == 200, first.text
-        assert first.json() == {"user_id": "alice", "new_score": 40, "rank": 1}
+        assert first.json() == {
+            "user_id": "alice",
+            "new_score": 40,
+            "rank": 1,
+            "boards": main(40, 1),
+        }
         assert api.rows("SELECT user_id, score_delta, action_id FROM scores") == [
             ("alice", 40, "quest-7")
         ]

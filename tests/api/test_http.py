@@ -232,7 +232,13 @@ async def test_openapi_documents_the_update_and_every_status_code(api: Api) -> N
     assert set(schemas[ok_ref.rsplit("/", 1)[1]]["properties"]) >= {"user_id", "new_score", "rank"}
 
     request = update["requestBody"]["content"]["application/json"]["schema"]
-    assert set(request["properties"]) == {"user_id", "score_delta", "auth_token", "action_id"}
+    assert set(request["properties"]) == {
+        "user_id",
+        "score_delta",
+        "auth_token",
+        "action_id",
+        "metric",
+    }
     assert set(request["required"]) == {"user_id", "score_delta"}
     assert request["properties"]["score_delta"]["type"] == "integer"
 

@@ -59,7 +59,7 @@ async def test_1000_concurrent_updates_against_a_user_limit_of_100_let_exactly_1
             if response.status_code == 429:
                 assert_429(response, "rate_limited_user", 100)
         assert api.rows("SELECT count(*) FROM scores") == [(100,)]
-        assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(100,)]
+        assert api.rows("SELECT score FROM standings WHERE user_id = 'alice'") == [(100,)]
 
 
 async def test_1000_concurrent_updates_against_an_address_limit_of_100_let_exactly_100_through(
@@ -163,7 +163,7 @@ async def test_concurrent_updates_cannot_share_one_remaining_budget(make_api: Ap
         statuses = [r.status_code for r in responses]
         assert statuses.count(200) == 10, sorted(set(statuses))
         assert statuses.count(429) == 90
-        assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(1000,)]
+        assert api.rows("SELECT score FROM standings WHERE user_id = 'alice'") == [(1000,)]
 
 
 async def test_an_update_refused_after_the_reservation_gives_its_points_back(
@@ -198,7 +198,7 @@ async def test_concurrent_retries_of_one_action_all_get_its_answer(
         )
         assert [r.status_code for r in responses] == [200] * 50, {r.text for r in responses}
         assert {r.json()["new_score"] for r in responses} == {100}
-        assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(100,)]
+        assert api.rows("SELECT score FROM standings WHERE user_id = 'alice'") == [(100,)]
         assert api.rows("SELECT count(*) FROM scores") == [(1,)]
         for _ in range(10):  # later retries too, while the budget is spent by this very action
             assert (await api.ok("alice", 100, action_id="quest-1"))["new_score"] == 100
@@ -336,7 +336,7 @@ async def test_when_the_limiter_storage_is_down_updates_go_through_logged_and_co
         with caplog.at_level(logging.WARNING, logger="scoreboard.web.guards.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")
-        assert api.rows("SELECT score FROM users") == [(1500,)]
+        assert api.rows("SELECT score FROM standings") == [(1500,)]
         lines = [r for r in caplog.records if r.name == "scoreboard.web.guards.limits"]
         assert len(lines) == 1, lines  # one line, not one per request
         assert "letting updates through" in lines[0].getMessage()
@@ -354,7 +354,7 @@ async def test_when_only_the_points_window_is_down_updates_go_through_logged_and
         with caplog.at_level(logging.WARNING, logger="scoreboard.web.guards.limits"):
             for i in range(3):
                 await api.ok("alice", 500, action_id=f"a{i}")
-        assert api.rows("SELECT score FROM users") == [(1500,)]
+        assert api.rows("SELECT score FROM standings") == [(1500,)]
         lines = [r for r in caplog.records if r.name == "scoreboard.web.guards.limits"]
         assert len(lines) == 1, lines
         text = (await api.client.get("/metrics")).text

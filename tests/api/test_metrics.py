@@ -83,10 +83,10 @@ async def test_readyz_is_200_when_the_store_and_index_answer(api: Api) -> None:
 async def test_readyz_is_503_when_the_store_does_not_answer(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def down(user_id: str) -> Any:
+    async def down() -> Any:
         raise Unavailable("the score store is unavailable")
 
-    monkeypatch.setattr(api.app.state.components.store, "get_user", down)
+    monkeypatch.setattr(api.app.state.components.store, "config_version", down)
     response = await api.client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "failed", "index": "ok"}

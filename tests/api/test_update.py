@@ -18,13 +18,33 @@ from tests.support.timing import scaled
 from tests.support.tokens import token
 
 
+def main(score: int, rank: int) -> dict[str, dict[str, object]]:
+    """The answer's ``boards``: the seed's one board, ``main``, all time."""
+    return {"main": {"period": "all", "score": score, "rank": rank}}
+
+
 async def test_an_update_answers_with_the_committed_total_and_rank(api: Api) -> None:
     first = await api.ok("alice", 5)
-    assert first == {"user_id": "alice", "new_score": 5, "rank": 1}
-    assert api.rows("SELECT score FROM users WHERE user_id = 'alice'") == [(5,)]
-    assert await api.ok("bob", 7) == {"user_id": "bob", "new_score": 7, "rank": 1}
-    assert await api.ok("alice", 3) == {"user_id": "alice", "new_score": 8, "rank": 1}
-    assert await api.ok("bob", 1) == {"user_id": "bob", "new_score": 8, "rank": 2}
+    assert first == {"user_id": "alice", "new_score": 5, "rank": 1, "boards": main(5, 1)}
+    assert api.rows("SELECT score FROM standings WHERE user_id = 'alice'") == [(5,)]
+    assert await api.ok("bob", 7) == {
+        "user_id": "bob",
+        "new_score": 7,
+        "rank": 1,
+        "boards": main(7, 1),
+    }
+    assert await api.ok("alice", 3) == {
+        "user_id": "alice",
+        "new_score": 8,
+        "rank": 1,
+        "boards": main(8, 1),
+    }
+    assert await api.ok("bob", 1) == {
+        "user_id": "bob",
+        "new_score": 8,
+        "rank": 2,
+        "boards": main(8, 2),
+    }
     assert api.rows("SELECT user_id, score_delta FROM scores ORDER BY score_id") == [
         ("alice", 5),
         ("bob", 7),
@@ -92,7 +112,7 @@ async def test_a_retry_returns_the_current_result_and_adds_nothing(api: Api) -> 
 
     retry = await api.ok("alice", 5, action_id="game-1")
 
-    assert retry == {"user_id": "alice", "new_score": 8, "rank": 2}
+    assert retry == {"user_id": "alice", "new_score": 8, "rank": 2, "boards": main(8, 2)}
     assert await api.state() == before
 
 
@@ -101,7 +121,7 @@ async def test_concurrent_retries_of_one_action_apply_it_once(api: Api) -> None:
     assert {r.status_code for r in responses} == {200}
     assert {r.json()["new_score"] for r in responses} == {7}
     assert api.rows("SELECT count(*) FROM scores") == [(1,)]
-    assert api.rows("SELECT score FROM users") == [(7,)]
+    assert api.rows("SELECT score FROM standings") == [(7,)]
 
 
 async def test_reusing_an_action_id_with_another_delta_is_409_and_changes_nothing(
@@ -212,7 +232,7 @@ async def test_concurrent_updates_from_many_users_are_all_committed(api: Api) ->
     responses = await asyncio.gather(*(api.update(u, d) for u, d in updates))
     assert {r.status_code for r in responses} == {200}
     expected = {u: sum(d for v, d in updates if v == u) for u in users}
-    assert dict(api.rows("SELECT user_id, score FROM users")) == expected
+    assert dict(api.rows("SELECT user_id, score FROM standings")) == expected
     assert api.rows("SELECT count(*) FROM scores") == [(len(updates),)]
     top = await api.top10()
     assert [e["score"] for e in top] == sorted(expected.values(), reverse=True)[:10]
@@ -331,7 +351,12 @@ async def test_a_total_past_max_score_is_refused_and_changes_nothing(
         # Put alice just under the cap directly in the store (the index is derived; the
         # store's check is what matters).
         with contextlib.closing(sqlite3.connect(api.database)) as conn:
-            conn.execute("UPDATE users SET score = ? WHERE user_id = 'alice'", (MAX_SCORE - 3,))
+            near = MAX_SCORE - 3
+            conn.execute("UPDATE totals SET total = ? WHERE user_id = 'alice'", (near,))
+            conn.execute(
+                "UPDATE standings SET score = ?, rank_score = ? WHERE user_id = 'alice'",
+                (near, -near),
+            )
             conn.commit()
         before = await api.state()
         assert_error(await api.update("alice", 4), 409)

@@ -8,15 +8,18 @@ when absent, fail in CI).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scoreboard import applying
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_points_window import MemoryPointsWindow
 from scoreboard.adapters.memory_store import MemoryScoreStore
+from scoreboard.boards import BoardsConfig
 from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore
 from tests.support import services
 from tests.support.clock import FakeClock
@@ -31,18 +34,39 @@ BUSES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 POINTS_WINDOWS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
+class StoreClock:
+    """The time a store commits at: real time, unless a test sets it (``at``)."""
+
+    def __init__(self) -> None:
+        self.fixed: datetime | None = None
+
+    def at(self, moment: datetime) -> None:
+        self.fixed = moment
+
+    def __call__(self) -> datetime:
+        return self.fixed or datetime.now(UTC)
+
+
+@pytest.fixture
+def store_clock() -> StoreClock:
+    return StoreClock()
+
+
 @pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ScoreStore]:
+async def bare_store(
+    request: pytest.FixtureRequest, tmp_path: Path, store_clock: StoreClock
+) -> AsyncIterator[ScoreStore]:
+    """A store with no board configuration applied yet, on ``store_clock``."""
     kind = request.param
     if kind == "memory":
-        yield MemoryScoreStore()
+        yield MemoryScoreStore(store_clock)
     elif kind == "sqlite":
         from scoreboard.adapters.sqlite_store import SqliteScoreStore
         from scoreboard.migrate import upgrade
 
         path = tmp_path / "contract.db"
         upgrade(f"sqlite:///{path}")
-        sqlite = SqliteScoreStore(path)
+        sqlite = SqliteScoreStore(path, clock=store_clock)
         await sqlite.open()
         yield sqlite
         await sqlite.close()
@@ -50,12 +74,25 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         from scoreboard.adapters.postgres_store import PostgresScoreStore
 
         with services.postgres_database() as url:
-            pg = PostgresScoreStore(url)
+            pg = PostgresScoreStore(url, clock=store_clock)
             await pg.open()
             try:
                 yield pg
             finally:
                 await pg.close()
+
+
+@pytest.fixture
+async def store(bare_store: ScoreStore) -> ScoreStore:
+    """A store serving the seed's one board, ``main``: the all-time sum of ``points``."""
+    await configure(bare_store, BoardsConfig.default(-(2**31 - 1), 2**31 - 1, None))
+    return bare_store
+
+
+async def configure(store: ScoreStore, config: BoardsConfig) -> None:
+    """Apply ``config`` as ``serve`` would (new boards filled), and load it."""
+    await applying.apply(store, config)
+    await store.load_config()
 
 
 class RedisSpace:
@@ -87,10 +124,10 @@ async def index_factory(
     if request.param == "memory":
         shared: list[MemoryRankIndex] = []
 
-        def memory(top_k: int = 10) -> RankIndex:
+        def memory(top_k: int = 10, order: str = "desc") -> RankIndex:
             # Memory indexes are per process: "another process" is not a thing, so share one.
             if not shared:
-                shared.append(MemoryRankIndex(top_k=top_k))
+                shared.append(MemoryRankIndex(top_k=top_k, order=order))
             return shared[0]
 
         yield memory
@@ -100,11 +137,11 @@ async def index_factory(
         async with services.redis_keyspace() as (url, prefix):
             holder = RedisSpace(url, prefix)
 
-            def redis(top_k: int = 10) -> RankIndex:
-                return RedisRankIndex(holder.client(), prefix=prefix, top_k=top_k)
+            def redis(top_k: int = 10, order: str = "desc") -> RankIndex:
+                return RedisRankIndex(holder.client(), prefix=prefix, top_k=top_k, order=order)
 
-            # As at a process's start (bootstrap): an empty store's rebuild marks it built.
-            await RedisRankIndex(holder.client(), prefix=prefix).load(())
+            # As at a process's start: an empty store's rebuild marks it built.
+            await RedisRankIndex(holder.client(), prefix=prefix).load("all", ())
             try:
                 yield redis
             finally:

@@ -6,14 +6,14 @@ import asyncio
 import random
 from collections.abc import Callable
 
-from scoreboard.model import RankedEntry, UserTotal, rank_key
+from scoreboard.model import RankedEntry, Standing, rank_key
 from scoreboard.ports import RankIndex
 
 
 def t(
     user: str, score: int, version: int = 1, reached: int = 1, name: str | None = None
-) -> UserTotal:
-    return UserTotal(user, name or user, score, version, reached)
+) -> Standing:
+    return Standing(user, name or user, score, version, reached)
 
 
 def ids(entries: tuple[RankedEntry, ...]) -> list[str]:
@@ -21,34 +21,34 @@ def ids(entries: tuple[RankedEntry, ...]) -> list[str]:
 
 
 async def test_higher_score_first(index: RankIndex) -> None:
-    await index.apply(t("low", 5, reached=1))
-    await index.apply(t("high", 9, reached=2))
+    await index.apply("all", t("low", 5, reached=1))
+    await index.apply("all", t("high", 9, reached=2))
     assert ids(await index.top(10)) == ["high", "low"]
     assert [e.rank for e in await index.top(10)] == [1, 2]
 
 
 async def test_equal_scores_rank_who_reached_it_first(index: RankIndex) -> None:
     # Written in the opposite order of reaching, with user ids that sort the other way too.
-    await index.apply(t("aaa", 50, reached=300))
-    await index.apply(t("zzz", 50, reached=20))
-    await index.apply(t("mmm", 50, reached=1000))
+    await index.apply("all", t("aaa", 50, reached=300))
+    await index.apply("all", t("zzz", 50, reached=20))
+    await index.apply("all", t("mmm", 50, reached=1000))
     assert ids(await index.top(10)) == ["zzz", "aaa", "mmm"]
     assert await index.rank("zzz") == 1
     assert await index.rank("mmm") == 3
 
 
 async def test_reached_compares_as_a_number_not_as_text(index: RankIndex) -> None:
-    await index.apply(t("ten", 7, reached=10))
-    await index.apply(t("nine", 7, reached=9))
+    await index.apply("all", t("ten", 7, reached=10))
+    await index.apply("all", t("nine", 7, reached=9))
     assert ids(await index.top(10)) == ["nine", "ten"]
 
 
 async def test_an_older_version_never_overwrites_a_newer_one(index: RankIndex) -> None:
-    await index.apply(t("amy", 30, version=3, reached=30))
-    assert await index.apply(t("amy", 20, version=2, reached=20)) is None
-    assert await index.apply(t("amy", 99, version=3, reached=99)) is None  # same version too
+    await index.apply("all", t("amy", 30, version=3, reached=30))
+    assert await index.apply("all", t("amy", 20, version=2, reached=20)) is None
+    assert await index.apply("all", t("amy", 99, version=3, reached=99)) is None  # same version too
     assert [(e.user_id, e.score) for e in await index.top(10)] == [("amy", 30)]
-    await index.apply(t("amy", 40, version=4, reached=40))
+    await index.apply("all", t("amy", 40, version=4, reached=40))
     assert [(e.user_id, e.score) for e in await index.top(10)] == [("amy", 40)]
     assert await index.size() == 1
 
@@ -60,7 +60,7 @@ async def test_out_of_order_writes_from_many_writers_end_at_the_newest(
     versions = [t("bo", v * 10, version=v, reached=v) for v in range(1, 31)]
     shuffled = versions[:]
     random.Random(7).shuffle(shuffled)
-    await asyncio.gather(*(writers[i % 3].apply(total) for i, total in enumerate(shuffled)))
+    await asyncio.gather(*(writers[i % 3].apply("all", total) for i, total in enumerate(shuffled)))
     top = await writers[0].top(1)
     assert [(e.user_id, e.score) for e in top] == [("bo", 300)]
 
@@ -72,7 +72,7 @@ async def test_page_and_rank_agree_with_the_ranking_rule(index: RankIndex) -> No
         for i in range(120)
     ]
     for total in totals:
-        await index.apply(total)
+        await index.apply("all", total)
     expected = [
         x.user_id for x in sorted(totals, key=lambda x: rank_key(x.score, x.reached, x.user_id))
     ]
@@ -93,29 +93,29 @@ async def test_seq_advances_only_when_the_top_changes(
 ) -> None:
     index = index_factory(top_k=3)
     seq0 = (await index.board()).seq
-    first = await index.apply(t("a", 30, reached=1))
+    first = await index.apply("all", t("a", 30, reached=1))
     assert first is not None
     assert first.seq == seq0 + 1
     assert ids(first.top) == ["a"]
     for i, user in enumerate(("b", "c")):
-        moved = await index.apply(t(user, 20 - i, reached=2 + i))
+        moved = await index.apply("all", t(user, 20 - i, reached=2 + i))
         assert moved is not None
     board = await index.board()
     assert board.seq == seq0 + 3
     assert ids(board.top) == ["a", "b", "c"]
 
     # Outside the top 3: nothing published, seq unchanged.
-    assert await index.apply(t("d", 5, reached=10)) is None
-    assert await index.apply(t("d", 6, version=2, reached=11)) is None
+    assert await index.apply("all", t("d", 5, reached=10)) is None
+    assert await index.apply("all", t("d", 6, version=2, reached=11)) is None
     # A new version of a top user with the same score, reach and name: the top is the same.
-    assert await index.apply(t("c", 19, version=2, reached=3)) is None
+    assert await index.apply("all", t("c", 19, version=2, reached=3)) is None
     assert (await index.board()).seq == seq0 + 3
 
     # Entering the top, a new order, a new name: each one is one seq.
-    entered = await index.apply(t("d", 25, version=3, reached=12))
+    entered = await index.apply("all", t("d", 25, version=3, reached=12))
     assert entered is not None
     assert (entered.seq, ids(entered.top)) == (seq0 + 4, ["a", "d", "b"])
-    renamed = await index.apply(t("a", 30, version=2, reached=1, name="Ada"))
+    renamed = await index.apply("all", t("a", 30, version=2, reached=1, name="Ada"))
     assert renamed is not None
     assert renamed.seq == seq0 + 5
     assert renamed.top[0] == RankedEntry(1, "a", "Ada", 30)
@@ -123,20 +123,20 @@ async def test_seq_advances_only_when_the_top_changes(
 
 
 async def test_load_keeps_the_version_rule_and_advances_seq_once(index: RankIndex) -> None:
-    await index.apply(t("x", 100, version=5, reached=50))
+    await index.apply("all", t("x", 100, version=5, reached=50))
     seq = (await index.board()).seq
     await index.load(
-        [t("x", 1, version=4, reached=4), t("y", 50, reached=7), t("z", 60, reached=8)]
+        "all", [t("x", 1, version=4, reached=4), t("y", 50, reached=7), t("z", 60, reached=8)]
     )
     board = await index.board()
     assert [(e.user_id, e.score) for e in board.top] == [("x", 100), ("z", 60), ("y", 50)]
     assert board.seq == seq + 1
-    await index.load([t("y", 50, reached=7)])  # nothing new: seq stays
+    await index.load("all", [t("y", 50, reached=7)])  # nothing new: seq stays
     assert (await index.board()).seq == seq + 1
 
 
 async def test_clear_empties_the_board(index: RankIndex) -> None:
-    await index.apply(t("a", 1))
+    await index.apply("all", t("a", 1))
     await index.clear()
     assert await index.size() == 0
     assert await index.top(10) == ()
@@ -145,9 +145,9 @@ async def test_clear_empties_the_board(index: RankIndex) -> None:
 
 async def test_large_scores_stay_exact(index: RankIndex) -> None:
     big = 2**53 - 1
-    await index.apply(t("big", big, reached=2))
-    await index.apply(t("bigger", big, version=1, reached=1))
-    await index.apply(t("neg", -(2**50), reached=3))
+    await index.apply("all", t("big", big, reached=2))
+    await index.apply("all", t("bigger", big, version=1, reached=1))
+    await index.apply("all", t("neg", -(2**50), reached=3))
     assert [(e.user_id, e.score) for e in await index.top(10)] == [
         ("bigger", big),
         ("big", big),
@@ -162,7 +162,7 @@ async def test_concurrent_top_changes_get_distinct_consecutive_seqs(
     seq0 = (await writers[0].board()).seq
     # Arrival order is up to the writers; each write that changes the top takes the next seq.
     boards = await asyncio.gather(
-        *(writers[i % 4].apply(t(f"p{i}", 100 + i, reached=i + 1)) for i in range(40))
+        *(writers[i % 4].apply("all", t(f"p{i}", 100 + i, reached=i + 1)) for i in range(40))
     )
     seqs = sorted(b.seq for b in boards if b is not None)
     assert len(seqs) >= 10
@@ -178,7 +178,7 @@ async def test_pages_across_ties_show_every_user_once_in_order(index: RankIndex)
     # 30 users on three scores only: every page boundary falls inside a run of equal scores.
     totals = [t(f"p{i:02d}", 10 * (i % 3), version=1, reached=1000 - i) for i in range(30)]
     for total in totals:
-        await index.apply(total)
+        await index.apply("all", total)
     expected = [
         x.user_id for x in sorted(totals, key=lambda x: rank_key(x.score, x.reached, x.user_id))
     ]
@@ -191,13 +191,54 @@ async def test_pages_across_ties_show_every_user_once_in_order(index: RankIndex)
 
 async def test_apply_and_rank_answers_the_rank_after_the_write(index: RankIndex) -> None:
     for i in range(15):
-        await index.apply(t(f"r{i:02d}", 100 + i, reached=i + 1))
-    moved, rank = await index.apply_and_rank(t("climber", 107, reached=100))
+        await index.apply("all", t(f"r{i:02d}", 100 + i, reached=i + 1))
+    moved, rank = await index.apply_and_rank("all", t("climber", 107, reached=100))
     assert rank == 9  # below the eight above 107 and r07, who reached 107 first
     assert moved is not None  # entered the top 10
-    moved, rank = await index.apply_and_rank(t("r00", 1000, version=2, reached=200))
+    moved, rank = await index.apply_and_rank("all", t("r00", 1000, version=2, reached=200))
     assert (rank, moved is not None) == (1, True)
     # A stale write stores nothing and reports the rank the index holds.
-    moved, rank = await index.apply_and_rank(t("r00", 5, version=1, reached=1))
+    moved, rank = await index.apply_and_rank("all", t("r00", 5, version=1, reached=1))
     assert (moved, rank) == (None, 1)
     assert rank == await index.rank("r00")
+
+
+# -- periods and order -------------------------------------------------------------------------
+
+
+async def test_a_new_period_starts_empty_with_the_next_seq_once(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    first, second = index_factory(), index_factory()  # for Redis: two processes
+    await first.apply("all", t("a", 5))
+    before = await first.board()
+    started = await first.start_period("2026-12-01")
+    assert (started.seq, started.top, started.period) == (before.seq + 1, (), "2026-12-01")
+    again = await second.start_period("2026-12-01")  # the other process, a moment later
+    assert again.seq == started.seq
+    assert await second.size() == 0
+    assert await second.rank("a") is None
+
+
+async def test_a_write_for_another_period_stores_nothing(index: RankIndex) -> None:
+    await index.start_period("2026-12-01")
+    assert await index.apply_and_rank("2026-11-30", t("late", 50)) == (None, None)
+    assert await index.size() == 0
+    moved, rank = await index.apply_and_rank("2026-12-01", t("now", 5))
+    assert moved is not None
+    assert (moved.period, rank) == ("2026-12-01", 1)
+
+
+async def test_an_ascending_board_ranks_the_lowest_first(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    index = index_factory(order="asc")
+    await index.apply("all", t("slow", 70_000, reached=1))
+    await index.apply("all", t("fast", 58_000, reached=3))
+    await index.apply("all", t("tied", 58_000, reached=2))
+    assert [(e.user_id, e.score) for e in await index.top(10)] == [
+        ("tied", 58_000),
+        ("fast", 58_000),
+        ("slow", 70_000),
+    ]
+    assert await index.rank("slow") == 3

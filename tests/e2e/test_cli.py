@@ -280,9 +280,9 @@ def test_migrate_creates_the_database_and_is_idempotent(tmp_path: Path) -> None:
         users = {r[1] for r in conn.execute("PRAGMA table_info(users)")}
         scores = {r[1] for r in conn.execute("PRAGMA table_info(scores)")}
         (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert {"users", "scores", "alembic_version"} <= tables
-    assert {"user_id", "username", "score", "created_at", "updated_at"} <= users
-    assert {"score_id", "user_id", "score_delta", "action_id", "created_at"} <= scores
+    assert {"users", "scores", "standings", "periods", "alembic_version"} <= tables
+    assert {"user_id", "username", "created_at", "updated_at"} <= users
+    assert {"score_id", "user_id", "metric", "score_delta", "action_id", "created_at"} <= scores
 
     again = run(tmp_path, "migrate", database_url=url)
     assert again.returncode == 0, again.stderr

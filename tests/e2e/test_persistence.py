@@ -15,7 +15,11 @@ from tests.support.server import ServerProcess
 
 def totals(database: Path) -> dict[str, int]:
     with contextlib.closing(sqlite3.connect(database)) as conn:
-        return dict(conn.execute("SELECT user_id, score FROM users").fetchall())
+        return dict(
+            conn.execute(
+                "SELECT user_id, score FROM standings WHERE board_id = 'main' AND period_id = 'all'"
+            ).fetchall()
+        )
 
 
 def event_sums(database: Path) -> dict[str, int]:

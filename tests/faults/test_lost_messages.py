@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scoreboard.model import UserTotal
+from scoreboard.model import Standing
 from tests.support.board_watch import BoardWatcher
 from tests.support.private_services import PrivateRedis
 from tests.support.server import ServerProcess
@@ -54,7 +54,7 @@ async def test_a_lost_board_message_is_made_up_for_within_seconds(
         snapshots = [w.snapshots for w in watchers]
 
         index = RedisRankIndex(redis)
-        moved = await index.apply(UserTotal("mallory", "mallory", 900, 1, 10**12))
+        moved = await index.apply("all", Standing("mallory", "mallory", 900, 1, 10**12))
         assert moved is not None  # the top changed and the shared seq rose; nobody was told
         lost_at = time.monotonic()
         expected = [("mallory", 900), ("alice", 5)]

@@ -34,7 +34,8 @@ def true_top(database_url: str) -> list[tuple[str, int]]:
 
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT user_id, score FROM users ORDER BY score DESC, reached_seq LIMIT 10"
+            "SELECT user_id, score FROM standings WHERE board_id = 'main' AND period_id = 'all'"
+            " ORDER BY rank_score, reached LIMIT 10"
         ).fetchall()
     return [(user, score) for user, score in rows]
 

@@ -7,8 +7,17 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from scoreboard import applying
+from scoreboard.boards import BoardsConfig
+from scoreboard.model import Applied, Standing
 from tests.contract.test_rank_index import ids, t
 from tests.support import services
+
+
+def main_standing(applied: Applied) -> Standing:
+    (place,) = applied.boards
+    assert place.standing is not None
+    return place.standing
 
 
 @pytest.fixture
@@ -35,14 +44,16 @@ async def test_redis_flush_is_detected_healed_and_seq_never_goes_back(
 
     url, prefix = redis_index_space
     store = MemoryScoreStore()
+    await applying.apply(store, BoardsConfig.default(1, 1000, None))
     shown = 0  # the live board's seq of this "process"
     index = _redis(url, prefix, lambda: shown)
     assert isinstance(index, RedisRankIndex)
     try:
-        await index.load(())
+        await index.load("all", ())
         assert await index.check()
         for i in range(15):
-            board = await index.apply((await store.apply(ScoreUpdate(f"u{i}", 10 + i))).total)
+            applied = await store.apply(ScoreUpdate(f"u{i}", 10 + i))
+            board = await index.apply("all", main_standing(applied))
             if board is not None:
                 shown = board.seq
         before = await index.board()
@@ -53,11 +64,11 @@ async def test_redis_flush_is_detected_healed_and_seq_never_goes_back(
         assert await index.wait_lost(0)
 
         # A write before the rebuild is kept but announces no (half-empty) top.
-        late = (await store.apply(ScoreUpdate("late", 1000))).total
-        assert await index.apply(late) is None
+        late = main_standing(await store.apply(ScoreUpdate("late", 1000)))
+        assert await index.apply("all", late) is None
         assert await index.wait_lost(0)
 
-        rebuilt = await index.rebuild(store.iter_totals())
+        rebuilt = await index.rebuild("all", store.iter_standings("main", "all"))
         assert await index.check()
         assert rebuilt.seq > shown
         assert rebuilt.top[0].user_id == "late"
@@ -79,9 +90,9 @@ async def test_redis_seq_floor_of_any_process_lifts_a_restarted_counter(
     assert isinstance(quiet, RedisRankIndex)
     assert isinstance(busy, RedisRankIndex)
     try:
-        await busy.load(())
+        await busy.load("all", ())
         await quiet.check()  # the idle process's periodic check
-        moved = await busy.apply(t("a", 1))
+        moved = await busy.apply("all", t("a", 1))
         assert moved is not None
         assert moved.seq == 501
     finally:
@@ -101,7 +112,7 @@ async def test_redis_down_is_unavailable_and_asks_for_a_rebuild() -> None:
     index = RedisRankIndex(aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
     try:
         with pytest.raises(Unavailable):
-            await index.apply(t("a", 1))
+            await index.apply("all", t("a", 1))
         assert await index.wait_lost(0)
     finally:
         await index.client.aclose()

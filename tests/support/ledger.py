@@ -49,7 +49,11 @@ class StoreContents:
 
 def read_sqlite(path: Path) -> StoreContents:
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        totals = dict(conn.execute("SELECT user_id, score FROM users").fetchall())
+        totals = dict(
+            conn.execute(
+                "SELECT user_id, score FROM standings WHERE board_id = 'main' AND period_id = 'all'"
+            ).fetchall()
+        )
         rows = conn.execute("SELECT user_id, action_id, score_delta FROM scores").fetchall()
     return _contents(totals, rows)
 
@@ -58,7 +62,11 @@ def read_postgres(url: str) -> StoreContents:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        totals = dict(conn.execute("SELECT user_id, score FROM users").fetchall())
+        totals = dict(
+            conn.execute(
+                "SELECT user_id, score FROM standings WHERE board_id = 'main' AND period_id = 'all'"
+            ).fetchall()
+        )
         rows = conn.execute("SELECT user_id, action_id, score_delta FROM scores").fetchall()
     return _contents(totals, rows)
 

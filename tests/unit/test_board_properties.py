@@ -11,11 +11,8 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoreboard.adapters.memory_bus import MemoryBus
-from scoreboard.adapters.memory_index import MemoryRankIndex
-from scoreboard.adapters.memory_store import MemoryScoreStore
 from scoreboard.model import ScoreUpdate
-from scoreboard.service import ScoreService
+from tests.support.core import started_service
 
 updates = st.lists(
     st.tuples(st.sampled_from([f"u{i}" for i in range(25)]), st.integers(1, 5)),
@@ -34,10 +31,7 @@ def model(sequence: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 
 async def check(sequence: list[tuple[str, int]], page_size: int, radius: int) -> None:
-    service = ScoreService(
-        MemoryScoreStore(), MemoryRankIndex(), MemoryBus(), min_delta=1, max_delta=1000
-    )
-    await service.start()
+    service = await started_service()
     for user, delta in sequence:
         await service.update(ScoreUpdate(user, delta))
     expected = model(sequence)
@@ -48,7 +42,7 @@ async def check(sequence: list[tuple[str, int]], page_size: int, radius: int) ->
     seen: list[tuple[str, int]] = []
     offset = 0
     while True:
-        entries, total = await service.page(offset, page_size)
+        _, entries, total = await service.page("main", None, offset, page_size)
         assert total == len(expected)
         assert [e.rank for e in entries] == list(range(offset + 1, offset + 1 + len(entries)))
         seen += [(e.user_id, e.score) for e in entries]
@@ -58,9 +52,9 @@ async def check(sequence: list[tuple[str, int]], page_size: int, radius: int) ->
     assert seen == expected  # no user twice, none skipped, in order
 
     for position, (user, score) in enumerate(expected):
-        profile, rank = await service.user(user)
-        assert (rank, profile.score) == (position + 1, score)
-        around_rank, around = await service.around(user, radius)
+        _, entry, rank = await service.user("main", None, user)
+        assert (rank, entry.standing.score) == (position + 1, score)
+        _, around_rank, around = await service.around("main", None, user, radius)
         assert around_rank == rank
         low = max(0, position - radius)
         assert [(e.user_id, e.score) for e in around] == expected[low : position + radius + 1]

@@ -7,13 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from scoreboard import applying
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_store import MemoryScoreStore
+from scoreboard.boards import BoardsConfig
 from scoreboard.errors import ActionConflict, InvalidRequest, ScoreOutOfRange, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
-from scoreboard.model import MAX_SCORE, Board, HistoryQuery, ScoreUpdate, UserTotal
+from scoreboard.model import MAX_SCORE, HistoryQuery, ScoreUpdate, Standing, Top
 from scoreboard.service import ScoreService
+from tests.support.core import ONE_BOARD, on_main, started_service
 
 
 class Recorder:
@@ -27,11 +30,7 @@ class Recorder:
 
 
 async def make_service(store: MemoryScoreStore | None = None) -> ScoreService:
-    service = ScoreService(
-        store or MemoryScoreStore(), MemoryRankIndex(), MemoryBus(), min_delta=1, max_delta=1000
-    )
-    await service.start()
-    return service
+    return await started_service(store)
 
 
 def top(service: ScoreService) -> list[tuple[str, int]]:
@@ -42,9 +41,9 @@ async def test_update_returns_total_and_rank() -> None:
     service = await make_service()
     await service.update(ScoreUpdate("alice", 10))
     result = await service.update(ScoreUpdate("bob", 5))
-    assert (result.new_score, result.rank) == (5, 2)
+    assert on_main(result) == (5, 2)
     result = await service.update(ScoreUpdate("bob", 6))
-    assert (result.new_score, result.rank) == (11, 1)
+    assert on_main(result) == (11, 1)
 
 
 async def test_ties_go_to_who_reached_the_score_first() -> None:
@@ -85,7 +84,7 @@ async def test_updates_below_the_top_10_publish_nothing() -> None:
     service.live.subscribe(recorder)
     result = await service.update(ScoreUpdate("minnow", 1))
     await turn()
-    assert result.rank == 11
+    assert on_main(result)[1] == 11
     assert recorder.boards == []
     # ...but climbing into the top 10 does.
     await service.update(ScoreUpdate("minnow", 200))
@@ -99,8 +98,8 @@ async def test_retry_with_same_action_adds_nothing_and_returns_current_result() 
     first = await service.update(ScoreUpdate("alice", 5, action_id="a1"))
     await service.update(ScoreUpdate("alice", 3))
     again = await service.update(ScoreUpdate("alice", 5, action_id="a1"))
-    assert first.new_score == 5
-    assert again.new_score == 8  # the current total, not 13
+    assert on_main(first)[0] == 5
+    assert on_main(again)[0] == 8  # the current total, not 13
     assert store.event_count == 2
 
 
@@ -142,7 +141,7 @@ async def test_start_rebuilds_the_board_from_the_store() -> None:
     await first.update(ScoreUpdate("bob", 9))
     second = await make_service(store)  # a restart: new index, same store
     assert top(second) == [("bob", 9), ("alice", 5)]
-    assert (await second.index.rank("alice")) == 2
+    assert (await second.served("main").index.rank("alice")) == 2
 
 
 async def test_bus_events_from_other_processes_reach_the_live_board() -> None:
@@ -182,12 +181,12 @@ async def test_concurrent_updates_of_one_user_all_count() -> None:
 
 
 async def test_history_lists_events_with_running_totals_and_buckets() -> None:
-    times = iter(
-        datetime(2026, 1, 1, 10, 5, tzinfo=UTC) + timedelta(minutes=m) for m in (0, 30, 70, 1500)
-    )
-    store = MemoryScoreStore(clock=lambda: next(times))
+    start = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    now = [start]
+    store = MemoryScoreStore(clock=lambda: now[0])
     service = await make_service(store)
-    for delta in (1, 2, 3, 4):
+    for delta, minutes in zip((1, 2, 3, 4), (0, 30, 70, 1500), strict=True):
+        now[0] = start + timedelta(minutes=minutes)
         await service.update(ScoreUpdate("alice", delta, action_id=f"a{delta}"))
     events = await service.history(HistoryQuery("alice", limit=10))
     assert [(e.delta, e.score, e.action_id) for e in events] == [
@@ -242,10 +241,12 @@ class DownIndex(MemoryRankIndex):
 
     down = False
 
-    async def apply(self, total: UserTotal) -> Board | None:
+    async def apply_and_rank(
+        self, period: str, standing: Standing
+    ) -> tuple[Top | None, int | None]:
         if self.down:
             raise Unavailable("the rank index is unavailable")
-        return await super().apply(total)
+        return await super().apply_and_rank(period, standing)
 
     async def rank(self, user_id: str) -> int | None:
         if self.down:
@@ -256,25 +257,27 @@ class DownIndex(MemoryRankIndex):
 async def test_a_committed_update_is_answered_even_when_the_index_is_down() -> None:
     store = MemoryScoreStore()
     index = DownIndex()
-    service = ScoreService(store, index, MemoryBus(), min_delta=1, max_delta=1000)
-    await service.start()
+    service = ScoreService(store, MemoryBus(), lambda board, live: index)
+    await service.start(await applying.settle(store, ONE_BOARD, may_change=True))
     await service.update(ScoreUpdate("alice", 10))
     await service.update(ScoreUpdate("bob", 4))
     index.down = True
     result = await service.update(ScoreUpdate("carol", 7))
-    assert (result.new_score, result.rank) == (7, 2)  # ranked from the store
+    assert on_main(result) == (7, 2)  # ranked from the store
     assert store.event_count == 3
 
 
 async def test_a_total_past_max_score_is_refused_by_the_store() -> None:
     store = MemoryScoreStore()
-    service = ScoreService(store, MemoryRankIndex(), MemoryBus(), min_delta=1, max_delta=2**31 - 1)
-    await service.start()
+    service = await started_service(store, BoardsConfig.default(1, 2**31 - 1, None))
     # Reaching the cap by updates would take millions of them: start alice just below it.
-    store._users["alice"] = UserTotal("alice", "alice", MAX_SCORE - 5, 1, 1)
+    await service.update(ScoreUpdate("alice", 1))
+    store._totals[("alice", "points")] = MAX_SCORE - 5
+    table = store._standings[("main", "all")]
+    table["alice"] = (Standing("alice", "alice", MAX_SCORE - 5, 1, 1), table["alice"][1])
     with pytest.raises(ScoreOutOfRange):
         await service.update(ScoreUpdate("alice", 6))
-    assert (await service.update(ScoreUpdate("alice", 5))).new_score == MAX_SCORE
+    assert on_main(await service.update(ScoreUpdate("alice", 5)))[0] == MAX_SCORE
 
 
 async def test_already_applied_tells_an_update_that_would_add_nothing() -> None:

@@ -29,15 +29,18 @@ from hypothesis.stateful import (
     rule,
 )
 
+from scoreboard import applying
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_store import MemoryScoreStore
 from scoreboard.auth.decision import authorize
 from scoreboard.auth.mint import mint
 from scoreboard.auth.verify import Grant, TokenVerifier
+from scoreboard.boards import BoardsConfig
 from scoreboard.errors import ActionConflict, InvalidRequest, Unauthorized
 from scoreboard.model import ScoreUpdate
 from scoreboard.service import ScoreService
+from tests.support.core import on_main
 from tests.support.server import SECRET
 
 T = TypeVar("T")
@@ -58,7 +61,7 @@ class ServiceMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.store = MemoryScoreStore()
         self.service = ScoreService(
-            self.store, MemoryRankIndex(), MemoryBus(), min_delta=MIN_DELTA, max_delta=MAX_DELTA
+            self.store, MemoryBus(), lambda board, live: MemoryRankIndex(order=board.order)
         )
         self.verifier = TokenVerifier(KEY)
         # the model
@@ -77,7 +80,8 @@ class ServiceMachine(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.run(self.service.start())
+        config = BoardsConfig.default(MIN_DELTA, MAX_DELTA, None)
+        self.run(self.service.start(self.run(applying.settle(self.store, config, may_change=True))))
 
     # -- the model's rule --------------------------------------------------------------------
 
@@ -119,8 +123,9 @@ class ServiceMachine(RuleBasedStateMachine):
         assert outcome in ("applied", "replayed"), outcome
         if outcome == "applied":
             self.record(applied)
-        assert result.new_score == self.totals[applied.user_id]
-        assert result.rank == [u for u, _ in self.ranking()].index(applied.user_id) + 1
+        score, rank = on_main(result)
+        assert score == self.totals[applied.user_id]
+        assert rank == [u for u, _ in self.ranking()].index(applied.user_id) + 1
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -175,9 +180,9 @@ class ServiceMachine(RuleBasedStateMachine):
     @invariant()
     def totals_are_the_sum_of_accepted_deltas(self) -> None:
         for user, total in self.totals.items():
-            stored = self.run(self.store.get_user(user))
+            stored = self.run(self.store.entry("main", "all", user))
             assert stored is not None
-            assert stored.score == total
+            assert stored.standing.score == total
 
     @invariant()
     def each_accepted_update_is_one_event(self) -> None:
@@ -189,12 +194,12 @@ class ServiceMachine(RuleBasedStateMachine):
         top = [(e.user_id, e.score) for e in self.service.current_board().event.rankings]
         assert top == ranking[:10]
         for offset, limit in ((0, 100), (3, 4), (9, 2), (12, 5)):
-            page, size = self.run(self.service.page(offset, limit))
+            _, page, size = self.run(self.service.page("main", None, offset, limit))
             assert size == len(ranking)
             assert [(e.user_id, e.score) for e in page] == ranking[offset : offset + limit]
             assert [e.rank for e in page] == list(range(offset + 1, offset + 1 + len(page)))
         for rank, (user, _) in enumerate(ranking, start=1):
-            assert self.run(self.service.index.rank(user)) == rank
+            assert self.run(self.service.served("main").index.rank(user)) == rank
 
     @invariant()
     def seq_rises_exactly_when_the_top_10_changes(self) -> None:

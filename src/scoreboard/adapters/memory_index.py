@@ -1,11 +1,13 @@
-"""In-process rank index: a sorted list of ranking keys plus a dict of each user's entry.
+"""In-process rank index of one board: a sorted list of ranking keys plus a dict of each user's
+standing, for the board's current period.
 
 ``sortedcontainers.SortedList`` keeps the keys ordered with O(log n) insert, remove and
 position lookup, and O(log n + k) slicing, so the rank of a user and a page of k entries never
 scan the board. Memory is one key tuple and one dict entry per user.
 
 A write can only change the top ``top_k`` if the user was in it or enters it, which two
-O(log n) position lookups tell; only then is the top rebuilt and compared.
+O(log n) position lookups tell; only then is the top rebuilt and compared. A new period empties
+the index (the closed one is an archive, read from the store) and advances ``seq``.
 """
 
 from __future__ import annotations
@@ -14,65 +16,88 @@ from collections.abc import Iterable
 
 from sortedcontainers import SortedList
 
-from scoreboard.model import TOP_K, Board, RankedEntry, UserTotal, rank_key
+from scoreboard.model import TOP_K, RankedEntry, Standing, Top, rank_key
 
 
 class MemoryRankIndex:
-    def __init__(self, *, top_k: int = TOP_K) -> None:
+    def __init__(self, *, order: str = "desc", top_k: int = TOP_K, period: str = "all") -> None:
+        self.order = order
         self.top_k = top_k
         self._keys: SortedList = SortedList()
-        self._users: dict[str, UserTotal] = {}
-        self._board = Board(0, ())
+        self._users: dict[str, Standing] = {}
+        self._top = Top(0, (), period)
 
-    async def apply(self, total: UserTotal) -> Board | None:
-        old = self._users.get(total.user_id)
-        if old is not None and old.version >= total.version:
+    @property
+    def period(self) -> str:
+        return self._top.period
+
+    def _key(self, standing: Standing) -> tuple[int, int, str]:
+        return rank_key(standing.score, standing.reached, standing.user_id, self.order)
+
+    async def apply(self, period: str, standing: Standing) -> Top | None:
+        if period != self._top.period:
+            return None  # another period's write: not this index's business
+        old = self._users.get(standing.user_id)
+        if old is not None and old.version >= standing.version:
             return None
         touches_top = False
         if old is not None:
-            old_key = rank_key(old.score, old.reached, old.user_id)
+            old_key = self._key(old)
             touches_top = self._keys.bisect_left(old_key) < self.top_k
             self._keys.remove(old_key)
-        new_key = rank_key(total.score, total.reached, total.user_id)
-        self._users[total.user_id] = total
+        new_key = self._key(standing)
+        self._users[standing.user_id] = standing
         self._keys.add(new_key)
         if touches_top or self._keys.bisect_left(new_key) < self.top_k:
             return self._advance()
         return None
 
-    async def apply_and_rank(self, total: UserTotal) -> tuple[Board | None, int | None]:
-        moved = await self.apply(total)
-        return moved, await self.rank(total.user_id)
+    async def apply_and_rank(
+        self, period: str, standing: Standing
+    ) -> tuple[Top | None, int | None]:
+        if period != self._top.period:
+            return None, None
+        moved = await self.apply(period, standing)
+        return moved, await self.rank(standing.user_id)
 
-    def _advance(self) -> Board | None:
+    def _advance(self, period: str | None = None) -> Top | None:
         top = self._slice(0, self.top_k)
-        if top == self._board.top:
+        if period is None and top == self._top.top:
             return None
-        self._board = Board(self._board.seq + 1, top)
-        return self._board
+        self._top = Top(self._top.seq + 1, top, period or self._top.period)
+        return self._top
 
-    async def board(self) -> Board:
-        return self._board
+    async def board(self) -> Top:
+        return self._top
 
-    async def load(self, totals: Iterable[UserTotal]) -> None:
+    async def start_period(self, period: str) -> Top:
+        if period == self._top.period:
+            return self._top
+        self._keys = SortedList()
+        self._users.clear()
+        top = self._advance(period)
+        assert top is not None
+        return top
+
+    async def load(self, period: str, standings: Iterable[Standing]) -> None:
+        if period != self._top.period:
+            await self.start_period(period)
         if not self._users:
             # Bulk path for a rebuild into an empty index: one sort instead of n inserts.
-            for total in totals:
-                old = self._users.get(total.user_id)
-                if old is None or old.version < total.version:
-                    self._users[total.user_id] = total
-            self._keys = SortedList(
-                rank_key(t.score, t.reached, t.user_id) for t in self._users.values()
-            )
+            for standing in standings:
+                old = self._users.get(standing.user_id)
+                if old is None or old.version < standing.version:
+                    self._users[standing.user_id] = standing
+            self._keys = SortedList(self._key(s) for s in self._users.values())
         else:
-            for total in totals:
-                old = self._users.get(total.user_id)
+            for standing in standings:
+                old = self._users.get(standing.user_id)
                 if old is not None:
-                    if old.version >= total.version:
+                    if old.version >= standing.version:
                         continue
-                    self._keys.remove(rank_key(old.score, old.reached, old.user_id))
-                self._users[total.user_id] = total
-                self._keys.add(rank_key(total.score, total.reached, total.user_id))
+                    self._keys.remove(self._key(old))
+                self._users[standing.user_id] = standing
+                self._keys.add(self._key(standing))
         self._advance()
 
     async def clear(self) -> None:
@@ -90,15 +115,17 @@ class MemoryRankIndex:
         users = self._users
         out = []
         for offset, key in enumerate(self._keys.islice(start, start + count)):
-            total = users[key[2]]
-            out.append(RankedEntry(start + offset + 1, total.user_id, total.username, total.score))
+            standing = users[key[2]]
+            out.append(
+                RankedEntry(start + offset + 1, standing.user_id, standing.username, standing.score)
+            )
         return tuple(out)
 
     async def rank(self, user_id: str) -> int | None:
-        total = self._users.get(user_id)
-        if total is None:
+        standing = self._users.get(user_id)
+        if standing is None:
             return None
-        return int(self._keys.index(rank_key(total.score, total.reached, user_id))) + 1
+        return int(self._keys.index(self._key(standing))) + 1
 
     async def size(self) -> int:
         return len(self._users)

@@ -1,17 +1,28 @@
 """PostgreSQL score store (scaled mode): asyncpg, pooled, one statement per update.
 
-An update is **one SQL statement**, so one round trip and one transaction (autocommit). A CTE
-upserts the user: ``INSERT ... ON CONFLICT (user_id) DO UPDATE SET score = users.score + ...``
-creates the user or adds the delta under the row lock, and takes the event's id from the
-``scores`` sequence *inside* the ``SET``, that is after the lock is held; the outer statement then
-inserts the score event with that id and the total after it (``score_after``). Per-user totals,
-versions, event ids and timestamps are therefore serialized by the database in commit order,
-whichever process sends them. The foreign key from ``scores`` to ``users`` is checked at the end
-of the statement, after the user row exists.
+An update is **one SQL statement**, so one round trip and one transaction (autocommit). Common
+table expressions, in order: the user's row (created, or renamed when the token brings a new
+name); the user's running total of the metric, ``INSERT ... ON CONFLICT DO UPDATE SET total =
+totals.total + ...`` under the row's lock, which also draws the event's id from the ``scores``
+sequence *after* the lock is held, and its time (this process's clock, but never before the
+user's previous event of the metric, so one user's events are in time order in commit order);
+the score event with that id and the total after it; then one upsert per board the metric
+feeds, in the board's current period: a ``sum`` adds the delta, a ``best`` replaces the
+standing only when the event sorts first (``rank_score``). Per-user totals, event ids and
+standings are therefore serialized by the database in commit order, whichever process sends
+them. Foreign keys are checked at the end of the statement, after the user row exists.
+
+**The configuration and the seasons, at commit.** The statement counts the event only if the
+applied configuration is still the one this process built it for (a guard on
+``board_config.version``), and reads each manual board's current season itself. Applying a
+configuration and rolling a season over take ``SHARE ROW EXCLUSIVE`` on ``scores``, which waits
+for every update in flight and holds off new ones until they commit; a statement that waited
+takes its snapshot after, so it sees the new version (and retries with it) or the new season.
+Every event is counted in the configuration and season current at its commit.
 
 Idempotency: a repeated ``(user_id, action_id)`` violates the unique constraint, which rolls the
-*whole* statement back, user row included; a second query then tells a retry (same delta: return
-the current total, ``replayed``) from a conflict (``ActionConflict``). A retry landing on another
+*whole* statement back; a second query then tells a retry (same delta and metric: the current
+standings, ``replayed``) from a conflict (``ActionConflict``). A retry landing on another
 process is applied once, because the constraint is in the one database.
 
 No group commit here: concurrent statements run on the pool's connections, and PostgreSQL
@@ -37,25 +48,33 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from scoreboard.errors import ActionConflict, ScoreOutOfRange, Unavailable
+from scoreboard import periods
+from scoreboard.boards import Board, BoardsConfig
+from scoreboard.errors import ActionConflict, ConfigChanged, ScoreOutOfRange, Unavailable
 from scoreboard.model import (
     BUCKETS,
     MAX_SCORE,
     Applied,
+    BoardStanding,
+    Entry,
     HistoryPoint,
     HistoryQuery,
+    PeriodSummary,
+    RankedEntry,
     ScoreEvent,
     ScoreUpdate,
+    Standing,
     UserProfile,
-    UserTotal,
+    rank_score,
 )
+from scoreboard.periods import Period
 
 log = logging.getLogger(__name__)
 
@@ -66,48 +85,156 @@ POOL_MAX = 16
 _CHUNK = 10_000
 _TIMEOUT = 10.0
 CALL_TIMEOUT = 1.5
+_ADMIN_TIMEOUT = 60.0
+"""Applying a configuration (filling new boards) and rolling over may take longer."""
 
-# ``scores_score_id_seq`` is the sequence of the BIGSERIAL ``scores.score_id`` (migration 0001).
-_APPLY = """
-WITH total AS (
-    INSERT INTO users AS u (user_id, username, score, version, reached_seq, created_at, updated_at)
-    VALUES ($1::varchar, COALESCE($4::varchar, $1::varchar), $2::integer, 1,
-            nextval('scores_score_id_seq'), clock_timestamp(), clock_timestamp())
-    ON CONFLICT (user_id) DO UPDATE SET
-        score = u.score + EXCLUDED.score,
-        version = u.version + 1,
-        reached_seq = nextval('scores_score_id_seq'),
-        username = COALESCE($4, u.username),
-        updated_at = clock_timestamp()
-    RETURNING username, score, version, reached_seq, updated_at
-), event AS (
-    INSERT INTO scores (score_id, user_id, score_delta, action_id, created_at, score_after)
-    SELECT reached_seq, $1, $2, $3, updated_at, score FROM total
-    RETURNING score_id
+_SELECT_ACTION = "SELECT score_delta, metric FROM scores WHERE user_id = $1 AND action_id = $2"
+_SELECT_NAME = "SELECT username FROM users WHERE user_id = $1"
+_SELECT_STANDING = (
+    "SELECT score, version, reached FROM standings"
+    " WHERE board_id = $1 AND period_id = $2 AND user_id = $3"
 )
-SELECT username, score, version, reached_seq FROM total, event
-"""
-_SELECT_ACTION = "SELECT score_delta FROM scores WHERE user_id = $1 AND action_id = $2"
-_SELECT_USER = "SELECT user_id, username, score, version, reached_seq FROM users WHERE user_id = $1"
-_COUNT_ABOVE = "SELECT COUNT(*) FROM users WHERE score > $1 OR (score = $1 AND reached_seq < $2)"
-_SELECT_PROFILE = "SELECT user_id, username, score, updated_at FROM users WHERE user_id = $1"
+_SELECT_ENTRY = (
+    "SELECT s.user_id, u.username, s.score, s.version, s.reached, s.updated_at"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id = $3"
+)
+_SELECT_PAGE = (
+    "SELECT s.user_id, u.username, s.score, s.version, s.reached"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = $1 AND s.period_id = $2"
+    " ORDER BY s.rank_score, s.reached, s.user_id LIMIT $3 OFFSET $4"
+)
+_SELECT_STANDINGS = (
+    "SELECT s.user_id, u.username, s.score, s.version, s.reached"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id > $3"
+    " ORDER BY s.user_id LIMIT $4"
+)
+_COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2"
+_COUNT_AHEAD = (
+    "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2"
+    " AND (rank_score < $3 OR (rank_score = $3 AND reached < $4))"
+)
+_SELECT_PROFILE = "SELECT user_id, username, created_at FROM users WHERE user_id = $1"
 _SELECT_HISTORY = """
 SELECT score_id, created_at, score_delta, score_after, action_id FROM scores
-WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 AND (created_at, score_id) > ($4, $5)
-ORDER BY created_at, score_id LIMIT $6
+WHERE user_id = $1 AND metric = $2 AND created_at >= $3 AND created_at < $4
+  AND (created_at, score_id) > ($5, $6)
+ORDER BY created_at, score_id LIMIT $7
 """
 # The last event of each bucket (UTC hours or days) carries the score at the end of it.
 _SELECT_BUCKETS = """
-SELECT DISTINCT ON (bucket) date_trunc($2, created_at AT TIME ZONE 'UTC') AS bucket, score_after
-FROM scores WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
-ORDER BY bucket, created_at DESC, score_id DESC LIMIT $5
+SELECT DISTINCT ON (bucket) date_trunc($3, created_at AT TIME ZONE 'UTC') AS bucket, score_after
+FROM scores WHERE user_id = $1 AND metric = $2 AND created_at >= $4 AND created_at < $5
+ORDER BY bucket, created_at DESC, score_id DESC LIMIT $6
 """
-_MIN_TIME = datetime.min.replace(tzinfo=UTC)
-_MAX_TIME = datetime.max.replace(tzinfo=UTC)
-_SELECT_TOTALS = (
-    "SELECT user_id, username, score, version, reached_seq FROM users"
-    " WHERE user_id > $1 ORDER BY user_id LIMIT $2"
+_SELECT_SEASONS = "SELECT board_id, period_id, starts_at FROM periods WHERE ends_at IS NULL"
+_SELECT_PERIOD = "SELECT starts_at, ends_at FROM periods WHERE board_id = $1 AND period_id = $2"
+_INSERT_PERIOD = (
+    "INSERT INTO periods (board_id, period_id, starts_at, ends_at) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (board_id, period_id) DO NOTHING"
 )
+_SELECT_CONFIG = "SELECT config, version FROM board_config WHERE id = 1"
+_SELECT_CONFIG_VERSION = "SELECT version FROM board_config WHERE id = 1"
+# Held by a configuration change or a rollover: waits for the updates in flight, holds off new
+# ones until commit (see the module docstring).
+_HOLD_UPDATES = "LOCK TABLE scores IN SHARE ROW EXCLUSIVE MODE"
+_FILL_SUM = """
+INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,
+                       updated_at)
+SELECT $1, $2, user_id, SUM(score_delta), $3 * SUM(score_delta), MAX(score_id), COUNT(*),
+       MAX(created_at)
+FROM scores WHERE metric = $4 AND created_at >= $5 AND created_at < $6 GROUP BY user_id
+ON CONFLICT (board_id, period_id, user_id) DO NOTHING
+"""
+_FILL_BEST = """
+INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,
+                       updated_at)
+SELECT DISTINCT ON (user_id) $1, $2, user_id, score_delta, $3 * score_delta, score_id, 1,
+       created_at
+FROM scores WHERE metric = $4 AND created_at >= $5 AND created_at < $6
+ORDER BY user_id, $3 * score_delta, score_id
+ON CONFLICT (board_id, period_id, user_id) DO NOTHING
+"""
+_MIN_TIME = datetime(1, 1, 1, tzinfo=UTC)
+_MAX_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+# The update statement's fixed part; $1 user, $2 delta, $3 action, $4 name, $5 now, $6 metric,
+# $7 configuration version; then the boards' upserts (see _statement).
+_UPDATE_HEAD = """
+WITH guard AS (SELECT 1 FROM board_config WHERE id = 1 AND version = $7::integer),
+u AS (
+    INSERT INTO users AS u (user_id, username, created_at, updated_at)
+    SELECT $1::varchar, COALESCE($4::varchar, $1::varchar), $5::timestamptz, $5::timestamptz
+    FROM guard
+    ON CONFLICT (user_id) DO UPDATE SET username = EXCLUDED.username,
+        updated_at = EXCLUDED.updated_at
+    WHERE $4::varchar IS NOT NULL AND u.username <> $4::varchar
+    RETURNING username
+),
+t AS (
+    INSERT INTO totals AS t (user_id, metric, total, last_at)
+    SELECT $1::varchar, $6::varchar, $2::bigint, $5::timestamptz FROM guard
+    ON CONFLICT (user_id, metric) DO UPDATE SET total = t.total + EXCLUDED.total,
+        last_at = GREATEST(EXCLUDED.last_at, t.last_at + interval '1 microsecond')
+    RETURNING total, last_at, nextval('scores_score_id_seq') AS event_id
+),
+ev AS (
+    INSERT INTO scores (score_id, user_id, metric, score_delta, action_id, created_at,
+                        score_after)
+    SELECT event_id, $1, $6, $2, $3, last_at, total FROM t
+    RETURNING score_id
+)"""
+_SUM = """,
+s{i} AS (
+    INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
+                                version, updated_at)
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5 FROM t
+    ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = s.score + EXCLUDED.score,
+        rank_score = s.rank_score + EXCLUDED.rank_score, reached = EXCLUDED.reached,
+        version = s.version + 1, updated_at = EXCLUDED.updated_at
+    RETURNING period_id, score, version, reached
+)"""
+_BEST = """,
+s{i} AS (
+    INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
+                                version, updated_at)
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5 FROM t
+    ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
+        rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached,
+        version = s.version + 1, updated_at = EXCLUDED.updated_at
+    WHERE EXCLUDED.rank_score < s.rank_score
+    RETURNING period_id, score, version, reached
+)"""
+_FROM_UPSERT = "(SELECT {column} FROM s{i})"
+_SEASON = "(SELECT period_id FROM periods WHERE board_id = ${b}::varchar AND ends_at IS NULL)"
+
+
+def _statement(boards: tuple[Board, ...]) -> str:
+    """The update statement for a metric feeding ``boards``: per board ``i`` two parameters,
+    its id and its rank sign, and for a clock-reset board a third, its current period."""
+    parts = [_UPDATE_HEAD]
+    selects = [
+        "(SELECT score_id FROM ev)",
+        "COALESCE((SELECT username FROM u), (SELECT username FROM users WHERE user_id = $1))",
+    ]
+    n = 8
+    for i, board in enumerate(boards):
+        b, sign = n, n + 1
+        n += 2
+        if board.reset == "manual":
+            period = _SEASON.format(b=b)
+        else:
+            period = f"${n}::varchar"
+            n += 1
+        template = _SUM if board.aggregate == "sum" else _BEST
+        parts.append(template.format(i=i, b=b, sign=sign, period=period))
+        selects.append(period)
+        selects += [_FROM_UPSERT.format(column=c, i=i) for c in ("score", "version", "reached")]
+    parts.append("\nSELECT " + ", ".join(selects))
+    return "".join(parts)
+
 
 # What a lost or refused connection looks like from asyncpg; anything else is a bug (500).
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -131,24 +258,48 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     return None
 
 
-async def _fetch_totals(
-    connection: PoolConnectionProxy[asyncpg.Record], *, after: str
+async def _fetchrow(
+    statement: str, params: Sequence[object], connection: PoolConnectionProxy[asyncpg.Record]
+) -> asyncpg.Record | None:
+    return await connection.fetchrow(statement, *params)
+
+
+async def _fetch(
+    statement: str, params: Sequence[object], connection: PoolConnectionProxy[asyncpg.Record]
 ) -> list[asyncpg.Record]:
-    return await connection.fetch(_SELECT_TOTALS, after, _CHUNK)
+    return await connection.fetch(statement, *params)
 
 
-def _total(row: asyncpg.Record) -> UserTotal:
-    return UserTotal(row[0], row[1], row[2], row[3], row[4])
+def _standing(row: asyncpg.Record) -> Standing:
+    return Standing(row[0], row[1], row[2], row[3], row[4])
+
+
+def _time(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
 
 
 class PostgresScoreStore:
     """``dsn`` is our ``postgresql://USER@HOST:PORT/DB`` URL, which asyncpg takes as it is."""
 
-    def __init__(self, dsn: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = POOL_MIN,
+        max_size: int = POOL_MAX,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``clock``: an update's commit time (its ``created_at`` and the period it counts in;
+        this process's clock, so that the two always agree)."""
         self.dsn = dsn
         self.min_size = min_size
         self.max_size = max_size
+        self._clock = clock
         self._pool: asyncpg.Pool | None = None
+        self._config: BoardsConfig | None = None
+        self._version = 0
+        self._feeds: dict[str, tuple[tuple[Board, ...], str]] = {}
+        self._known_periods: set[tuple[str, str]] = set()
 
     async def open(self) -> None:
         try:
@@ -174,7 +325,12 @@ class PostgresScoreStore:
             raise Unavailable("the store is not open")
         return self._pool
 
-    async def _guard(self, use: Callable[[PoolConnectionProxy[asyncpg.Record]], Awaitable[T]]) -> T:
+    async def _guard(
+        self,
+        use: Callable[[PoolConnectionProxy[asyncpg.Record]], Awaitable[T]],
+        *,
+        deadline: float = CALL_TIMEOUT,
+    ) -> T:
         """Run ``use`` on a pool connection within ``CALL_TIMEOUT``; connection failures and
         the deadline become ``Unavailable``.
 
@@ -182,7 +338,7 @@ class PostgresScoreStore:
         asyncpg would otherwise send a cancel request on a *new* connection and make the
         release wait for it, which hangs exactly when the server does."""
         try:
-            async with asyncio.timeout(CALL_TIMEOUT):
+            async with asyncio.timeout(deadline):
                 connection = await self.pool.acquire()
                 try:
                     return await use(connection)
@@ -195,82 +351,372 @@ class PostgresScoreStore:
             log.error("postgresql call failed: %s: %s", type(exc).__name__, exc)
             raise Unavailable("the score store is unavailable, try again shortly") from exc
 
+    # -- the board configuration ------------------------------------------------------------
+
+    async def load_config(self) -> tuple[BoardsConfig | None, int]:
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_CONFIG))
+        config = None if row is None else BoardsConfig.from_json(row[0])
+        version = 0 if row is None else int(row[1])
+        feeds: dict[str, tuple[tuple[Board, ...], str]] = {}
+        if config is not None:
+            for metric in config.metrics:
+                boards = tuple(b for b in config.boards.values() if b.metric == metric)
+                feeds[metric] = (boards, _statement(boards))
+        self._config, self._version, self._feeds = config, version, feeds
+        return config, version
+
+    async def config_version(self) -> int:
+        version = await self._guard(lambda c: c.fetchval(_SELECT_CONFIG_VERSION))
+        return 0 if version is None else int(version)
+
+    async def apply_config(
+        self, config: BoardsConfig, *, expected_version: int, fill: Sequence[str]
+    ) -> int:
+        now = self._clock()
+
+        async def apply(connection: PoolConnectionProxy[asyncpg.Record]) -> int:
+            async with connection.transaction():
+                await connection.execute(_HOLD_UPDATES)
+                version = await connection.fetchval(_SELECT_CONFIG_VERSION) or 0
+                if version != expected_version:
+                    raise ConfigChanged(
+                        f"the configuration is at version {version}, not {expected_version}"
+                    )
+                for board_id in fill:
+                    await _fill(connection, config.boards[board_id], now)
+                await connection.execute(
+                    "INSERT INTO board_config (id, config, version, applied_at)"
+                    " VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET"
+                    " config = EXCLUDED.config, version = EXCLUDED.version,"
+                    " applied_at = EXCLUDED.applied_at",
+                    config.to_json(),
+                    version + 1,
+                    now,
+                )
+                return int(version) + 1
+
+        return await self._guard(apply, deadline=_ADMIN_TIMEOUT)
+
+    # -- manual seasons and periods ---------------------------------------------------------
+
+    async def seasons(self) -> dict[str, Period]:
+        rows = await self._guard(lambda c: c.fetch(_SELECT_SEASONS))
+        return {r[0]: Period(r[1], _time(r[2]), None) for r in rows}
+
+    async def rollover(self, board: Board) -> tuple[Period, Period]:
+        now = self._clock()
+
+        async def roll(connection: PoolConnectionProxy[asyncpg.Record]) -> tuple[Period, Period]:
+            async with connection.transaction():
+                await connection.execute(_HOLD_UPDATES)
+                row = await connection.fetchrow(
+                    "SELECT period_id, starts_at FROM periods WHERE board_id = $1"
+                    " AND ends_at IS NULL",
+                    board.id,
+                )
+                if row is None:
+                    current = Period(periods.FIRST_SEASON, now, None)
+                    await connection.execute(_INSERT_PERIOD, board.id, current.id, now, None)
+                else:
+                    current = Period(row[0], _time(row[1]), None)
+                closed, opened = periods.rollover(current, now)
+                await connection.execute(
+                    "UPDATE periods SET ends_at = $3 WHERE board_id = $1 AND period_id = $2",
+                    board.id,
+                    closed.id,
+                    now,
+                )
+                await connection.execute(_INSERT_PERIOD, board.id, opened.id, now, None)
+                return closed, opened
+
+        return await self._guard(roll, deadline=_ADMIN_TIMEOUT)
+
+    async def start_period(self, board: str, period: Period) -> None:
+        if (board, period.id) in self._known_periods:
+            return
+        await self._guard(
+            lambda c: c.execute(_INSERT_PERIOD, board, period.id, period.starts_at, period.ends_at)
+        )
+        self._known_periods.add((board, period.id))
+
+    async def period(self, board: str, period_id: str) -> Period | None:
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_PERIOD, board, period_id))
+        return None if row is None else Period(period_id, _time(row[0]), _time(row[1]))
+
+    async def periods(
+        self, board: str, *, limit: int, before: str | None = None
+    ) -> list[PeriodSummary]:
+        async def read(connection: PoolConnectionProxy[asyncpg.Record]) -> list[PeriodSummary]:
+            if before is None:
+                rows = await connection.fetch(
+                    "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = $1"
+                    " ORDER BY starts_at DESC NULLS LAST LIMIT $2",
+                    board,
+                    limit,
+                )
+            else:
+                rows = await connection.fetch(
+                    "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = $1"
+                    " AND starts_at < (SELECT starts_at FROM periods WHERE board_id = $1"
+                    " AND period_id = $2) ORDER BY starts_at DESC LIMIT $3",
+                    board,
+                    before,
+                    limit,
+                )
+            out = []
+            for period_id, starts, ends in rows:
+                entries = await connection.fetchval(_COUNT, board, period_id)
+                first = await connection.fetchrow(_SELECT_PAGE, board, period_id, 1, 0)
+                leader = None if first is None else RankedEntry(1, first[0], first[1], first[2])
+                out.append(
+                    PeriodSummary(
+                        board, period_id, _time(starts), _time(ends), int(entries), leader
+                    )
+                )
+            return out
+
+        return await self._guard(read)
+
+    async def prune(self, board: str, keep: int) -> list[str]:
+        now = self._clock()
+
+        async def prune(connection: PoolConnectionProxy[asyncpg.Record]) -> list[str]:
+            async with connection.transaction():
+                rows = await connection.fetch(
+                    "SELECT period_id FROM periods WHERE board_id = $1 AND ends_at IS NOT NULL"
+                    " AND ends_at <= $2 ORDER BY starts_at DESC OFFSET $3",
+                    board,
+                    now,
+                    keep,
+                )
+                doomed = [r[0] for r in rows]
+                await connection.execute(
+                    "DELETE FROM standings WHERE board_id = $1 AND period_id = ANY($2)",
+                    board,
+                    doomed,
+                )
+                await connection.execute(
+                    "DELETE FROM periods WHERE board_id = $1 AND period_id = ANY($2)",
+                    board,
+                    doomed,
+                )
+                return doomed
+
+        return await self._guard(prune, deadline=_ADMIN_TIMEOUT)
+
+    # -- updates ----------------------------------------------------------------------------
+
+    def _params(
+        self, update: ScoreUpdate, action_id: str, now: datetime, boards: tuple[Board, ...]
+    ) -> list[object]:
+        params: list[object] = [
+            update.user_id,
+            update.delta,
+            action_id,
+            update.username,
+            now,
+            update.metric,
+            self._version,
+        ]
+        for board in boards:
+            params += [board.id, -1 if board.order == "desc" else 1]
+            if board.reset != "manual":
+                params.append(periods.period_at(board.reset, board.timezone, now).id)
+        return params
+
     async def apply(self, update: ScoreUpdate) -> Applied:
         action_id = update.action_id or uuid.uuid4().hex
-        try:
-            row = await self._guard(
-                lambda c: c.fetchrow(
-                    _APPLY, update.user_id, update.delta, action_id, update.username
-                )
-            )
-        except asyncpg.UniqueViolationError:
-            pass  # the event was there already: a retry, or the action_id with another delta
-        except asyncpg.CheckViolationError:  # ck_users_score_range (migration 0003)
-            raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}") from None
-        else:
+        for _ in range(3):  # a configuration applied meanwhile: once more with it
+            boards, statement = self._feeds.get(update.metric, ((), ""))
+            if not statement:
+                boards, statement = (), _statement(())
+            now = self._clock()
+            for board in boards:  # a period seen first: recorded before anything counts in it
+                if board.reset != "manual":
+                    await self.start_period(
+                        board.id, periods.period_at(board.reset, board.timezone, now)
+                    )
+            params = self._params(update, action_id, now, boards)
+            try:
+                row = await self._guard(functools.partial(_fetchrow, statement, params))
+            except asyncpg.UniqueViolationError:
+                break  # the event was there already: a retry, or the action with another delta
+            except asyncpg.CheckViolationError:  # ck_totals_range, ck_standings_range
+                raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}") from None
             assert row is not None
-            username, score, version, reached = row
-            return Applied(UserTotal(update.user_id, username, score, version, reached))
-        delta = await self._guard(lambda c: c.fetchval(_SELECT_ACTION, update.user_id, action_id))
-        if delta != update.delta:
-            raise ActionConflict("this action_id was already used with a different score_delta")
-        user = await self.get_user(update.user_id)
-        assert user is not None  # the event's foreign key guarantees the user
-        return Applied(user, replayed=True)
+            if row[0] is None:  # the guard: another configuration is applied
+                await self.load_config()
+                continue
+            return await self._applied(update, row, boards)
+        else:
+            raise Unavailable("the boards configuration keeps changing; try again")
+        found = await self._guard(lambda c: c.fetchrow(_SELECT_ACTION, update.user_id, action_id))
+        if found is None or found[0] != update.delta or found[1] != update.metric:
+            raise ActionConflict(
+                "this action_id was already used with a different score_delta or metric"
+            )
+        return await self._replayed(update.user_id, update.metric)
+
+    async def _applied(
+        self, update: ScoreUpdate, row: asyncpg.Record, boards: tuple[Board, ...]
+    ) -> Applied:
+        username = row[1]
+        if username is None:
+            # The user row was created by a statement that committed after this one's snapshot
+            # (two first updates of one user at once): read it now.
+            username = await self._guard(lambda c: c.fetchval(_SELECT_NAME, update.user_id))
+        moved = []
+        for i, board in enumerate(boards):
+            period, score, version, reached = row[2 + 4 * i : 6 + 4 * i]
+            if score is None:  # a best board the event did not better: as it stands
+                current = await self._guard(
+                    functools.partial(
+                        _fetchrow, _SELECT_STANDING, [board.id, period, update.user_id]
+                    )
+                )
+                assert current is not None
+                score, version, reached = current
+                changed = False
+            else:
+                changed = True
+            standing = Standing(update.user_id, username, score, version, reached)
+            moved.append(BoardStanding(board.id, period, standing, changed))
+        return Applied(update.user_id, username, tuple(moved))
+
+    async def _replayed(self, user_id: str, metric: str) -> Applied:
+        boards, _ = self._feeds.get(metric, ((), ""))
+        now = self._clock()
+        seasons = await self.seasons() if any(b.reset == "manual" for b in boards) else {}
+
+        async def read(connection: PoolConnectionProxy[asyncpg.Record]) -> Applied:
+            username = await connection.fetchval(_SELECT_NAME, user_id)
+            moved = []
+            for board in boards:
+                if board.reset == "manual":
+                    season = seasons.get(board.id)
+                    if season is None:
+                        continue
+                    period = season.id
+                else:
+                    period = periods.period_at(board.reset, board.timezone, now).id
+                row = await connection.fetchrow(_SELECT_STANDING, board.id, period, user_id)
+                standing = None if row is None else Standing(user_id, username, *row)
+                moved.append(BoardStanding(board.id, period, standing, False))
+            return Applied(user_id, username, tuple(moved), replayed=True)
+
+        return await self._guard(read)
 
     async def action_delta(self, user_id: str, action_id: str) -> int | None:
-        delta = await self._guard(lambda c: c.fetchval(_SELECT_ACTION, user_id, action_id))
-        return None if delta is None else int(delta)
-
-    async def get_user(self, user_id: str) -> UserTotal | None:
-        row = await self._guard(lambda c: c.fetchrow(_SELECT_USER, user_id))
-        return None if row is None else _total(row)
-
-    async def rank_of(self, total: UserTotal) -> int:
-        above = await self._guard(lambda c: c.fetchval(_COUNT_ABOVE, total.score, total.reached))
-        return int(above) + 1
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_ACTION, user_id, action_id))
+        return None if row is None else int(row[0])
 
     async def profile(self, user_id: str) -> UserProfile | None:
         row = await self._guard(lambda c: c.fetchrow(_SELECT_PROFILE, user_id))
-        return None if row is None else UserProfile(row[0], row[1], row[2], row[3])
+        return None if row is None else UserProfile(row[0], row[1], row[2].astimezone(UTC))
+
+    # -- standings --------------------------------------------------------------------------
+
+    async def entry(self, board: str, period: str, user_id: str) -> Entry | None:
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_ENTRY, board, period, user_id))
+        return None if row is None else Entry(_standing(row), row[5].astimezone(UTC))
+
+    async def rank_of(self, board: str, period: str, order: str, standing: Standing) -> int:
+        key = rank_score(standing.score, order)
+        above = await self._guard(
+            lambda c: c.fetchval(_COUNT_AHEAD, board, period, key, standing.reached)
+        )
+        return int(above) + 1
+
+    async def page(self, board: str, period: str, offset: int, limit: int) -> list[Standing]:
+        rows = await self._guard(lambda c: c.fetch(_SELECT_PAGE, board, period, limit, offset))
+        return [_standing(r) for r in rows]
+
+    async def count(self, board: str, period: str) -> int:
+        return int(await self._guard(lambda c: c.fetchval(_COUNT, board, period)))
+
+    async def has_data(self, board: str) -> bool:
+        row = await self._guard(
+            lambda c: c.fetchrow("SELECT 1 FROM standings WHERE board_id = $1 LIMIT 1", board)
+        )
+        return row is not None
+
+    async def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
+        # Keyset pages rather than one long cursor: no transaction stays open during a rebuild,
+        # and a standing that changes meanwhile reaches the index through its own versioned
+        # write.
+        after = ""
+        while True:
+            rows = await self._guard(
+                functools.partial(_fetch, _SELECT_STANDINGS, [board, period, after, _CHUNK])
+            )
+            if not rows:
+                return
+            yield [_standing(row) for row in rows]
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    # -- history ----------------------------------------------------------------------------
 
     async def history(self, q: HistoryQuery) -> list[ScoreEvent]:
-        user_id, since, until, after, limit = q.user_id, q.since, q.until, q.after, q.limit
-        after_at, after_id = after if after is not None else (_MIN_TIME, 0)
+        after_at, after_id = q.after if q.after is not None else (_MIN_TIME, 0)
         rows = await self._guard(
             lambda c: c.fetch(
                 _SELECT_HISTORY,
-                user_id,
-                since or _MIN_TIME,
-                until or _MAX_TIME,
+                q.user_id,
+                q.metric,
+                q.since or _MIN_TIME,
+                q.until or _MAX_TIME,
                 after_at,
                 after_id,
-                limit,
+                q.limit,
             )
         )
         return [ScoreEvent(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def history_buckets(self, q: HistoryQuery) -> list[HistoryPoint]:
-        user_id, since, until, limit = q.user_id, q.since, q.until, q.limit
         bucket = q.bucket or "day"
         if bucket not in BUCKETS:
             raise ValueError(f"unknown bucket {bucket!r}")
         rows = await self._guard(
             lambda c: c.fetch(
-                _SELECT_BUCKETS, user_id, bucket, since or _MIN_TIME, until or _MAX_TIME, limit
+                _SELECT_BUCKETS,
+                q.user_id,
+                q.metric,
+                bucket,
+                q.since or _MIN_TIME,
+                q.until or _MAX_TIME,
+                q.limit,
             )
         )
         return [HistoryPoint(r[0].replace(tzinfo=UTC), r[1]) for r in rows]
 
-    async def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
-        # Keyset pages rather than one long cursor: no transaction stays open during a rebuild,
-        # and a total that changes meanwhile reaches the index through its own versioned write.
-        after = ""
-        while True:
-            rows = await self._guard(functools.partial(_fetch_totals, after=after))
-            if not rows:
-                return
-            yield [_total(row) for row in rows]
-            if len(rows) < _CHUNK:
-                return
-            after = rows[-1][0]
+
+async def _fill(
+    connection: PoolConnectionProxy[asyncpg.Record], board: Board, now: datetime
+) -> None:
+    """A new board's standings in its current period, from the stored events."""
+    if board.reset == "manual":
+        row = await connection.fetchrow(
+            "SELECT period_id, starts_at FROM periods WHERE board_id = $1 AND ends_at IS NULL",
+            board.id,
+        )
+        if row is None:
+            await connection.execute(_INSERT_PERIOD, board.id, periods.FIRST_SEASON, now, None)
+            period, since = periods.FIRST_SEASON, now
+        else:
+            period, since = row[0], row[1] or _MIN_TIME
+        until = _MAX_TIME
+    else:
+        current = periods.period_at(board.reset, board.timezone, now)
+        await connection.execute(
+            _INSERT_PERIOD, board.id, current.id, current.starts_at, current.ends_at
+        )
+        period, since, until = (
+            current.id,
+            current.starts_at or _MIN_TIME,
+            current.ends_at or _MAX_TIME,
+        )
+    sign = -1 if board.order == "desc" else 1
+    statement = _FILL_SUM if board.aggregate == "sum" else _FILL_BEST
+    await connection.execute(statement, board.id, period, sign, board.metric, since, until)

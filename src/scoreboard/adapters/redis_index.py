@@ -37,6 +37,14 @@ is announced, with no new "epoch" concept on the wire. (A process that missed th
 the bus raises it on its next check; until then its clients may miss one announcement, and the
 next change reaches them.)
 
+**Periods.** The index holds one board's current period (and keeps the previous one for a
+while). Each period's data has keys of its own, ``{prefix}{<board>}:<period>:z`` and so on; the
+board's ``seq`` and the id of its current period are one key each. Every script names the
+period it means: a write for a period that is not the current one stores nothing (the store has
+it; it is an archive, or a period this index has not started), and :meth:`start_period` makes a
+period current with the next ``seq``, once, whichever process asks first. The previous
+period's keys expire after ``KEEP_PREVIOUS`` seconds.
+
 Key prefix: ``{prefix}{<board>}:...``; the braces keep one board's keys in one cluster slot.
 """
 
@@ -52,7 +60,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scoreboard.errors import Unavailable
-from scoreboard.model import DEFAULT_BOARD, TOP_K, Board, RankedEntry, UserTotal
+from scoreboard.model import DEFAULT_BOARD, TOP_K, RankedEntry, Standing, Top, rank_score
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,10 @@ _LOAD_BATCH = 1_000
 # that.
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)
 
-# KEYS: z members versions names top seq built; ARGV[1] the seq floor, ARGV[2] k.
+KEEP_PREVIOUS = 2 * 24 * 3600
+
+# KEYS: z members versions names top built (of one period), seq, current (of the board);
+# ARGV[1] the seq floor, ARGV[2] k, ARGV[3] the period the call is about.
 # Every script starts with this: raise seq to the floor, and the helpers.
 _PRELUDE = f"""
 local K = tonumber(ARGV[2])
@@ -73,7 +84,9 @@ local WIDTH = {_REACHED_WIDTH}
 """
 _PRELUDE += """
 local z, members, versions, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local topkey, seqkey, built = KEYS[5], KEYS[6], KEYS[7]
+local topkey, built, seqkey, currentkey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local period = ARGV[3]
+local current = redis.call('GET', currentkey)
 local floor = tonumber(ARGV[1])
 local seq = tonumber(redis.call('GET', seqkey) or '0')
 if seq < floor then
@@ -120,13 +133,20 @@ local function settle()
 end
 """
 
-# ARGV: floor k user version negscore member name -> {seq or 0, lost, 0-based rank, top...}
+# ARGV: floor k period user version rankscore member name
+#   -> {seq or 0, lost (1) or another period (2), 0-based rank, top...}
 _APPLY = (
     _PRELUDE
     + """
-local user = ARGV[3]
 local lost = redis.call('EXISTS', built) == 0 and 1 or 0
-local stored, touched = put(user, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+if not current then
+  -- Flushed (or never started): the writer's period is the current one; it is lost, rebuilt.
+  redis.call('SET', currentkey, period)
+  current = period
+end
+if current ~= period then return {0, 2, false} end
+local user = ARGV[4]
+local stored, touched = put(user, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 local rank = redis.call('ZRANK', z, redis.call('HGET', members, user))
 if not stored or lost == 1 then return {0, lost, rank} end
 if not touched and rank >= K then return {0, 0, rank} end
@@ -138,42 +158,66 @@ return out
 """
 )
 
-# ARGV: floor k settle(0/1) then (user version negscore member name)* -> {seq or 0}
+# ARGV: floor k period settle(0/1) then (user version rankscore member name)* -> {seq or 0}
+# Loading a period makes it the current one.
 _LOAD = (
     _PRELUDE
     + """
-for i = 4, #ARGV, 5 do
+if current ~= period then redis.call('SET', currentkey, period) end
+for i = 5, #ARGV, 5 do
   put(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
-if ARGV[3] == '0' then return {0} end
+if ARGV[4] == '0' then return {0} end
 redis.call('SET', built, '1')
 local newseq = settle()
 return {newseq}
 """
 )
 
-# ARGV: floor k start count -> {seq, built, top...}. Also raises seq to the floor (check()).
+# ARGV: floor k period start count -> {seq, built, current period, top...}. Also raises seq to
+# the floor (check()).
 _READ = (
     _PRELUDE
     + """
-local out = {seq, redis.call('EXISTS', built)}
-local rows = topof(tonumber(ARGV[3]), tonumber(ARGV[4]))
+local out = {seq, redis.call('EXISTS', built), current or ''}
+local rows = topof(tonumber(ARGV[4]), tonumber(ARGV[5]))
 for i = 1, #rows do out[#out + 1] = rows[i] end
 return out
 """
 )
 
-# ARGV: floor k user -> 0-based rank or false
+# ARGV: floor k period user -> 0-based rank or false
 _RANK = (
     _PRELUDE
     + """
-local member = redis.call('HGET', members, ARGV[3])
+local member = redis.call('HGET', members, ARGV[4])
 if not member then return false end
 return redis.call('ZRANK', z, member)
 """
 )
 
-# ARGV: floor k -> {seq}. Empties the board (keeps seq) and marks it as intentionally built.
+# ARGV: floor k period -> {seq, started (1) or already current (0), top...}: ``period``
+# becomes the current one, empty and built, with the next seq; once, whoever asks first.
+_START = (
+    _PRELUDE
+    + """
+if current == period then
+  local out = {seq, 0}
+  local top = topof(0, K)
+  for i = 1, #top do out[#out + 1] = top[i] end
+  return out
+end
+redis.call('SET', currentkey, period)
+redis.call('SET', built, '1')
+redis.call('DEL', topkey)
+local newseq, top = settle()
+local out = {newseq, 1}
+for i = 1, #top do out[#out + 1] = top[i] end
+return out
+"""
+)
+
+# ARGV: floor k period -> {seq}. Empties the board (keeps seq) and marks it as intentionally built.
 _CLEAR = (
     _PRELUDE
     + """
@@ -185,36 +229,44 @@ return {newseq}
 )
 
 
-def member_of(total: UserTotal) -> str:
-    """The sorted-set member of a total: fixed-width ``reached``, then the user id."""
-    return f"{total.reached:0{_REACHED_WIDTH}d}{total.user_id}"
+def member_of(standing: Standing) -> str:
+    """The sorted-set member of a standing: fixed-width ``reached``, then the user id."""
+    return f"{standing.reached:0{_REACHED_WIDTH}d}{standing.user_id}"
 
 
-def _score(raw: Any) -> int:
+def _number(raw: Any) -> int:
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:
-        return -int(text)
+        return int(text)
     except ValueError:
-        return -int(float(text))
+        return int(float(text))
 
 
 def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _entries(flat: Sequence[Any], first_rank: int) -> tuple[RankedEntry, ...]:
+def _entries(flat: Sequence[Any], first_rank: int, order: str) -> tuple[RankedEntry, ...]:
+    sign = -1 if order == "desc" else 1  # the sorted set holds the rank score
     return tuple(
-        RankedEntry(first_rank + i // 3, _text(flat[i]), _text(flat[i + 1]), _score(flat[i + 2]))
+        RankedEntry(
+            first_rank + i // 3, _text(flat[i]), _text(flat[i + 1]), sign * _number(flat[i + 2])
+        )
         for i in range(0, len(flat), 3)
     )
 
 
-class RedisRankIndex:
-    """A :class:`scoreboard.ports.RankIndex` on a Redis sorted set (see the module docstring).
+_SUFFIXES = ("z", "members", "versions", "names", "top", "built")
 
-    ``seq_floor`` returns the highest ``seq`` this process has seen (the composition root
-    passes the live board's); ``prefix`` namespaces every key, so several deployments or test
-    runs can share one Redis. Connection failures raise :class:`~scoreboard.errors.Unavailable`.
+
+class RedisRankIndex:
+    """A :class:`scoreboard.ports.SharedIndex` on a Redis sorted set per period (see the module
+    docstring).
+
+    ``seq_floor`` returns the highest ``seq`` this process has seen of the board (the
+    composition root passes the live board's); ``prefix`` namespaces every key, so several
+    deployments or test runs can share one Redis. Connection failures raise
+    :class:`~scoreboard.errors.Unavailable`.
     """
 
     def __init__(
@@ -223,15 +275,18 @@ class RedisRankIndex:
         *,
         prefix: str = "scoreboard:",
         board: str = DEFAULT_BOARD,
+        order: str = "desc",
         top_k: int = TOP_K,
         seq_floor: Callable[[], int] | None = None,
+        period: str = "all",
     ) -> None:
         self.client = client
         self.top_k = top_k
         self.board_id = board
-        base = f"{prefix}{{{board}}}:"
-        self.keys = [base + name for name in ("z", "members", "versions", "names", "top", "seq")]
-        self.keys.append(base + "built")
+        self.order = order
+        self._base = f"{prefix}{{{board}}}:"
+        self.period = period
+        """The period this process takes as current (reads use its keys)."""
         self.seq_floor = seq_floor or (lambda: 0)
         self._seen = 0
         self._lost = asyncio.Event()
@@ -239,7 +294,13 @@ class RedisRankIndex:
         self._load = client.register_script(_LOAD)
         self._read = client.register_script(_READ)
         self._rank = client.register_script(_RANK)
+        self._start = client.register_script(_START)
         self._clear = client.register_script(_CLEAR)
+
+    def keys_of(self, period: str) -> list[str]:
+        """The keys of one period's data, then the board's seq and current period."""
+        keys = [f"{self._base}{period}:{suffix}" for suffix in _SUFFIXES]
+        return [*keys, self._base + "seq", self._base + "current"]
 
     def _floor(self) -> int:
         return max(self._seen, self.seq_floor())
@@ -248,29 +309,42 @@ class RedisRankIndex:
         if seq > self._seen:
             self._seen = seq
 
-    async def _run(self, script: Any, args: Sequence[Any]) -> Any:
+    async def _run(self, script: Any, period: str, args: Sequence[Any]) -> Any:
         try:
-            return await script(keys=self.keys, args=[self._floor(), self.top_k, *args])
+            return await script(
+                keys=self.keys_of(period), args=[self._floor(), self.top_k, period, *args]
+            )
         except _UNAVAILABLE as exc:
             self._lost.set()
             log.error("redis call failed: %s: %s", type(exc).__name__, exc)
             raise Unavailable("the rank index is unavailable, try again shortly") from exc
 
-    @staticmethod
-    def _args(total: UserTotal) -> list[Any]:
-        if abs(total.score) > MAX_EXACT_SCORE:
-            raise ValueError(f"score {total.score} is beyond what a Redis sorted set holds exactly")
-        return [total.user_id, total.version, -total.score, member_of(total), total.username]
+    def _args(self, standing: Standing) -> list[Any]:
+        if abs(standing.score) > MAX_EXACT_SCORE:
+            raise ValueError(
+                f"score {standing.score} is beyond what a Redis sorted set holds exactly"
+            )
+        return [
+            standing.user_id,
+            standing.version,
+            rank_score(standing.score, self.order),
+            member_of(standing),
+            standing.username,
+        ]
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def apply(self, total: UserTotal) -> Board | None:
-        moved, _ = await self.apply_and_rank(total)
+    async def apply(self, period: str, standing: Standing) -> Top | None:
+        moved, _ = await self.apply_and_rank(period, standing)
         return moved
 
-    async def apply_and_rank(self, total: UserTotal) -> tuple[Board | None, int | None]:
-        reply = await self._run(self._apply, self._args(total))
+    async def apply_and_rank(
+        self, period: str, standing: Standing
+    ) -> tuple[Top | None, int | None]:
+        reply = await self._run(self._apply, period, self._args(standing))
         seq, lost = int(reply[0]), int(reply[1])
+        if lost == 2:
+            return None, None  # another period's write: the store holds it
         if lost:
             log.warning("rank index found empty (flushed or restarted); rebuilding from the store")
             self._lost.set()
@@ -279,60 +353,81 @@ class RedisRankIndex:
         if seq == 0:
             return None, rank
         self._saw(seq)
-        return Board(seq, _entries(reply[3:], 1)), rank
+        return Top(seq, _entries(reply[3:], 1, self.order), period), rank
 
-    async def load(self, totals: Iterable[UserTotal]) -> None:
+    async def start_period(self, period: str) -> Top:
+        previous = self.period
+        reply = await self._run(self._start, period, [])
+        seq = int(reply[0])
+        self._saw(seq)
+        self.period = period
+        if previous != period:
+            # The previous period's data stays a while (a late read), then goes.
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for key in self.keys_of(previous)[: len(_SUFFIXES)]:
+                        pipe.expire(key, KEEP_PREVIOUS)
+                    await pipe.execute()
+            except _UNAVAILABLE as exc:
+                log.warning("old period keys not set to expire: %s", exc)
+        return Top(seq, _entries(reply[2:], 1, self.order), period)
+
+    async def load(self, period: str, standings: Iterable[Standing]) -> None:
+        self.period = period
         batch: list[Any] = []
-        for total in totals:  # several scripts, so Redis is never blocked long
-            batch.extend(self._args(total))
+        for standing in standings:  # several scripts, so Redis is never blocked long
+            batch.extend(self._args(standing))
             if len(batch) >= _LOAD_BATCH * 5:
-                await self._run(self._load, [0, *batch])
+                await self._run(self._load, period, [0, *batch])
                 batch = []
-        reply = await self._run(self._load, [1, *batch])
+        reply = await self._run(self._load, period, [1, *batch])
         self._saw(int(reply[0]))
 
-    async def rebuild(self, chunks: AsyncIterator[list[UserTotal]]) -> Board:
-        """Reload every total (the store's ``iter_totals()``) into an index that may be in use,
-        then mark it built and settle the top once: no partial top is announced meanwhile,
-        because writes keep reporting no change until the marker is back. Returns the board."""
+    async def rebuild(self, period: str, chunks: AsyncIterator[list[Standing]]) -> Top:
+        """Reload every standing of ``period`` (the store's ``iter_standings``) into an index
+        that may be in use, then mark it built and settle the top once: no partial top is
+        announced meanwhile, because writes keep reporting no change until the marker is back.
+        Returns the top."""
         async for chunk in chunks:
             for start in range(0, len(chunk), _LOAD_BATCH):
                 batch: list[Any] = [0]
-                for total in chunk[start : start + _LOAD_BATCH]:
-                    batch.extend(self._args(total))
-                await self._run(self._load, batch)
-        await self.load(())
+                for standing in chunk[start : start + _LOAD_BATCH]:
+                    batch.extend(self._args(standing))
+                await self._run(self._load, period, batch)
+        await self.load(period, ())
         return await self.board()
 
     async def clear(self) -> None:
-        reply = await self._run(self._clear, [])
+        reply = await self._run(self._clear, self.period, [])
         self._saw(int(reply[0]))
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def _slice(self, start: int, count: int) -> tuple[int, bool, tuple[RankedEntry, ...]]:
-        reply = await self._run(self._read, [max(start, 0), max(count, 0)])
+    async def _slice(
+        self, start: int, count: int
+    ) -> tuple[int, bool, str, tuple[RankedEntry, ...]]:
+        reply = await self._run(self._read, self.period, [max(start, 0), max(count, 0)])
         seq = int(reply[0])
         self._saw(seq)
-        return seq, bool(int(reply[1])), _entries(reply[2:], start + 1)
+        return seq, bool(int(reply[1])), _text(reply[2]), _entries(reply[3:], start + 1, self.order)
 
-    async def board(self) -> Board:
-        seq, _, top = await self._slice(0, self.top_k)
-        return Board(seq, top)
+    async def board(self) -> Top:
+        seq, _, _, top = await self._slice(0, self.top_k)
+        return Top(seq, top, self.period)
 
     async def top(self, k: int) -> tuple[RankedEntry, ...]:
-        return (await self._slice(0, k))[2]
+        return (await self._slice(0, k))[3]
 
     async def page(self, offset: int, limit: int) -> tuple[RankedEntry, ...]:
-        return (await self._slice(offset, limit))[2]
+        return (await self._slice(offset, limit))[3]
 
     async def rank(self, user_id: str) -> int | None:
-        rank = await self._run(self._rank, [user_id])
+        rank = await self._run(self._rank, self.period, [user_id])
         return None if rank is None else int(rank) + 1
 
     async def size(self) -> int:
         try:
-            return int(await self.client.zcard(self.keys[0]))
+            return int(await self.client.zcard(self.keys_of(self.period)[0]))
         except _UNAVAILABLE as exc:
             raise Unavailable("the rank index is unavailable, try again shortly") from exc
 
@@ -346,14 +441,14 @@ class RedisRankIndex:
             self._lost.set()
         return built
 
-    async def observe(self) -> tuple[bool, Board]:
+    async def observe(self) -> tuple[bool, Top]:
         """One read of the shared state: whether the index is built (marks it lost when not,
-        like :meth:`check`) and the current board with the shared ``seq``. A process whose
+        like :meth:`check`) and the current top with the shared ``seq``. A process whose
         live board has a lower ``seq`` missed bus messages (pub/sub is at most once)."""
-        seq, built, top = await self._slice(0, self.top_k)
+        seq, built, _, top = await self._slice(0, self.top_k)
         if not built:
             self._lost.set()
-        return built, Board(seq, top)
+        return built, Top(seq, top, self.period)
 
     async def wait_lost(self, within: float) -> bool:
         """Wait up to ``within`` seconds for the index to be found lost; ``True`` if it was.

@@ -6,6 +6,20 @@ takes everything queued, applies it in **one transaction**, commits once, and on
 each waiting request. Under load a commit carries many updates; alone, an update commits at once
 (there is no timer). Each client still waits for the commit that holds its own update.
 
+**One update, every board of its metric.** Applying an update inserts the score event, adds it
+to the user's running total of that metric (``totals``, which gives the event its
+``score_after``), and moves the user's standing on every board the metric feeds, in the period
+the event is committed in: ``sum`` adds the delta, ``best`` keeps the better value (an equal one
+does not replace it: who reached it first keeps it). All in the batch's one transaction.
+
+**The configuration and the seasons are read inside that transaction.** A batch computes clock
+periods from its own ``now`` and reads the current season of every manual board and the applied
+configuration's version at its start; ``apply_config`` and ``rollover`` (run by
+``scoreboard boards`` in another process, or by this one) are transactions of their own. SQLite
+serializes writers, so every event is committed either before a rollover or configuration
+change (and counted in the old season, or by the backfill of a new board) or after it (and
+counted in the new season, or by the new board): never lost, never in the wrong period.
+
 The database runs in WAL mode with ``synchronous=FULL``: a commit is on disk before it is
 acknowledged, and readers (a second connection on its own thread) never block the writer.
 The schema is created by the Alembic migrations in ``scoreboard/migrations``; this module only
@@ -20,22 +34,29 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from scoreboard.errors import ActionConflict, ScoreOutOfRange, Unavailable
+from scoreboard import periods
+from scoreboard.boards import Board, BoardsConfig
+from scoreboard.errors import ActionConflict, ConfigChanged, ScoreOutOfRange, Unavailable
 from scoreboard.model import (
     MAX_SCORE,
     Applied,
+    BoardStanding,
+    Entry,
     HistoryPoint,
     HistoryQuery,
+    PeriodSummary,
+    RankedEntry,
     ScoreEvent,
     ScoreUpdate,
+    Standing,
     UserProfile,
-    UserTotal,
+    rank_score,
 )
 
 log = logging.getLogger(__name__)
@@ -45,35 +66,70 @@ T = TypeVar("T")
 _MAX_BATCH = 512
 _CHUNK = 10_000
 
-_SELECT_ACTION = "SELECT score_delta FROM scores WHERE user_id = ? AND action_id = ?"
-_SELECT_SCORE = "SELECT score FROM users WHERE user_id = ?"
-_INSERT_USER = (
-    "INSERT INTO users (user_id, username, score, version, reached_seq, created_at, updated_at)"
-    " VALUES (?, ?, 0, 0, 0, ?, ?)"
+_SELECT_ACTION = "SELECT score_delta, metric FROM scores WHERE user_id = ? AND action_id = ?"
+_SELECT_NAME = "SELECT username FROM users WHERE user_id = ?"
+_INSERT_USER = "INSERT INTO users (user_id, username, created_at, updated_at) VALUES (?, ?, ?, ?)"
+_RENAME_USER = "UPDATE users SET username = ?, updated_at = ? WHERE user_id = ?"
+_SELECT_TOTAL = "SELECT total FROM totals WHERE user_id = ? AND metric = ?"
+_SET_TOTAL = (
+    "INSERT INTO totals (user_id, metric, total, last_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (user_id, metric) DO UPDATE SET total = excluded.total,"
+    " last_at = excluded.last_at"
 )
 _INSERT_EVENT = (
-    "INSERT INTO scores (user_id, score_delta, action_id, created_at, score_after)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO scores (user_id, metric, score_delta, action_id, created_at, score_after)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_ADD_TO_TOTAL = (
-    "UPDATE users SET score = score + ?, version = version + 1, reached_seq = ?,"
-    " username = COALESCE(?, username), updated_at = ? WHERE user_id = ?"
-    " RETURNING username, score, version"
+# rank_score is the score as it sorts (negated where higher is better): a sum adds to both, a
+# best replaces both when the new rank_score sorts first (an equal one does not: first reached).
+_ADD_TO_STANDING = (
+    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
+    " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = score + excluded.score,"
+    " rank_score = rank_score + excluded.rank_score, reached = excluded.reached,"
+    " version = version + 1, updated_at = excluded.updated_at"
+    " RETURNING score, version, reached"
 )
-_SELECT_USER = "SELECT user_id, username, score, version, reached_seq FROM users WHERE user_id = ?"
-# In rank order, so that building a sorted index is linear. NOT INDEXED: walking ix_users_rank
-# costs a table lookup per row (8 s for 10^6 users here); scanning and sorting takes 2 s.
-_SELECT_TOTALS = (
-    "SELECT user_id, username, score, version, reached_seq FROM users NOT INDEXED"
-    " ORDER BY score DESC, reached_seq"
+_BETTER_STANDING = (
+    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
+    " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = excluded.score,"
+    " rank_score = excluded.rank_score, reached = excluded.reached, version = version + 1,"
+    " updated_at = excluded.updated_at WHERE excluded.rank_score < standings.rank_score"
+    " RETURNING score, version, reached"
 )
-_COUNT_ABOVE = "SELECT COUNT(*) FROM users WHERE score > ? OR (score = ? AND reached_seq < ?)"
-_SELECT_PROFILE = "SELECT user_id, username, score, updated_at FROM users WHERE user_id = ?"
-# Ordered by (created_at, score_id): the (user_id, created_at) index ends in the rowid, which is
-# score_id, so SQLite reads a page straight off the index.
+_SELECT_STANDING = (
+    "SELECT score, version, reached FROM standings"
+    " WHERE board_id = ? AND period_id = ? AND user_id = ?"
+)
+_SELECT_ENTRY = (
+    "SELECT s.user_id, u.username, s.score, s.version, s.reached, s.updated_at"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = ? AND s.period_id = ? AND s.user_id = ?"
+)
+_SELECT_PAGE = (
+    "SELECT s.user_id, u.username, s.score, s.version, s.reached"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = ? AND s.period_id = ?"
+    " ORDER BY s.rank_score, s.reached, s.user_id LIMIT ? OFFSET ?"
+)
+# Unordered: a rank index sorts what it loads (a sort beats a table lookup per index entry).
+_SELECT_STANDINGS = (
+    "SELECT s.user_id, u.username, s.score, s.version, s.reached"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = ? AND s.period_id = ?"
+)
+_COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ?"
+_COUNT_AHEAD = (
+    "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ?"
+    " AND (rank_score < ? OR (rank_score = ? AND reached < ?))"
+)
+_SELECT_PROFILE = "SELECT user_id, username, created_at FROM users WHERE user_id = ?"
+# Ordered by (created_at, score_id): the (user_id, metric, created_at) index ends in the rowid,
+# which is score_id, so SQLite reads a page straight off the index.
 _SELECT_HISTORY = (
     "SELECT score_id, created_at, score_delta, score_after, action_id FROM scores"
-    " WHERE user_id = ? AND created_at >= ? AND created_at < ?"
+    " WHERE user_id = ? AND metric = ? AND created_at >= ? AND created_at < ?"
     " AND (created_at > ? OR (created_at = ? AND score_id > ?))"
     " ORDER BY created_at, score_id LIMIT ?"
 )
@@ -81,10 +137,44 @@ _SELECT_HISTORY = (
 # bucket reports the total after its last event.
 _SELECT_BUCKETS = (
     "SELECT substr(created_at, 1, ?) AS bucket, MAX(score_id), score_after FROM scores"
-    " WHERE user_id = ? AND created_at >= ? AND created_at < ?"
+    " WHERE user_id = ? AND metric = ? AND created_at >= ? AND created_at < ?"
     " GROUP BY bucket ORDER BY bucket LIMIT ?"
 )
 _BUCKET_PREFIX = {"hour": 13, "day": 10}
+_SELECT_SEASONS = "SELECT board_id, period_id, starts_at FROM periods WHERE ends_at IS NULL"
+_SELECT_PERIOD = "SELECT starts_at, ends_at FROM periods WHERE board_id = ? AND period_id = ?"
+_INSERT_PERIOD = (
+    "INSERT INTO periods (board_id, period_id, starts_at, ends_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (board_id, period_id) DO NOTHING"
+)
+_SELECT_CONFIG = "SELECT config, version FROM board_config WHERE id = 1"
+# Filling a new board's period from stored events (params: board, period, sign, metric, from,
+# to). A sum is reached by its last event; a best by the first event that reached it.
+_FILL_SUM = (
+    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
+    " updated_at) SELECT ?, ?, user_id, SUM(score_delta), ? * SUM(score_delta), MAX(score_id),"
+    " COUNT(*), MAX(created_at) FROM scores WHERE metric = ? AND created_at >= ?"
+    " AND created_at < ? GROUP BY user_id ON CONFLICT (board_id, period_id, user_id) DO NOTHING"
+)
+_FILL_BEST = {
+    "desc": (
+        "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached,"
+        " version, updated_at) SELECT ?, ?, user_id, score_delta, ? * score_delta, score_id, 1,"
+        " created_at FROM (SELECT user_id, score_delta, score_id, created_at, ROW_NUMBER() OVER"
+        " (PARTITION BY user_id ORDER BY score_delta DESC, score_id) AS n FROM scores"
+        " WHERE metric = ? AND created_at >= ? AND created_at < ?) WHERE n = 1"
+        " ON CONFLICT (board_id, period_id, user_id) DO NOTHING"
+    ),
+    "asc": (
+        "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached,"
+        " version, updated_at) SELECT ?, ?, user_id, score_delta, ? * score_delta, score_id, 1,"
+        " created_at FROM (SELECT user_id, score_delta, score_id, created_at, ROW_NUMBER() OVER"
+        " (PARTITION BY user_id ORDER BY score_delta ASC, score_id) AS n FROM scores"
+        " WHERE metric = ? AND created_at >= ? AND created_at < ?) WHERE n = 1"
+        " ON CONFLICT (board_id, period_id, user_id) DO NOTHING"
+    ),
+}
+_SELECT_CONFIG_VERSION = "SELECT version FROM board_config WHERE id = 1"
 # Bounds in the stored text form. (Not "0000"/"9999": the column has NUMERIC affinity, so SQLite
 # would compare a number-like bound as a number, and every text value is greater than a number.)
 _MIN_TIME = "0001-01-01 00:00:00.000000"
@@ -102,25 +192,40 @@ def sqlite_path(database_url: str) -> Path:
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _now() -> str:
+def _text(moment: datetime) -> str:
     # The text form SQLAlchemy uses for DateTime on SQLite: sortable, UTC.
-    return datetime.now(UTC).strftime(_TIME_FORMAT)
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 def _to_text(moment: datetime | None, default: str) -> str:
-    if moment is None:
-        return default
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+    return default if moment is None else _text(moment)
 
 
 def _from_text(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def _maybe_time(text: str | None) -> datetime | None:
+    return None if text is None else _from_text(text)
+
+
 def _bucket_start(prefix: str) -> datetime:
     if len(prefix) == _BUCKET_PREFIX["hour"]:
         return datetime.strptime(prefix, "%Y-%m-%d %H").replace(tzinfo=UTC)
     return datetime.strptime(prefix, "%Y-%m-%d").replace(tzinfo=UTC)
+
+
+class _Feeds:
+    """What a configuration asks of the writer: which boards each metric feeds."""
+
+    def __init__(self, config: BoardsConfig | None, version: int) -> None:
+        self.config = config
+        self.version = version
+        self.by_metric: dict[str, tuple[Board, ...]] = {}
+        if config is not None:
+            for board in config.boards.values():
+                self.by_metric.setdefault(board.metric, ())
+                self.by_metric[board.metric] += (board,)
 
 
 class SqliteScoreStore:
@@ -130,12 +235,15 @@ class SqliteScoreStore:
         *,
         max_batch: int = _MAX_BATCH,
         on_commit: Callable[[int], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``on_commit(n)`` is called (on the writer thread) after each commit of ``n``
-        updates: an optional observer, for metrics."""
+        updates: an optional observer, for metrics. ``clock``: the commit time of a batch (the
+        events' ``created_at`` and the period they count in)."""
         self.path = path
         self.max_batch = max_batch
         self._on_commit = on_commit
+        self._clock = clock
         self._pending: list[tuple[ScoreUpdate, asyncio.Future[Applied]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -143,21 +251,15 @@ class SqliteScoreStore:
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._feeds = _Feeds(None, 0)
+        self._known_periods: set[tuple[str, str]] = set()
 
     async def open(self) -> None:
         # Kept: asyncio.get_running_loop() makes a getpid() system call each time, and
         # apply() would need it for every update.
         self._loop = asyncio.get_running_loop()
-        self._wconn = await self._run(self._writer, self._connect)
-        self._rconn = await self._run(self._reader, self._connect)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
+        self._wconn = await self._run(self._writer, functools.partial(_connect, self.path))
+        self._rconn = await self._run(self._reader, functools.partial(_connect, self.path))
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -171,6 +273,82 @@ class SqliteScoreStore:
     async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         loop = self._loop or asyncio.get_running_loop()
         return await loop.run_in_executor(executor, fn)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on the writer's connection, on the writer's thread (so between batches)."""
+        conn = self._wconn
+        if conn is None:
+            raise Unavailable("the store is not open")
+        try:
+            return await self._run(self._writer, functools.partial(fn, conn))
+        except sqlite3.OperationalError as exc:
+            log.error("sqlite commit failed: %s", exc)
+            raise Unavailable("the score store is unavailable, try again shortly") from exc
+
+    # -- the board configuration ------------------------------------------------------------
+
+    async def load_config(self) -> tuple[BoardsConfig | None, int]:
+        """The applied configuration and its version (``None``, 0: none applied yet); the
+        store applies updates with it from now on."""
+        return await self._write(self._load_config)
+
+    def _load_config(self, conn: sqlite3.Connection) -> tuple[BoardsConfig | None, int]:
+        row = conn.execute(_SELECT_CONFIG).fetchone()
+        config = None if row is None else BoardsConfig.from_json(row[0])
+        version = 0 if row is None else int(row[1])
+        self._feeds = _Feeds(config, version)
+        return config, version
+
+    async def config_version(self) -> int:
+        row = await self._read(lambda c: c.execute(_SELECT_CONFIG_VERSION).fetchone())
+        return 0 if row is None else int(row[0])
+
+    async def apply_config(
+        self, config: BoardsConfig, *, expected_version: int, fill: Sequence[str]
+    ) -> int:
+        """Store ``config`` as the applied configuration unless another was applied since
+        ``expected_version`` (``ConfigChanged``), and fill the boards ``fill`` names (new ones)
+        from the stored events of their current period, in one transaction. The new version."""
+        return await self._write(
+            functools.partial(
+                _apply_config,
+                config=config,
+                expected=expected_version,
+                fill=fill,
+                now=self._clock(),
+            )
+        )
+
+    # -- manual seasons ---------------------------------------------------------------------
+
+    async def rollover(self, board: Board) -> tuple[periods.Period, periods.Period]:
+        """End the current season of the manual ``board`` now and start the next one:
+        ``(closed, opened)``. One transaction, serialized with every batch."""
+        return await self._write(functools.partial(_rollover, board=board, now=self._clock()))
+
+    async def seasons(self) -> dict[str, periods.Period]:
+        """Every manual board's current season (the open period of each board that has one)."""
+        rows = await self._read(lambda c: c.execute(_SELECT_SEASONS).fetchall())
+        return {b: periods.Period(p, _maybe_time(s), None) for b, p, s in rows}
+
+    async def start_period(self, board: str, period: periods.Period) -> None:
+        """Record that ``board`` has ``period`` (idempotent)."""
+        if (board, period.id) in self._known_periods:
+            return
+        args = (board, period.id, _maybe_text(period.starts_at), _maybe_text(period.ends_at))
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_PERIOD, args)
+
+        await self._write(insert)
+        self._known_periods.add((board, period.id))
+
+    async def prune(self, board: str, keep: int) -> list[str]:
+        """Delete the standings and records of ``board``'s closed periods beyond the newest
+        ``keep`` (its archives); the ids deleted. Events stay: they are the ledger."""
+        return await self._write(
+            functools.partial(_prune, board=board, keep=keep, now=self._clock())
+        )
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -217,14 +395,15 @@ class SqliteScoreStore:
     def _apply_batch(self, updates: list[ScoreUpdate]) -> list[Applied | Exception]:
         conn = self._wconn
         assert conn is not None
-        now = _now()
+        now = self._clock()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            batch = self._batch(conn, now)
             # Ids for updates that came without an action_id: 128 random bits each, drawn in one
             # system call per batch (uuid4() per update was about 9 µs of an update here).
             fresh = os.urandom(16 * len(updates)).hex()
             outcomes = [
-                self._apply_one(conn, update, now, fresh[32 * i : 32 * i + 32])
+                _apply_one(conn, batch, update, fresh[32 * i : 32 * i + 32])
                 for i, update in enumerate(updates)
             ]
             conn.execute("COMMIT")
@@ -245,18 +424,35 @@ class SqliteScoreStore:
                 log.exception("commit observer failed")
         return outcomes
 
-    @classmethod
+    def _batch(self, conn: sqlite3.Connection, now: datetime) -> _Batch:
+        """What a batch needs, read inside its transaction: the configuration (reloaded when
+        another process applied a new one), each board's current period, the time."""
+        row = conn.execute(_SELECT_CONFIG_VERSION).fetchone()
+        if (0 if row is None else int(row[0])) != self._feeds.version:
+            self._load_config(conn)
+        seasons = {b: p for b, p, _ in conn.execute(_SELECT_SEASONS).fetchall()}
+        batch = _Batch(self._feeds, now, seasons)
+        for board_id, period_id, period in batch.new_periods(self._known_periods):
+            conn.execute(
+                _INSERT_PERIOD,
+                (board_id, period_id, _maybe_text(period.starts_at), _maybe_text(period.ends_at)),
+            )
+            self._known_periods.add((board_id, period_id))
+        return batch
+
     def _apply_alone(
-        cls, conn: sqlite3.Connection, update: ScoreUpdate, now: str
+        self, conn: sqlite3.Connection, update: ScoreUpdate, now: datetime
     ) -> Applied | Exception:
         """One update in a transaction of its own; any failure is this update's answer."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcome = cls._apply_one(conn, update, now, os.urandom(16).hex())
+            outcome = _apply_one(conn, self._batch(conn, now), update, os.urandom(16).hex())
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError) and "CHECK" in str(exc):
+                return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
             if isinstance(exc, sqlite3.Error):
                 log.error("sqlite commit failed: %s", exc)
                 return Unavailable("the score store is unavailable, try again shortly")
@@ -264,53 +460,7 @@ class SqliteScoreStore:
             return exc
         return outcome
 
-    @staticmethod
-    def _apply_one(
-        conn: sqlite3.Connection, update: ScoreUpdate, now: str, fresh_id: str
-    ) -> Applied | Exception:
-        """``fresh_id``: the action id to record when the update has none."""
-        action_id = update.action_id
-        if action_id is not None:
-            row = conn.execute(_SELECT_ACTION, (update.user_id, action_id)).fetchone()
-            if row is not None:
-                if row[0] != update.delta:
-                    return ActionConflict(
-                        "this action_id was already used with a different score_delta"
-                    )
-                user = conn.execute(_SELECT_USER, (update.user_id,)).fetchone()
-                return Applied(UserTotal(*user), replayed=True)
-        else:
-            action_id = fresh_id
-        # Refusals (above, and the range check here) are decided before anything is written,
-        # so a refused update leaves nothing behind in the batch's transaction.
-        row = conn.execute(_SELECT_SCORE, (update.user_id,)).fetchone()
-        score_after = (row[0] if row else 0) + update.delta
-        if not -MAX_SCORE <= score_after <= MAX_SCORE:
-            return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
-        if row is None:
-            conn.execute(
-                _INSERT_USER, (update.user_id, update.username or update.user_id, now, now)
-            )
-        # One writer at a time (SQLite): the total read above is the one the UPDATE adds to.
-        event_id = conn.execute(
-            _INSERT_EVENT, (update.user_id, update.delta, action_id, now, score_after)
-        ).lastrowid
-        username, score, version = conn.execute(
-            _ADD_TO_TOTAL, (update.delta, event_id, update.username, now, update.user_id)
-        ).fetchone()
-        assert event_id is not None
-        return Applied(UserTotal(update.user_id, username, score, version, event_id))
-
     # -- reads ------------------------------------------------------------------------------
-
-    async def action_delta(self, user_id: str, action_id: str) -> int | None:
-        args = (user_id, action_id)
-        row = await self._read(lambda c: c.execute(_SELECT_ACTION, args).fetchone())
-        return None if row is None else int(row[0])
-
-    async def get_user(self, user_id: str) -> UserTotal | None:
-        row = await self._read(lambda c: c.execute(_SELECT_USER, (user_id,)).fetchone())
-        return None if row is None else UserTotal(*row)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._rconn
@@ -321,29 +471,71 @@ class SqliteScoreStore:
         except sqlite3.Error as exc:
             raise Unavailable("the score store is unavailable") from exc
 
-    async def rank_of(self, total: UserTotal) -> int:
-        args = (total.score, total.score, total.reached)
-        (above,) = await self._read(lambda c: c.execute(_COUNT_ABOVE, args).fetchone())
-        return int(above) + 1
+    async def action_delta(self, user_id: str, action_id: str) -> int | None:
+        args = (user_id, action_id)
+        row = await self._read(lambda c: c.execute(_SELECT_ACTION, args).fetchone())
+        return None if row is None else int(row[0])
 
     async def profile(self, user_id: str) -> UserProfile | None:
         row = await self._read(lambda c: c.execute(_SELECT_PROFILE, (user_id,)).fetchone())
+        return None if row is None else UserProfile(row[0], row[1], _from_text(row[2]))
+
+    async def entry(self, board: str, period: str, user_id: str) -> Entry | None:
+        args = (board, period, user_id)
+        row = await self._read(lambda c: c.execute(_SELECT_ENTRY, args).fetchone())
+        return None if row is None else Entry(Standing(*row[:5]), _from_text(row[5]))
+
+    async def rank_of(self, board: str, period: str, order: str, standing: Standing) -> int:
+        key = rank_score(standing.score, order)
+        args = (board, period, key, key, standing.reached)
+        (ahead,) = await self._read(lambda c: c.execute(_COUNT_AHEAD, args).fetchone())
+        return int(ahead) + 1
+
+    async def page(self, board: str, period: str, offset: int, limit: int) -> list[Standing]:
+        args = (board, period, limit, offset)
+        rows = await self._read(lambda c: c.execute(_SELECT_PAGE, args).fetchall())
+        return [Standing(*row) for row in rows]
+
+    async def count(self, board: str, period: str) -> int:
+        (n,) = await self._read(lambda c: c.execute(_COUNT, (board, period)).fetchone())
+        return int(n)
+
+    async def period(self, board: str, period_id: str) -> periods.Period | None:
+        args = (board, period_id)
+        row = await self._read(lambda c: c.execute(_SELECT_PERIOD, args).fetchone())
         if row is None:
             return None
-        return UserProfile(row[0], row[1], row[2], _from_text(row[3]))
+        return periods.Period(period_id, _maybe_time(row[0]), _maybe_time(row[1]))
+
+    async def periods(
+        self, board: str, *, limit: int, before: str | None = None
+    ) -> list[PeriodSummary]:
+        """``board``'s periods, newest first (by start; ``all`` has none and is the only
+        one), after the period ``before`` (a page's end), with their entries and leader."""
+        return await self._read(
+            functools.partial(_periods, board=board, limit=limit, before=before)
+        )
+
+    async def has_data(self, board: str) -> bool:
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT 1 FROM standings WHERE board_id = ? LIMIT 1", (board,)
+            ).fetchone()
+        )
+        return row is not None
 
     async def history(self, q: HistoryQuery) -> list[ScoreEvent]:
-        user_id, since, until, after, limit = q.user_id, q.since, q.until, q.after, q.limit
-        after_at = _to_text(after[0], _MIN_TIME) if after else _MIN_TIME
-        after_id = after[1] if after else 0
+        after_at = _to_text(q.after[0], _MIN_TIME) if q.after else _MIN_TIME
+        after_id = q.after[1] if q.after else 0
         args = (
-            user_id,
-            _to_text(since, _MIN_TIME),
-            _to_text(until, _MAX_TIME),
+            q.user_id,
+            q.metric,
+            _to_text(q.since, _MIN_TIME),
+            _to_text(q.until, _MAX_TIME),
             after_at,
             after_at,
             after_id,
-            limit,
+            q.limit,
         )
         rows = await self._read(lambda c: c.execute(_SELECT_HISTORY, args).fetchall())
         return [
@@ -352,20 +544,286 @@ class SqliteScoreStore:
         ]
 
     async def history_buckets(self, q: HistoryQuery) -> list[HistoryPoint]:
-        user_id, since, until, limit = q.user_id, q.since, q.until, q.limit
-        bucket = q.bucket or "day"
-        prefix = _BUCKET_PREFIX[bucket]
-        args = (prefix, user_id, _to_text(since, _MIN_TIME), _to_text(until, _MAX_TIME), limit)
+        prefix = _BUCKET_PREFIX[q.bucket or "day"]
+        args = (
+            prefix,
+            q.user_id,
+            q.metric,
+            _to_text(q.since, _MIN_TIME),
+            _to_text(q.until, _MAX_TIME),
+            q.limit,
+        )
         rows = await self._read(lambda c: c.execute(_SELECT_BUCKETS, args).fetchall())
         return [HistoryPoint(_bucket_start(b), score) for b, _, score in rows]
 
-    async def iter_totals(self) -> AsyncIterator[list[UserTotal]]:
+    async def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
+        """Every standing of ``board`` in ``period``, in chunks, in no order (for a rebuild)."""
         conn = self._rconn
         if conn is None:
             raise Unavailable("the store is not open")
-        cursor = await self._run(self._reader, lambda: conn.execute(_SELECT_TOTALS))
+        cursor = await self._run(
+            self._reader, lambda: conn.execute(_SELECT_STANDINGS, (board, period))
+        )
         try:
             while rows := await self._run(self._reader, lambda: cursor.fetchmany(_CHUNK)):
-                yield [UserTotal(*row) for row in rows]
+                yield [Standing(*row) for row in rows]
         finally:
             await self._run(self._reader, cursor.close)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def _maybe_text(moment: datetime | None) -> str | None:
+    return None if moment is None else _text(moment)
+
+
+class _Batch:
+    """One batch's view: the boards each metric feeds, and each board's current period."""
+
+    __slots__ = ("feeds", "now", "now_text", "periods")
+
+    def __init__(self, feeds: _Feeds, now: datetime, seasons: dict[str, str]) -> None:
+        self.feeds = feeds
+        self.now = now
+        self.now_text = _text(now)
+        self.periods: dict[str, tuple[str, periods.Period]] = {}
+        for boards in feeds.by_metric.values():
+            for board in boards:
+                if board.reset == "manual":
+                    season = seasons.get(board.id)
+                    if season is not None:
+                        self.periods[board.id] = (season, periods.Period(season, None, None))
+                else:
+                    period = periods.period_at(board.reset, board.timezone, now)
+                    self.periods[board.id] = (period.id, period)
+
+    def new_periods(self, known: set[tuple[str, str]]) -> list[tuple[str, str, periods.Period]]:
+        """The clock periods of this batch not yet recorded by this process (a manual
+        board's seasons are recorded when they start)."""
+        return [
+            (board_id, period_id, period)
+            for board_id, (period_id, period) in self.periods.items()
+            if (board_id, period_id) not in known and not period.id.isdigit()
+        ]
+
+
+def _apply_one(
+    conn: sqlite3.Connection, batch: _Batch, update: ScoreUpdate, fresh_id: str
+) -> Applied | Exception:
+    """``fresh_id``: the action id to record when the update has none."""
+    user_id, delta, metric = update.user_id, update.delta, update.metric
+    boards = batch.feeds.by_metric.get(metric, ())
+    action_id = update.action_id
+    if action_id is not None:
+        row = conn.execute(_SELECT_ACTION, (user_id, action_id)).fetchone()
+        if row is not None:
+            if row[0] != delta or row[1] != metric:
+                return ActionConflict(
+                    "this action_id was already used with a different score_delta or metric"
+                )
+            return _replayed(conn, batch, user_id, boards)
+    else:
+        action_id = fresh_id
+    # Refusals (above, and the range check here) are decided before anything is written,
+    # so a refused update leaves nothing behind in the batch's transaction.
+    row = conn.execute(_SELECT_TOTAL, (user_id, metric)).fetchone()
+    total = (row[0] if row else 0) + delta
+    if not -MAX_SCORE <= total <= MAX_SCORE:
+        return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
+    now = batch.now_text
+    row = conn.execute(_SELECT_NAME, (user_id,)).fetchone()
+    if row is None:
+        username = update.username or user_id
+        conn.execute(_INSERT_USER, (user_id, username, now, now))
+    else:
+        username = row[0]
+        if update.username is not None and update.username != username:
+            username = update.username
+            conn.execute(_RENAME_USER, (username, now, user_id))
+    event_id = conn.execute(
+        _INSERT_EVENT, (user_id, metric, delta, action_id, now, total)
+    ).lastrowid
+    assert event_id is not None
+    conn.execute(_SET_TOTAL, (user_id, metric, total, now))
+    standings = []
+    for board in boards:
+        current = batch.periods.get(board.id)
+        if current is None:  # a manual board without a season yet: nothing to count in
+            continue
+        period_id = current[0]
+        key = rank_score(delta, board.order)
+        args = (board.id, period_id, user_id, delta, key, event_id, now)
+        if board.aggregate == "sum":
+            row = conn.execute(_ADD_TO_STANDING, args).fetchone()
+            changed = True
+        else:
+            row = conn.execute(_BETTER_STANDING, args).fetchone()
+            changed = row is not None
+            if row is None:
+                row = conn.execute(_SELECT_STANDING, (board.id, period_id, user_id)).fetchone()
+        standing = Standing(user_id, username, row[0], row[1], row[2])
+        standings.append(BoardStanding(board.id, period_id, standing, changed))
+    return Applied(user_id, username, tuple(standings))
+
+
+def _replayed(
+    conn: sqlite3.Connection, batch: _Batch, user_id: str, boards: tuple[Board, ...]
+) -> Applied:
+    """A retry of an applied action: the user's current standings, nothing added."""
+    (username,) = conn.execute(_SELECT_NAME, (user_id,)).fetchone()
+    standings = []
+    for board in boards:
+        current = batch.periods.get(board.id)
+        if current is None:
+            continue
+        row = conn.execute(_SELECT_STANDING, (board.id, current[0], user_id)).fetchone()
+        standing = None if row is None else Standing(user_id, username, row[0], row[1], row[2])
+        standings.append(BoardStanding(board.id, current[0], standing, False))
+    return Applied(user_id, username, tuple(standings), replayed=True)
+
+
+def _apply_config(
+    conn: sqlite3.Connection,
+    *,
+    config: BoardsConfig,
+    expected: int,
+    fill: Sequence[str],
+    now: datetime,
+) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(_SELECT_CONFIG_VERSION).fetchone()
+        version = 0 if row is None else int(row[0])
+        if version != expected:
+            raise ConfigChanged(f"the configuration is at version {version}, not {expected}")
+        for board_id in fill:
+            board = config.boards[board_id]
+            if board.reset == "manual":
+                # A manual board's seasons are stored: its open one, or a first one from now.
+                row = conn.execute(
+                    "SELECT period_id, starts_at FROM periods WHERE board_id = ?"
+                    " AND ends_at IS NULL",
+                    (board_id,),
+                ).fetchone()
+                if row is None:
+                    conn.execute(_INSERT_PERIOD, (board_id, "1", _text(now), None))
+                    row = ("1", _text(now))
+                period, bounds = row[0], (row[1] or _MIN_TIME, _MAX_TIME)
+            else:
+                current = periods.period_at(board.reset, board.timezone, now)
+                period = current.id
+                starts, ends = _maybe_text(current.starts_at), _maybe_text(current.ends_at)
+                conn.execute(_INSERT_PERIOD, (board_id, period, starts, ends))
+                bounds = (starts or _MIN_TIME, ends or _MAX_TIME)
+            _fill(conn, board, period, bounds)
+        conn.execute(
+            "INSERT INTO board_config (id, config, version, applied_at) VALUES (1, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET config = excluded.config,"
+            " version = excluded.version, applied_at = excluded.applied_at",
+            (config.to_json(), version + 1, _text(now)),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return version + 1
+
+
+def _fill(conn: sqlite3.Connection, board: Board, period: str, bounds: tuple[str, str]) -> None:
+    """``board``'s standings in ``period`` from the stored events in ``bounds`` (a new board:
+    it has none yet). A sum is reached by its last event, a best by the first event that
+    reached it."""
+    sign = -1 if board.order == "desc" else 1
+    select = _FILL_SUM if board.aggregate == "sum" else _FILL_BEST[board.order]
+    conn.execute(select, (board.id, period, sign, board.metric, *bounds))
+
+
+def _rollover(
+    conn: sqlite3.Connection, *, board: Board, now: datetime
+) -> tuple[periods.Period, periods.Period]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT period_id, starts_at FROM periods WHERE board_id = ? AND ends_at IS NULL",
+            (board.id,),
+        ).fetchone()
+        if row is None:
+            current = periods.Period("1", now, None)
+            conn.execute(_INSERT_PERIOD, (board.id, "1", _text(now), None))
+        else:
+            current = periods.Period(row[0], _maybe_time(row[1]), None)
+        closed, opened = periods.rollover(current, now)
+        conn.execute(
+            "UPDATE periods SET ends_at = ? WHERE board_id = ? AND period_id = ?",
+            (_text(now), board.id, closed.id),
+        )
+        conn.execute(_INSERT_PERIOD, (board.id, opened.id, _text(now), None))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return closed, opened
+
+
+def _prune(conn: sqlite3.Connection, *, board: str, keep: int, now: datetime) -> list[str]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        doomed = [
+            row[0]
+            for row in conn.execute(
+                "SELECT period_id FROM periods WHERE board_id = ? AND ends_at IS NOT NULL"
+                " AND ends_at <= ? ORDER BY starts_at DESC LIMIT -1 OFFSET ?",
+                (board, _text(now), keep),
+            ).fetchall()
+        ]
+        for period in doomed:
+            conn.execute(
+                "DELETE FROM standings WHERE board_id = ? AND period_id = ?", (board, period)
+            )
+            conn.execute(
+                "DELETE FROM periods WHERE board_id = ? AND period_id = ?", (board, period)
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return doomed
+
+
+def _periods(
+    conn: sqlite3.Connection, *, board: str, limit: int, before: str | None
+) -> list[PeriodSummary]:
+    if before is None:
+        rows = conn.execute(
+            "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = ?"
+            " ORDER BY starts_at DESC LIMIT ?",
+            (board, limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = ?"
+            " AND starts_at < (SELECT starts_at FROM periods WHERE board_id = ? AND period_id = ?)"
+            " ORDER BY starts_at DESC LIMIT ?",
+            (board, board, before, limit),
+        ).fetchall()
+    out = []
+    for period_id, starts, ends in rows:
+        (entries,) = conn.execute(_COUNT, (board, period_id)).fetchone()
+        first = conn.execute(_SELECT_PAGE, (board, period_id, 1, 0)).fetchone()
+        leader = None if first is None else RankedEntry(1, first[0], first[1], first[2])
+        out.append(
+            PeriodSummary(
+                board, period_id, _maybe_time(starts), _maybe_time(ends), int(entries), leader
+            )
+        )
+    return out

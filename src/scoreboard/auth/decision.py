@@ -59,9 +59,17 @@ async def authorize(
             raise Unauthorized("score_delta differs from the grant's delta", code="grant_mismatch")
         if update.action_id is not None and update.action_id != grant.action_id:
             raise Unauthorized("action_id differs from the grant's act", code="grant_mismatch")
-        return ScoreUpdate(update.user_id, grant.delta, grant.action_id, identity.name)
+        if update.metric != grant.metric:
+            raise Unauthorized(
+                "metric differs from the grant's metric (absent: points)", code="grant_mismatch"
+            )
+        return ScoreUpdate(
+            update.user_id, grant.delta, grant.action_id, identity.name, metric=grant.metric
+        )
     if grant is not None:
         raise Unauthorized("a score grant is not a login token", code="grant_not_accepted")
     if identity.user_id != update.user_id:
         raise Unauthorized("the token is for another user", code="wrong_user")
-    return ScoreUpdate(update.user_id, update.delta, update.action_id, identity.name)
+    return ScoreUpdate(
+        update.user_id, update.delta, update.action_id, identity.name, metric=update.metric
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 
 from scoreboard.auth.verify import GRANT_TYPE, Grant
+from scoreboard.model import DEFAULT_METRIC
 
 
 def mint(
@@ -35,5 +36,7 @@ def mint(
     if grant is not None:
         claims["delta"] = grant.delta
         claims["act"] = grant.action_id
+        if grant.metric != DEFAULT_METRIC:
+            claims["metric"] = grant.metric
         headers = {"typ": GRANT_TYPE}
     return jwt.encode(claims, secret, algorithm="HS256", headers=headers)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,21 +39,24 @@ from scoreboard.auth.algorithms import ASYMMETRIC, DEFAULT, SUPPORTED
 from scoreboard.auth.jwks import JwksKeys
 from scoreboard.auth.keys import PublicKey, key_fits
 from scoreboard.errors import Unauthorized
-from scoreboard.model import is_valid_action_id
+from scoreboard.model import DEFAULT_METRIC, is_valid_action_id
 
 GRANT_TYPE = "scoreboard-grant+jwt"
 """The JOSE header ``typ`` of a score grant (compared case-insensitively, ``application/``
 prefix allowed, as RFC 7515 §4.1.9 asks)."""
 _KEY_HEADERS = ("jku", "jwk", "x5u", "x5c")
 _CACHE_LIMIT = 50_000
+_METRIC_RE = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a score grant allows: add ``delta`` once, under the idempotency key ``action_id``."""
+    """What a score grant allows: add an event of ``delta`` to ``metric`` once, under the
+    idempotency key ``action_id``."""
 
     delta: int
     action_id: str
+    metric: str = DEFAULT_METRIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +260,12 @@ def _grant(claims: dict[str, Any]) -> Grant:
             "the grant's 'act' must be 1-128 printable characters", code="token_invalid"
         )
     assert isinstance(action, str)
-    return Grant(delta=delta, action_id=action)
+    metric = claims.get("metric", DEFAULT_METRIC)
+    if not isinstance(metric, str) or _METRIC_RE.fullmatch(metric) is None:
+        raise Unauthorized(
+            "the grant's 'metric' must be a metric name (1-64 of a-z0-9_-)", code="token_invalid"
+        )
+    return Grant(delta=delta, action_id=action, metric=metric)
 
 
 def _is_storable_name(name: object) -> bool:

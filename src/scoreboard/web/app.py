@@ -13,7 +13,7 @@ from starlette.responses import Response
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
 from scoreboard.web import errors, openapi
-from scoreboard.web.endpoints import docs, page, readiness, reads, update
+from scoreboard.web.endpoints import boards, docs, page, readiness, reads, update
 from scoreboard.web.guards.client_address import TrustedProxies
 from scoreboard.web.guards.origins import AllowedOrigins, JsonCorsMiddleware
 from scoreboard.web.guards.request_id import RequestIdMiddleware
@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with bootstrap.running(components):
                 app.state.components = components
-                components.service.live.on_fan_out = metrics.fanned_out
                 yield
         finally:
             adapters.removeHandler(metrics.error_log)
@@ -91,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)  # outermost: every response and log line has one
     app.include_router(update.router)
     app.include_router(reads.router)
+    app.include_router(boards.router)
     app.include_router(channel.router)
     app.include_router(page.router)
     app.include_router(docs.router)

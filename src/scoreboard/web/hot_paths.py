@@ -53,6 +53,7 @@ themselves, and send any request with an ``Origin`` header through the stack for
 _TOP10 = ("GET", "/api/scores/top10")
 _UPDATE = ("POST", "/api/scores/update")
 _JSON = (b"content-type", b"application/json")
+_BOARD_SOCKETS = "/ws/boards/"
 
 
 class ScoreboardApp(FastAPI):
@@ -77,9 +78,14 @@ class ScoreboardApp(FastAPI):
             if route[0] == "HEAD" and self._answers_get(scope):
                 await self({**scope, "method": "GET"}, receive, _without_body(send))
                 return
-        elif kind == "websocket" and scope["path"] == "/ws/scoreboard":
-            await self._hot_socket(scope, receive, send)
-            return
+        elif kind == "websocket":
+            path = scope["path"]
+            if path == "/ws/scoreboard":
+                await self._hot_socket(scope, receive, send, None)
+                return
+            if path.startswith(_BOARD_SOCKETS) and "/" not in path[len(_BOARD_SOCKETS) :]:
+                await self._hot_socket(scope, receive, send, path[len(_BOARD_SOCKETS) :])
+                return
         await super().__call__(scope, receive, send)
 
     async def _hot_http(
@@ -104,7 +110,9 @@ class ScoreboardApp(FastAPI):
         finally:
             logs.request_id.reset(token)
 
-    async def _hot_socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _hot_socket(
+        self, scope: Scope, receive: Receive, send: Send, board: str | None
+    ) -> None:
         scope["app"] = self
         rid = request_id.choose(scope)
 
@@ -115,7 +123,11 @@ class ScoreboardApp(FastAPI):
 
         token = logs.request_id.set(rid)
         try:
-            await channel.scoreboard_socket(WebSocket(scope, receive, send_with_id))
+            websocket = WebSocket(scope, receive, send_with_id)
+            if board is None:
+                await channel.scoreboard_socket(websocket)
+            else:
+                await channel.board_socket(websocket, board)
         finally:
             logs.request_id.reset(token)
 

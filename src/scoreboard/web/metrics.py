@@ -73,7 +73,7 @@ class Metrics:
         )
         self.ws_refused = Counter(
             "scoreboard_websocket_refused",
-            "Sockets refused before accept: origin, process_cap, address_cap.",
+            "Sockets refused before accept: origin, unknown_board, process_cap, address_cap.",
             ["reason"],
             registry=registry,
         )
@@ -108,7 +108,7 @@ class Metrics:
         self.updates.labels("accepted")
         for limit in ("user", "address", "velocity"):
             self.rate_limited.labels(limit)
-        for reason in ("origin", "process_cap", "address_cap"):
+        for reason in ("origin", "unknown_board", "process_cap", "address_cap"):
             self.ws_refused.labels(reason)
         for reason in ("slow_consumer", "frame_flood"):
             self.ws_closed.labels(reason)

@@ -18,11 +18,15 @@ runs Schemathesis against it. Changes here:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
 
+from scoreboard.boards import DEFAULT_METRIC, BoardsConfig
+from scoreboard.periods import PERIOD_FORMS
+from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
 
 UPDATE_PATH = "/api/scores/update"
@@ -32,15 +36,25 @@ Document = dict[str, Any]
 
 def install(app: FastAPI, settings: Settings) -> None:
     generate = app.openapi
+    built_for: list[BoardsConfig | None] = [None]
 
     def openapi() -> Document:
-        if app.openapi_schema is None:
+        # The document states the boards and metrics served, which a configuration applied
+        # while serving changes: it is made again for each configuration.
+        config = _served_config(app)
+        if app.openapi_schema is None or built_for[0] is not config:
+            app.openapi_schema = None
             document = generate()
             _drop_422(document)
             _no_null_query_parameters(document)
-            _delta_range(document, settings.min_delta, settings.max_delta)
+            if config is None:
+                _delta_range(document, settings.min_delta, settings.max_delta)
+            else:
+                _metrics(document, config)
+                _boards(document, config, app.state.components.service)
             _bearer(document)
             app.openapi_schema = document
+            built_for[0] = config
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -88,6 +102,89 @@ def _delta_range(document: Document, minimum: int, maximum: int) -> None:
     if minimum <= 0 <= maximum:
         delta["not"] = {"const": 0}
     delta["description"] = f"non-zero, from {minimum} to {maximum} on this server"
+
+
+def _served_config(app: FastAPI) -> BoardsConfig | None:
+    components = getattr(app.state, "components", None)
+    return None if components is None else components.service.config
+
+
+def _metrics(document: Document, config: BoardsConfig) -> None:
+    """``metric`` is one of the served metrics; ``score_delta`` lies in the union of their
+    ranges, and, for each metric, in its own (``if``/``then``; no ``metric``, or ``null``, is
+    ``points``)."""
+    body = update_body(document)
+    body["properties"]["metric"] = {
+        "anyOf": [{"enum": sorted(config.metrics)}, {"type": "null"}],
+        "description": "the metric this event belongs to (default points); it feeds every "
+        "board of that metric",
+    }
+    for operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "metric" and parameter["in"] == "query":
+                parameter["schema"]["enum"] = sorted(config.metrics)
+                parameter["schema"].pop("pattern", None)
+    metrics = list(config.metrics.values())
+    _delta_range(document, min(m.min_delta for m in metrics), max(m.max_delta for m in metrics))
+    if len(metrics) == 1:
+        return
+    rules = []
+    for metric in metrics:
+        condition: dict[str, Any] = {
+            "properties": {"metric": {"const": metric.name}},
+            "required": ["metric"],
+        }
+        if metric.name == DEFAULT_METRIC:
+            condition = {
+                "anyOf": [
+                    condition,
+                    {"not": {"required": ["metric"]}},
+                    {"properties": {"metric": {"type": "null"}}, "required": ["metric"]},
+                ]
+            }
+        then: dict[str, Any] = {"minimum": metric.min_delta, "maximum": metric.max_delta}
+        rules.append({"if": condition, "then": {"properties": {"score_delta": then}}})
+    body["allOf"] = rules
+
+
+def _boards(document: Document, config: BoardsConfig, service: ScoreService) -> None:
+    """Each ``/api/boards/{board}/...`` operation once per served board, with the board's own
+    period form: whether an id is well formed depends on the board (a week on a daily board is
+    a 400), which a ``{board}`` parameter could not say. An unknown board is an undocumented
+    path (404)."""
+    paths = document["paths"]
+    generic = {path: ops for path, ops in paths.items() if "{board}" in path}
+    default = service.default_board
+    order = [default, *sorted(b for b in service.boards if b != default)]
+    for path, methods in generic.items():
+        del paths[path]
+        for board_id in order:
+            pattern = PERIOD_FORMS[config.boards[board_id].reset]
+            current = service.boards[board_id].period.id
+            concrete = {}
+            for method, operation in methods.items():
+                copy = copy_json(operation)
+                copy["operationId"] = f"{operation['operationId']}_{board_id.replace('-', '_')}"
+                copy["parameters"] = [
+                    _with_period_form(p, pattern, current)
+                    for p in operation.get("parameters", [])
+                    if p["name"] != "board"
+                ]
+                concrete[method] = copy
+            paths[path.replace("{board}", board_id)] = concrete
+
+
+def _with_period_form(parameter: dict[str, Any], pattern: str, current: str) -> dict[str, Any]:
+    if parameter["name"] not in ("period", "before"):
+        return parameter
+    parameter = copy_json(parameter)
+    parameter["schema"]["pattern"] = pattern
+    parameter["schema"]["examples"] = [current]
+    return parameter
+
+
+def copy_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
 
 
 def _bearer(document: Document) -> None:

@@ -41,15 +41,16 @@ async def readyz(request: Request) -> Response:
     limits = parts.update_limits
 
     async def database() -> bool:
-        await parts.store.get_user("readyz")
+        await parts.store.config_version()
         return True
 
     async def index() -> bool:
         if not parts.service.started:
             return False
-        await parts.index.size()
-        shared = parts.shared_index  # a shared index can be flushed underneath us
-        return True if shared is None else await shared.check()
+        for served in parts.service.boards.values():
+            await served.index.size()
+        # A shared index can be flushed underneath us.
+        return all([await shared.check() for shared in parts.shared_indexes.values()])
 
     checks = {"database": await _passes(database), "index": await _passes(index)}
     if parts.settings.redis_url is not None:

@@ -1,4 +1,6 @@
-"""Public reads beyond the top 10: pages, one user, around a user, a user's history.
+"""Public reads of the default board beyond the top 10 (pages, one user, around a user), with
+the seed's shapes, and a user's history of a metric. The same reads of any board and period are
+``endpoints.boards``; both are this module's bodies.
 
 Query parameters are typed here (FastAPI's 422 becomes our 400 in ``web.errors``); the ranges
 and the meaning are the service's. A history cursor is a position: ``MICROS.ID``, the time of
@@ -15,15 +17,27 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from scoreboard.boards import DEFAULT_METRIC, NAME_PATTERN
 from scoreboard.errors import InvalidRequest
-from scoreboard.model import BUCKETS, USER_ID_MAX, USER_ID_PATTERN, HistoryQuery, RankedEntry
+from scoreboard.model import (
+    BUCKETS,
+    USER_ID_MAX,
+    USER_ID_PATTERN,
+    Entry,
+    HistoryQuery,
+    RankedEntry,
+)
 from scoreboard.service import HISTORY_MAX, PAGE_MAX, RADIUS_MAX, ScoreService
-from scoreboard.web.endpoints.schemas import BoardEntry, ErrorBody, links_to_the_user
+from scoreboard.web.endpoints.schemas import (
+    BoardEntry,
+    ErrorBody,
+    json_response,
+    links_to_the_user,
+)
 
 router = APIRouter()
 
@@ -92,7 +106,7 @@ class HistoryResponse(BaseModel):
     next_cursor: str | None
 
 
-def _service(request: Request) -> ScoreService:
+def service_of(request: Request) -> ScoreService:
     # FastAPI would take "5.0" or " 5" for an integer; the contract says anything but digits
     # is a 400, so every integer parameter is checked as text first.
     for name in _INTEGER_PARAMS:
@@ -105,15 +119,28 @@ def _service(request: Request) -> ScoreService:
     return service
 
 
-def _json(data: object) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json")
-
-
-def _entries(entries: tuple[RankedEntry, ...]) -> list[dict[str, Any]]:
+def entries_body(entries: tuple[RankedEntry, ...]) -> list[dict[str, Any]]:
     return [
         {"rank": e.rank, "user_id": e.user_id, "username": e.username, "score": e.score}
         for e in entries
     ]
+
+
+def page_body(
+    entries: tuple[RankedEntry, ...], total: int, offset: int, limit: int
+) -> dict[str, Any]:
+    return {"scores": entries_body(entries), "total": total, "offset": offset, "limit": limit}
+
+
+def user_body(entry: Entry, rank: int) -> dict[str, Any]:
+    standing = entry.standing
+    return {
+        "user_id": standing.user_id,
+        "username": standing.username,
+        "score": standing.score,
+        "rank": rank,
+        "updated_at": iso(entry.updated_at),
+    }
 
 
 def iso(moment: datetime) -> str:
@@ -209,8 +236,9 @@ async def board_page(
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX, examples=[10])] = 10,
 ) -> Response:
     """Entries ``offset`` to ``offset + limit - 1`` (0-based), with 1-based ranks."""
-    entries, total = await _service(request).page(offset, limit)
-    return _json({"scores": _entries(entries), "total": total, "offset": offset, "limit": limit})
+    service = service_of(request)
+    _, entries, total = await service.page(service.default_board, None, offset, limit)
+    return json_response(page_body(entries, total, offset, limit))
 
 
 @router.get(
@@ -221,16 +249,9 @@ async def board_page(
     summary="One user's score and rank",
 )
 async def user(request: Request, user_id: UserId) -> Response:
-    profile, rank = await _service(request).user(user_id)
-    return _json(
-        {
-            "user_id": profile.user_id,
-            "username": profile.username,
-            "score": profile.score,
-            "rank": rank,
-            "updated_at": iso(profile.updated_at),
-        }
-    )
+    service = service_of(request)
+    _, entry, rank = await service.user(service.default_board, None, user_id)
+    return json_response(user_body(entry, rank))
 
 
 @router.get(
@@ -246,8 +267,9 @@ async def around(
     radius: Annotated[int, Query(ge=1, le=RADIUS_MAX, examples=[5])] = 5,
 ) -> Response:
     """The entries ranked ``radius`` above to ``radius`` below the user."""
-    rank, entries = await _service(request).around(user_id, radius)
-    return _json({"user_id": user_id, "rank": rank, "scores": _entries(entries)})
+    service = service_of(request)
+    _, rank, entries = await service.around(service.default_board, None, user_id, radius)
+    return json_response({"user_id": user_id, "rank": rank, "scores": entries_body(entries)})
 
 
 @router.get(
@@ -285,22 +307,32 @@ async def history(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX, examples=[100])] = 100,
+    metric: Annotated[
+        str,
+        Query(
+            description="the metric whose events to read",
+            json_schema_extra={"pattern": f"^{NAME_PATTERN}$"},
+            examples=[DEFAULT_METRIC],
+        ),
+    ] = DEFAULT_METRIC,
 ) -> Response:
     """Without ``bucket``: each event (``at``, ``delta``, ``score`` after it, ``action_id``),
     oldest first, paged by ``next_cursor``. With ``bucket=hour|day``: the score at the end of
     each hour or day (UTC) in which it changed; buckets where nothing changed are left out."""
-    service = _service(request)
+    service = service_of(request)
     start = parse_time(since, "since")
     end = parse_time(until, "until")
     if bucket is None:
         after = _position(cursor) if cursor is not None else None
-        query = HistoryQuery(user_id, since=start, until=end, after=after, limit=limit)
+        query = HistoryQuery(
+            user_id, since=start, until=end, after=after, limit=limit, metric=metric
+        )
         events = await service.history(query)
         next_cursor = None
         if len(events) == limit:
             last = events[-1]
             next_cursor = cursor_at(last.at, last.event_id)
-        return _json(
+        return json_response(
             {
                 "user_id": user_id,
                 "bucket": None,
@@ -313,14 +345,14 @@ async def history(
         )
     if cursor is not None:  # a bucket cursor is where the next page starts (an id is moot)
         start = _position(cursor)[0]
-    query = HistoryQuery(user_id, since=start, until=end, limit=limit, bucket=bucket)
+    query = HistoryQuery(user_id, since=start, until=end, limit=limit, bucket=bucket, metric=metric)
     points = await service.history_buckets(query)
     next_cursor = None
     if len(points) == limit:
         step = 3600 if bucket == "hour" else 86400
         following = datetime.fromtimestamp(points[-1].at.timestamp() + step, UTC)
         next_cursor = cursor_at(following)
-    return _json(
+    return json_response(
         {
             "user_id": user_id,
             "bucket": bucket,

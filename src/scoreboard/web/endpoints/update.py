@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from scoreboard.auth.decision import TOKEN_MAX, TOKEN_PATTERN, authorize
+from scoreboard.boards import NAME_PATTERN
 from scoreboard.bootstrap import Components
 from scoreboard.errors import ScoreboardError, Unauthorized
-from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate
+from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate, UpdateResult
 from scoreboard.web.endpoints.schemas import BoardEntry, documented_errors, links_to_the_user
 from scoreboard.web.guards import body as update_body
 from scoreboard.web.guards.body import read_body
@@ -53,15 +54,31 @@ class UpdateRequest(BaseModel):
             min_length=1,
             max_length=128,
             pattern=ACTION_ID_PATTERN,
-            description="idempotency key: no control or invisible formatting characters",
+            description="idempotency key, per user across metrics: no control or invisible "
+            "formatting characters",
+        ),
+    ] = None
+    metric: Annotated[
+        str | None,
+        Field(
+            pattern=f"^{NAME_PATTERN}$",
+            description="the metric this event belongs to (default points); it feeds every "
+            "board of that metric",
         ),
     ] = None
 
 
+class BoardPlace(BaseModel):
+    period: str
+    score: int | None
+    rank: int | None
+
+
 class UpdateResponse(BaseModel):
     user_id: str
-    new_score: int
-    rank: int
+    new_score: int | None = Field(description="on the default board; null if not fed")
+    rank: int | None = Field(description="on the default board; null if not fed or not ranked")
+    boards: dict[str, BoardPlace]
 
 
 class TopResponse(BaseModel):
@@ -128,8 +145,8 @@ async def apply_update(request: Request) -> bytes:
         settings = parts.settings
         body = update_body.parse(await read_body(request, settings.max_body, settings.body_timeout))
         user_id = body.user_id
-        update = ScoreUpdate(body.user_id, body.score_delta, body.action_id)
-        parts.service.validate(update)
+        update = ScoreUpdate(body.user_id, body.score_delta, body.action_id, metric=body.metric)
+        metric = parts.service.validate(update)
         token = body.auth_token if body.auth_token is not None else bearer(request)
         if token is None:
             raise Unauthorized("an auth_token or a Bearer token is required", code="token_missing")
@@ -142,6 +159,8 @@ async def apply_update(request: Request) -> bytes:
         reservation = await guard.reserve(
             update.user_id,
             update.delta,
+            limit=metric.velocity_limit,
+            metric=metric.name,
             action_id=update.action_id,
             applied=applied,
         )
@@ -160,8 +179,23 @@ async def apply_update(request: Request) -> bytes:
         )
         raise
     metrics.update_done("accepted", started)
+    return answer(result, parts.service.default_board)
+
+
+def answer(result: UpdateResult, default_board: str) -> bytes:
+    """The 200's body: the default board's score and rank (``null`` when the metric does not
+    feed it), and the user's place on every board the update fed."""
+    default = result.on(default_board)
     return orjson.dumps(
-        {"user_id": result.user_id, "new_score": result.new_score, "rank": result.rank}
+        {
+            "user_id": result.user_id,
+            "new_score": None if default is None else default.score,
+            "rank": None if default is None else default.rank,
+            "boards": {
+                b.board: {"period": b.period, "score": b.score, "rank": b.rank}
+                for b in result.boards
+            },
+        }
     )
 
 

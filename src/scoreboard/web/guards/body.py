@@ -25,9 +25,10 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from scoreboard.errors import InvalidRequest, PayloadTooLarge, ScoreboardError
+from scoreboard.model import DEFAULT_METRIC
 from scoreboard.web.extensions import body_arrived
 
-FIELDS = frozenset({"user_id", "score_delta", "auth_token", "action_id"})
+FIELDS = frozenset({"user_id", "score_delta", "auth_token", "action_id", "metric"})
 _MAX_DEPTH_MESSAGE = "the body is nested too deeply"
 
 
@@ -37,6 +38,7 @@ class UpdateBody:
     score_delta: int
     auth_token: str | None
     action_id: str | None
+    metric: str = DEFAULT_METRIC
 
 
 class _Duplicate(ValueError):
@@ -106,7 +108,10 @@ def parse(raw: bytes) -> UpdateBody:
     action_id = data.get("action_id")  # null, like auth_token's, is the same as leaving it out
     if action_id is not None and not isinstance(action_id, str):
         raise InvalidRequest("action_id must be a string", code="invalid_action_id")
-    return UpdateBody(user_id, delta, token, action_id)
+    metric = data.get("metric")  # null is the same as leaving it out: points
+    if metric is not None and not isinstance(metric, str):
+        raise InvalidRequest("metric must be a string", code="unknown_metric")
+    return UpdateBody(user_id, delta, token, action_id, metric or DEFAULT_METRIC)
 
 
 class BodyTimeout(ScoreboardError):

@@ -60,7 +60,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import limits
 from limits.aio.storage import Storage
@@ -68,7 +68,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from scoreboard.errors import ScoreboardError, Unavailable
-from scoreboard.model import PointsTicket
+from scoreboard.model import DEFAULT_METRIC, PointsTicket
 from scoreboard.ports import PointsWindow
 from scoreboard.settings import Settings
 from scoreboard.web.metrics import Metrics
@@ -187,6 +187,8 @@ class UpdateLimits:
         user_id: str,
         delta: int,
         *,
+        limit: int | Literal["settings"] | None = "settings",
+        metric: str = DEFAULT_METRIC,
         action_id: str | None = None,
         applied: Callable[[], Awaitable[bool]] | None = None,
     ) -> Reservation:
@@ -199,13 +201,18 @@ class UpdateLimits:
         reservation of the same action and delta while that one is in the window, and when the
         budget has no room, ``applied()`` is asked whether the action was applied already (a
         store read, on refusals only); then it goes on unreserved, to be answered as the replay
-        (or the conflict) it is."""
-        limit = self._velocity
+        (or the conflict) it is.
+
+        Each metric has a budget of its own: ``limit`` is the metric's ``velocity_limit``
+        (``None``: none; by default ``SCOREBOARD_VELOCITY_LIMIT``, the ``points`` metric's)."""
+        if limit == "settings":
+            limit = self._velocity
         if limit is None or delta <= 0:
             return _NOTHING_RESERVED
         window = self.window
+        key = user_id if metric == DEFAULT_METRIC else f"{metric}:{user_id}"
         answer = await self._guard(
-            window.reserve, user_id, delta, limit=limit, span=VELOCITY_SPAN, action_id=action_id
+            window.reserve, key, delta, limit=limit, span=VELOCITY_SPAN, action_id=action_id
         )
         if answer is None:  # storage down: fail open
             return _NOTHING_RESERVED

@@ -26,12 +26,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from scoreboard.bootstrap import Components
-from scoreboard.events import EncodedBoard
+from scoreboard.broadcast import LiveBoard
+from scoreboard.events import EncodedBoard, Encoding
 from scoreboard.web.errors import error_response
 from scoreboard.web.extensions import FrameSink, frames_guarded, sink_of, text_frame
 from scoreboard.web.guards.client_address import client_address
@@ -55,6 +57,7 @@ class SocketFeed:
     """
 
     __slots__ = (
+        "_channel",
         "_clock",
         "_closed",
         "_latest",
@@ -65,9 +68,13 @@ class SocketFeed:
         "sent",
     )
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
-        """``clock`` (seconds) stamps when a board waits in the slot (``delivered_at``)."""
+    def __init__(
+        self, clock: Callable[[], float] = time.perf_counter, channel: Channel = "seed"
+    ) -> None:
+        """``clock`` (seconds) stamps when a board waits in the slot (``delivered_at``);
+        ``channel``: which shapes the socket gets."""
         self._clock = clock
+        self._channel = channel
         self._latest: EncodedBoard | None = None
         self._wake = asyncio.Event()
         self._closed = False
@@ -87,7 +94,7 @@ class SocketFeed:
             return
         # Straight out when nothing older waits in the slot and the socket can take it now.
         sink = self._sink if self._latest is None and not self._closed else None
-        if sink is not None and sink.write(frame_of(board)):
+        if sink is not None and sink.write(frame_of(board, self._channel)):
             self.sent = board.event.seq
             return
         self._latest = board
@@ -114,23 +121,37 @@ class SocketFeed:
                 return board
 
 
-def message_of(board: EncodedBoard) -> str:
-    """What a socket that holds an older board gets: the update that made this board, or, for
-    a board no single update caused (a rebuild, a catch-up after lost bus messages), a SNAPSHOT
-    that replaces whatever the client holds."""
-    return board.update if board.update is not None else board.snapshot
+Channel = Literal["seed", "board"]
+"""Which shapes a socket gets: the seed's (``/ws/scoreboard``) or a board channel's (with
+``board`` and ``period``, ``/ws/boards/{board}``)."""
 
 
-_framed: tuple[EncodedBoard | None, bytes] = (None, b"")
+def encoding_of(board: EncodedBoard, channel: Channel = "seed") -> Encoding:
+    return board.seed if channel == "seed" else board.board
 
 
-def frame_of(board: EncodedBoard) -> bytes:
-    """``message_of(board)`` as one WebSocket frame, built once per board (the last one is kept:
-    a fan-out asks for the same board once per socket)."""
-    global _framed
-    if _framed[0] is not board:
-        _framed = (board, text_frame(message_of(board).encode()))
-    return _framed[1]
+def message_of(board: EncodedBoard, channel: Channel = "seed") -> str:
+    """What a socket that holds an older board gets: the update that made this board (or the
+    ``PERIOD_STARTED`` of a new period), or, for a board no single update caused (a rebuild, a
+    catch-up after lost bus messages), a SNAPSHOT that replaces whatever the client holds."""
+    encoding = encoding_of(board, channel)
+    return encoding.update if encoding.update is not None else encoding.snapshot
+
+
+_framed: dict[Channel, tuple[EncodedBoard | None, bytes]] = {
+    "seed": (None, b""),
+    "board": (None, b""),
+}
+
+
+def frame_of(board: EncodedBoard, channel: Channel = "seed") -> bytes:
+    """``message_of(board)`` as one WebSocket frame, built once per board and channel (the last
+    one is kept: a fan-out asks for the same board once per socket)."""
+    last, frame = _framed[channel]
+    if last is not board:
+        frame = text_frame(message_of(board, channel).encode())
+        _framed[channel] = (board, frame)
+    return frame
 
 
 async def _read_until_closed(
@@ -166,6 +187,7 @@ async def _read_until_closed(
 
 
 _REFUSALS = {
+    "unknown_board": (404, "unknown_board", "there is no such board"),
     "origin": (403, "origin_not_allowed", "this page's origin may not open the live channel"),
     "process_cap": (503, "too_many_sockets", "the server has no room for another socket"),
     "address_cap": (429, "too_many_sockets", "too many sockets from this address"),
@@ -175,7 +197,7 @@ _REFUSALS = {
 async def _refuse(websocket: WebSocket, reason: str) -> None:
     status, code, message = _REFUSALS[reason]
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        headers = {"Retry-After": "5"} if status != 403 else None
+        headers = {"Retry-After": "5"} if status in (429, 503) else None
         await websocket.send_denial_response(error_response(status, code, message, headers))
     else:
         await websocket.close(code=1008, reason=code)
@@ -183,12 +205,26 @@ async def _refuse(websocket: WebSocket, reason: str) -> None:
 
 @router.websocket("/ws/scoreboard")
 async def scoreboard_socket(websocket: WebSocket) -> None:
+    """The default board's channel, in the seed's shapes."""
+    await _socket(websocket, None)
+
+
+@router.websocket("/ws/boards/{board}")
+async def board_socket(websocket: WebSocket, board: str) -> None:
+    """One board's channel (its current period): refused before accept with 404 for a board
+    that is not served."""
+    await _socket(websocket, board)
+
+
+async def _socket(websocket: WebSocket, board: str | None) -> None:
     parts: Components = websocket.app.state.components
     metrics: Metrics = websocket.app.state.metrics
     caps: SocketCaps = websocket.app.state.socket_caps
     origins: AllowedOrigins = websocket.app.state.allowed_origins
     address = client_address(websocket)
     refusal = None if origins.allows(websocket.headers.get("origin")) else "origin"
+    if refusal is None and board is not None and board not in parts.service.boards:
+        refusal = "unknown_board"
     refusal = refusal or caps.admit(address)
     if refusal is not None:
         metrics.ws_refused.labels(refusal).inc()
@@ -199,17 +235,23 @@ async def scoreboard_socket(websocket: WebSocket) -> None:
         return
     metrics.ws_connections.inc()
     try:
-        await _serve(websocket, parts, metrics)
+        live = parts.service.live_board(board or parts.service.default_board)
+        await _serve(websocket, parts, metrics, live, "seed" if board is None else "board")
     finally:
         caps.release(address)
         metrics.ws_connections.dec()
 
 
-async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> None:
-    live = parts.service.live
+async def _serve(
+    websocket: WebSocket,
+    parts: Components,
+    metrics: Metrics,
+    live: LiveBoard,
+    channel: Channel,
+) -> None:
     timeout = parts.settings.ws_send_timeout
     await websocket.accept()
-    feed = SocketFeed()
+    feed = SocketFeed(channel=channel)
     farewell: Farewell = websocket.app.state.farewell
     if farewell.shutting_down:
         await websocket.close(code=1001, reason="server shutting down")
@@ -224,7 +266,7 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
     try:
         current = live.current
         async with asyncio.timeout(timeout):
-            await websocket.send_text(current.snapshot)
+            await websocket.send_text(encoding_of(current, channel).snapshot)
         feed.sent = current.event.seq  # nothing was written before: no sink was attached yet
         if sink is not None:
             feed.attach(sink)  # from now on, boards the socket can take go out at once
@@ -234,17 +276,17 @@ async def _serve(websocket: WebSocket, parts: Components, metrics: Metrics) -> N
             delivered_at = feed.delivered_at
             async with asyncio.timeout(timeout):
                 if sink is None:
-                    await websocket.send_text(message_of(board))
+                    await websocket.send_text(message_of(board, channel))
                 else:
                     await sink.wait_writable()
                     if board.event.seq <= feed.sent:  # a newer one went out meanwhile
                         continue
-                    if not sink.write(frame_of(board)):
+                    if not sink.write(frame_of(board, channel)):
                         break  # closed: the reader sees the disconnect
             metrics.broadcast_seconds.observe(time.perf_counter() - delivered_at)
             feed.sent = board.event.seq
         if feed.going_away:
-            await websocket.close(code=1001, reason="server shutting down")
+            await websocket.close(code=1001, reason="going away")
     except TimeoutError:
         metrics.ws_closed.labels("slow_consumer").inc()
         log.warning(

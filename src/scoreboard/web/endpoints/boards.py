@@ -1,0 +1,321 @@
+"""Every board and its periods: ``/api/boards``, and the reads of the default board's seed
+endpoints for any board and period (``?period=ID``, the current one by default). Every answer
+names its ``board`` and ``period``.
+
+A board id or period id that is not of a valid form is a 400 (``invalid_board``,
+``invalid_period``: a week on a daily board); a well-formed one that does not exist is a 404
+(``unknown_board``, ``unknown_period``: never started, or deleted by ``keep``). The current
+period's reads are served by the board's rank index; an archive's from the store.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from scoreboard.boards import NAME_PATTERN
+from scoreboard.errors import InvalidRequest
+from scoreboard.model import PeriodSummary
+from scoreboard.periods import Period
+from scoreboard.service import PAGE_MAX, PERIODS_MAX, RADIUS_MAX, ScoreService, Served
+from scoreboard.web.endpoints.reads import (
+    OFFSET_MAX,
+    UserId,
+    entries_body,
+    iso,
+    page_body,
+    service_of,
+    user_body,
+)
+from scoreboard.web.endpoints.schemas import BoardEntry, ErrorBody, json_response
+
+router = APIRouter()
+
+_BOARD_RE = re.compile(NAME_PATTERN)
+_PERIOD_PATTERN = (
+    r"^(all|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-W[0-9]{2}|[0-9]{4}-[0-9]{2}|[1-9][0-9]{0,9})$"
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A parameter is invalid (board, period, ...)"},
+    404: {"model": ErrorBody, "description": "No such board, period or user"},
+}
+
+BoardId = Annotated[
+    str,
+    Path(
+        description="1-64 of a-z0-9_-",
+        json_schema_extra={"pattern": f"^{NAME_PATTERN}$"},
+        examples=["main"],
+    ),
+]
+PeriodId = Annotated[
+    str | None,
+    Query(
+        description="the period to read (default: the current one): all, YYYY-MM-DD, YYYY-Www, "
+        "YYYY-MM or a season number, as the board's reset makes them",
+        json_schema_extra={"pattern": _PERIOD_PATTERN},
+        examples=["all"],
+    ),
+]
+
+
+class PeriodBody(BaseModel):
+    id: str
+    starts_at: str | None
+    ends_at: str | None
+
+
+class BoardBody(BaseModel):
+    id: str
+    title: str
+    metric: str
+    aggregate: str
+    order: str
+    reset: str
+    timezone: str
+    period: PeriodBody
+
+
+class BoardsResponse(BaseModel):
+    boards: list[BoardBody]
+
+
+class BoardTopResponse(BaseModel):
+    board: str
+    period: str
+    scores: list[BoardEntry]
+
+
+class BoardPageResponse(BaseModel):
+    board: str
+    period: str
+    scores: list[BoardEntry]
+    total: int
+    offset: int
+    limit: int
+
+
+class BoardUserResponse(BaseModel):
+    board: str
+    period: str
+    user_id: str
+    username: str
+    score: int
+    rank: int
+    updated_at: str
+
+
+class BoardAroundResponse(BaseModel):
+    board: str
+    period: str
+    user_id: str
+    rank: int
+    scores: list[BoardEntry]
+
+
+class Leader(BaseModel):
+    user_id: str
+    username: str
+    score: int
+
+
+class PeriodSummaryBody(BaseModel):
+    id: str
+    starts_at: str | None
+    ends_at: str | None
+    entries: int
+    leader: Leader | None
+
+
+class PeriodsResponse(BaseModel):
+    periods: list[PeriodSummaryBody]
+    next: str | None
+
+
+def _served(request: Request, board: str) -> tuple[ScoreService, Served]:
+    if _BOARD_RE.fullmatch(board) is None:
+        raise InvalidRequest(f"board must be {NAME_PATTERN}", code="invalid_board")
+    service = service_of(request)
+    return service, service.served(board)
+
+
+def period_body(period: Period) -> dict[str, str | None]:
+    return {
+        "id": period.id,
+        "starts_at": None if period.starts_at is None else iso(period.starts_at),
+        "ends_at": None if period.ends_at is None else iso(period.ends_at),
+    }
+
+
+def board_body(served: Served) -> dict[str, Any]:
+    board = served.board
+    return {
+        "id": board.id,
+        "title": board.title,
+        "metric": board.metric,
+        "aggregate": board.aggregate,
+        "order": board.order,
+        "reset": board.reset,
+        "timezone": board.timezone,
+        "period": period_body(served.period),
+    }
+
+
+def _in_order(service: ScoreService) -> list[Served]:
+    """The default board first, then the others by id."""
+    default = service.boards.get(service.default_board)
+    others = [s for board_id, s in sorted(service.boards.items()) if s is not default]
+    return ([default] if default is not None else []) + others
+
+
+@router.get(
+    "/api/boards",
+    operation_id="list_boards",
+    response_model=BoardsResponse,
+    summary="Every board, with its current period",
+)
+async def list_boards(request: Request) -> Response:
+    """The default board first."""
+    return json_response({"boards": [board_body(s) for s in _in_order(service_of(request))]})
+
+
+@router.get(
+    "/api/boards/{board}",
+    operation_id="get_board",
+    response_model=BoardBody,
+    responses=_ERRORS,
+    summary="One board, with its current period",
+)
+async def get_board(request: Request, board: BoardId) -> Response:
+    _, served = _served(request, board)
+    return json_response(board_body(served))
+
+
+@router.get(
+    "/api/boards/{board}/top10",
+    operation_id="board_top10",
+    response_model=BoardTopResponse,
+    responses=_ERRORS,
+    summary="A board's top 10",
+)
+async def board_top10(request: Request, board: BoardId, period: PeriodId = None) -> Response:
+    """The current period's is encoded once per change and served from memory."""
+    service, served = _served(request, board)
+    if period is None or period == served.period.id:
+        return Response(served.live.current.board.top_body, media_type="application/json")
+    found, entries = await service.top(board, period)
+    return json_response({"board": board, "period": found.id, "scores": entries_body(entries)})
+
+
+@router.get(
+    "/api/boards/{board}/scores",
+    operation_id="board_scores",
+    response_model=BoardPageResponse,
+    responses=_ERRORS,
+    summary="A page of a board",
+)
+async def board_scores(
+    request: Request,
+    board: BoardId,
+    period: PeriodId = None,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, examples=[0])] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, examples=[10])] = 10,
+) -> Response:
+    service, _ = _served(request, board)
+    found, entries, total = await service.page(board, period, offset, limit)
+    return json_response(
+        {"board": board, "period": found.id, **page_body(entries, total, offset, limit)}
+    )
+
+
+@router.get(
+    "/api/boards/{board}/users/{user_id}",
+    operation_id="board_user",
+    response_model=BoardUserResponse,
+    responses=_ERRORS,
+    summary="One user's score and rank on a board",
+)
+async def board_user(
+    request: Request, board: BoardId, user_id: UserId, period: PeriodId = None
+) -> Response:
+    service, _ = _served(request, board)
+    found, entry, rank = await service.user(board, period, user_id)
+    return json_response({"board": board, "period": found.id, **user_body(entry, rank)})
+
+
+@router.get(
+    "/api/boards/{board}/users/{user_id}/around",
+    operation_id="board_around",
+    response_model=BoardAroundResponse,
+    responses=_ERRORS,
+    summary="The entries around a user on a board",
+)
+async def board_around(
+    request: Request,
+    board: BoardId,
+    user_id: UserId,
+    period: PeriodId = None,
+    radius: Annotated[int, Query(ge=1, le=RADIUS_MAX, examples=[5])] = 5,
+) -> Response:
+    service, _ = _served(request, board)
+    found, rank, entries = await service.around(board, period, user_id, radius)
+    return json_response(
+        {
+            "board": board,
+            "period": found.id,
+            "user_id": user_id,
+            "rank": rank,
+            "scores": entries_body(entries),
+        }
+    )
+
+
+@router.get(
+    "/api/boards/{board}/periods",
+    operation_id="board_periods",
+    response_model=PeriodsResponse,
+    responses=_ERRORS,
+    summary="A board's periods, newest first",
+)
+async def board_periods(
+    request: Request,
+    board: BoardId,
+    limit: Annotated[int, Query(ge=1, le=PERIODS_MAX, examples=[20])] = 20,
+    before: Annotated[
+        str | None,
+        Query(
+            description="the next value of the previous page",
+            json_schema_extra={"pattern": _PERIOD_PATTERN},
+            examples=["all"],
+        ),
+    ] = None,
+) -> Response:
+    """The current period included, with each period's entries and leader. Paged like every
+    newest-first list: ``limit``, ``before``, and ``next`` in the answer."""
+    service, _ = _served(request, board)
+    found = await service.periods(board, limit=limit, before=before)
+    more = len(found) == limit
+    return json_response(
+        {
+            "periods": [_summary(p) for p in found],
+            "next": found[-1].id if more and found else None,
+        }
+    )
+
+
+def _summary(summary: PeriodSummary) -> dict[str, Any]:
+    leader = summary.leader
+    return {
+        "id": summary.id,
+        "starts_at": None if summary.starts_at is None else iso(summary.starts_at),
+        "ends_at": None if summary.ends_at is None else iso(summary.ends_at),
+        "entries": summary.entries,
+        "leader": None
+        if leader is None
+        else {"user_id": leader.user_id, "username": leader.username, "score": leader.score},
+    }
