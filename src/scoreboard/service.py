@@ -12,12 +12,13 @@ or Redis client.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from scoreboard import periods
-from scoreboard.boards import Board, BoardsConfig, Metric
+from scoreboard.boards import NAME_PATTERN, Board, BoardsConfig, Metric
 from scoreboard.broadcast import LiveBoard
 from scoreboard.errors import InvalidRequest, NotFound, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
@@ -46,6 +47,7 @@ from scoreboard.periods import Period
 from scoreboard.ports import Bus, RankIndex, ScoreStore
 
 log = logging.getLogger(__name__)
+_NAME_RE = re.compile(NAME_PATTERN)
 
 PAGE_MAX = 100
 RADIUS_MAX = 50
@@ -255,6 +257,8 @@ class ScoreService:
     # -- updates ----------------------------------------------------------------------------
 
     def metric(self, name: str) -> Metric:
+        if _NAME_RE.fullmatch(name) is None:
+            raise InvalidRequest(f"metric must be {NAME_PATTERN}", code="invalid_metric")
         metric = None if self.config is None else self.config.metrics.get(name)
         if metric is None:
             raise InvalidRequest(f"there is no metric '{name}'", code="unknown_metric")
@@ -402,10 +406,10 @@ class ScoreService:
         if offset < 0 or not 1 <= limit <= PAGE_MAX:
             raise InvalidRequest(f"offset must be >= 0 and limit 1-{PAGE_MAX}")
         served, period, current = await self.period_of(board_id, period_id)
+        entries = await self._slice(served, period, current, offset, limit)
         if current:
-            return period, await served.index.page(offset, limit), await served.index.size()
-        rows = await self.store.page(board_id, period.id, offset, limit)
-        return period, _ranked(rows, offset), await self.store.count(board_id, period.id)
+            return period, entries, await served.index.size()
+        return period, entries, await self.store.count(board_id, period.id)
 
     async def user(
         self, board_id: str, period_id: str | None, user_id: str
@@ -413,17 +417,7 @@ class ScoreService:
         """A user's entry and rank; ``NotFound`` for a user with no entry there."""
         self._check_user_id(user_id)
         served, period, current = await self.period_of(board_id, period_id)
-        entry = await self.store.entry(board_id, period.id, user_id)
-        rank = None
-        if entry is not None:
-            if current:
-                rank = await served.index.rank(user_id)
-            if rank is None:
-                rank = await self.store.rank_of(
-                    board_id, period.id, served.board.order, entry.standing
-                )
-        if entry is None or rank is None:
-            raise NotFound(f"no score for user '{user_id}'", code="unknown_user")
+        entry, rank = await self._placed(served, period, current, user_id)
         return period, entry, rank
 
     async def around(
@@ -432,19 +426,39 @@ class ScoreService:
         """The user's rank and the entries from ``radius`` above to ``radius`` below it."""
         if not 1 <= radius <= RADIUS_MAX:
             raise InvalidRequest(f"radius must be 1-{RADIUS_MAX}")
-        period, _, rank = await self.user(board_id, period_id, user_id)
+        self._check_user_id(user_id)
+        served, period, current = await self.period_of(board_id, period_id)
+        _, rank = await self._placed(served, period, current, user_id)
         start = max(0, rank - 1 - radius)
-        _, entries, _ = await self.page_unbounded(board_id, period.id, start, rank + radius - start)
+        entries = await self._slice(served, period, current, start, rank + radius - start)
         return period, rank, entries
 
-    async def page_unbounded(
-        self, board_id: str, period_id: str, offset: int, limit: int
-    ) -> tuple[Period, tuple[RankedEntry, ...], int]:
-        served, period, current = await self.period_of(board_id, period_id)
+    async def _placed(
+        self, served: Served, period: Period, current: bool, user_id: str
+    ) -> tuple[Entry, int]:
+        """The user's entry and rank in the period: the index's rank for the current one, the
+        store's for an archive (and for a user the index has not caught up with yet)."""
+        board = served.board
+        entry = await self.store.entry(board.id, period.id, user_id)
+        rank = None
+        if entry is not None:
+            if current:
+                rank = await served.index.rank(user_id)
+            if rank is None:
+                rank = await self.store.rank_of(board.id, period.id, board.order, entry.standing)
+        if entry is None or rank is None:
+            raise NotFound(f"no score for user '{user_id}'", code="unknown_user")
+        return entry, rank
+
+    async def _slice(
+        self, served: Served, period: Period, current: bool, offset: int, limit: int
+    ) -> tuple[RankedEntry, ...]:
+        """``limit`` entries from rank ``offset + 1``: the index's for the current period, the
+        store's for an archive."""
         if current:
-            return period, await served.index.page(offset, limit), 0
-        rows = await self.store.page(board_id, period.id, offset, limit)
-        return period, _ranked(rows, offset), 0
+            return await served.index.page(offset, limit)
+        rows = await self.store.page(served.board.id, period.id, offset, limit)
+        return _ranked(rows, offset)
 
     async def periods(
         self, board_id: str, *, limit: int, before: str | None

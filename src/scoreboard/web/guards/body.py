@@ -110,8 +110,10 @@ def parse(raw: bytes) -> UpdateBody:
         raise InvalidRequest("action_id must be a string", code="invalid_action_id")
     metric = data.get("metric")  # null is the same as leaving it out: points
     if metric is not None and not isinstance(metric, str):
-        raise InvalidRequest("metric must be a string", code="unknown_metric")
-    return UpdateBody(user_id, delta, token, action_id, metric or DEFAULT_METRIC)
+        raise InvalidRequest("metric must be a string", code="invalid_metric")
+    return UpdateBody(
+        user_id, delta, token, action_id, DEFAULT_METRIC if metric is None else metric
+    )
 
 
 class BodyTimeout(ScoreboardError):
