@@ -56,8 +56,9 @@ class ScoreStore(Protocol):
         self, config: BoardsConfig, *, expected_version: int, fill: Sequence[str]
     ) -> int:
         """Store ``config`` unless another was applied since ``expected_version`` (raises
-        ``ConfigChanged``), filling the new boards ``fill`` from the stored events of their
-        current period, in one transaction serialized with the updates. The new version."""
+        ``ConfigChanged``), filling the boards ``fill`` (new, or added back) from the stored
+        events of their current period, replacing what that period held, in one transaction
+        serialized with the updates. The new version."""
         ...
 
     # -- events -----------------------------------------------------------------------------

@@ -353,6 +353,27 @@ async def test_a_board_added_later_is_filled_from_the_stored_events_of_its_perio
     assert on(later, "best-today").score == 20  # and fed from now on
 
 
+async def test_a_board_added_back_is_filled_again_with_what_it_missed(
+    boards: ScoreStore,
+) -> None:
+    """Removed, its data stays; added back, its current period is rebuilt from the events, the
+    ones committed while it was away included (not left as it was when it went)."""
+    await boards.apply(ScoreUpdate("gus", 5))
+    await boards.apply(ScoreUpdate("hal", 3))
+    without = BoardsConfig(
+        BOARDS.metrics, {k: v for k, v in BOARDS.boards.items() if k != "weekly"}
+    )
+    await configure(boards, without)
+    assert await boards.count("weekly", "2026-W49") == 2  # the data stays
+    away = await boards.apply(ScoreUpdate("hal", 10))
+    assert "weekly" not in [b.board for b in away.boards]
+    await configure(boards, BOARDS)
+    page = await boards.page("weekly", "2026-W49", 0, 10)
+    assert [(s.user_id, s.score) for s in page] == [("hal", 13), ("gus", 5)]
+    back = await boards.apply(ScoreUpdate("gus", 20))
+    assert on(back, "weekly").score == 25
+
+
 async def test_a_configuration_applied_since_is_refused(boards: ScoreStore) -> None:
     _, version = await boards.load_config()
     with pytest.raises(ConfigChanged):

@@ -107,9 +107,10 @@ class MemoryScoreStore:
         return period
 
     def _fill(self, board: Board, period: Period) -> None:
-        table = self._standings.setdefault((board.id, period.id), {})
+        # Replacing whatever the period held: a board added back missed the events meanwhile.
+        table = self._standings[(board.id, period.id)] = {}
         for (user_id, metric), events in self._events.items():
-            if metric != board.metric or user_id in table:
+            if metric != board.metric:
                 continue
             inside = [e for e in events if e.at in period]
             standing = None

@@ -695,7 +695,8 @@ class PostgresScoreStore:
 async def _fill(
     connection: PoolConnectionProxy[asyncpg.Record], board: Board, now: datetime
 ) -> None:
-    """A new board's standings in its current period, from the stored events."""
+    """A board's standings in its current period, from the stored events (a board added, or
+    added back)."""
     if board.reset == "manual":
         row = await connection.fetchrow(
             "SELECT period_id, starts_at FROM periods WHERE board_id = $1 AND ends_at IS NULL",
@@ -717,6 +718,11 @@ async def _fill(
             current.starts_at or _MIN_TIME,
             current.ends_at or _MAX_TIME,
         )
+    # Replacing whatever the period held: a board added back after a while away missed the
+    # events meanwhile.
+    await connection.execute(
+        "DELETE FROM standings WHERE board_id = $1 AND period_id = $2", board.id, period
+    )
     sign = -1 if board.order == "desc" else 1
     statement = _FILL_SUM if board.aggregate == "sum" else _FILL_BEST
     await connection.execute(statement, board.id, period, sign, board.metric, since, until)

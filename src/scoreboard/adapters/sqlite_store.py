@@ -738,9 +738,10 @@ def _apply_config(
 
 
 def _fill(conn: sqlite3.Connection, board: Board, period: str, bounds: tuple[str, str]) -> None:
-    """``board``'s standings in ``period`` from the stored events in ``bounds`` (a new board:
-    it has none yet). A sum is reached by its last event, a best by the first event that
-    reached it."""
+    """``board``'s standings in ``period`` from the stored events in ``bounds``, replacing any
+    it had (a board added back after a while away missed the events meanwhile). A sum is
+    reached by its last event, a best by the first event that reached it."""
+    conn.execute("DELETE FROM standings WHERE board_id = ? AND period_id = ?", (board.id, period))
     sign = -1 if board.order == "desc" else 1
     select = _FILL_SUM if board.aggregate == "sum" else _FILL_BEST[board.order]
     conn.execute(select, (board.id, period, sign, board.metric, *bounds))
