@@ -190,6 +190,19 @@ def store_of(settings: Settings) -> ScoreStore:
     return _build_store(settings, None)
 
 
+async def settle_boards(settings: Settings) -> BoardsConfig:
+    """Settle the boards file with the database as a starting process will (``applying``), so
+    that ``serve`` refuses with one line before the server starts: a file that would
+    reinterpret a board's history, or, in scaled mode, one that differs from the stored one.
+    ``applying.ConfigurationRefused`` or ``BoardsConfigError``."""
+    store = store_of(settings)
+    await store.open()
+    try:
+        return await applying.settle(store, boards_of(settings), may_change=not settings.is_scaled)
+    finally:
+        await store.close()
+
+
 def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) -> ScoreStore:
     if settings.is_sqlite:
         from scoreboard.adapters.sqlite_store import SqliteScoreStore, sqlite_path

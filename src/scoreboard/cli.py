@@ -140,11 +140,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         _demo(args)
 
 
-def _migrate(settings: Settings | None = None) -> None:
+def _migrate(settings: Settings | None = None, *, log_level: str | None = None) -> None:
     from scoreboard import migrate
 
     settings = settings or _settings()
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, log_level or settings.log_level)
     try:
         migrate.upgrade(settings.database_url)
     except Exception as exc:  # a database we cannot reach or write: one line, not a traceback
@@ -162,7 +162,10 @@ def _workers_arg(value: str) -> int:
 
 
 def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
+    import asyncio
+
     from scoreboard import bootstrap
+    from scoreboard.applying import ConfigurationRefused
     from scoreboard.server import run
 
     settings = _settings(host=host, port=port)
@@ -179,8 +182,11 @@ def _serve(host: str | None, port: int | None, workers: int = 1) -> None:
     _migrate(settings)
     try:
         bootstrap.build(settings)  # fail fast, before uvicorn starts, on what we cannot run
-    except (bootstrap.ConfigurationError, ValueError, OSError) as exc:
+        asyncio.run(bootstrap.settle_boards(settings))
+    except (bootstrap.ConfigurationError, ConfigurationRefused, ValueError, OSError) as exc:
         _fail(str(exc))
+    except ScoreboardError as exc:  # the database is unavailable
+        _fail(exc.message)
     log.info(
         "starting",
         extra={
@@ -231,8 +237,7 @@ def _boards(args: argparse.Namespace) -> None:
     from scoreboard.boards import BoardsConfigError, load_config
 
     settings = _settings()
-    logs.configure(settings.log_format, "warning")
-    _migrate(settings)
+    _migrate(settings, log_level="warning")  # the command's output is its answer, not a log
 
     async def run() -> None:
         store = bootstrap.store_of(settings)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -31,6 +32,7 @@ from typing import Literal
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from scoreboard.boards import NAME_PATTERN
 from scoreboard.bootstrap import Components
 from scoreboard.broadcast import LiveBoard
 from scoreboard.events import EncodedBoard, Encoding
@@ -186,7 +188,9 @@ async def _read_until_closed(
         )
 
 
+_BOARD_RE = re.compile(NAME_PATTERN)
 _REFUSALS = {
+    "invalid_board": (400, "invalid_board", f"board must be {NAME_PATTERN}"),
     "unknown_board": (404, "unknown_board", "there is no such board"),
     "origin": (403, "origin_not_allowed", "this page's origin may not open the live channel"),
     "process_cap": (503, "too_many_sockets", "the server has no room for another socket"),
@@ -212,7 +216,7 @@ async def scoreboard_socket(websocket: WebSocket) -> None:
 @router.websocket("/ws/boards/{board}")
 async def board_socket(websocket: WebSocket, board: str) -> None:
     """One board's channel (its current period): refused before accept with 404 for a board
-    that is not served."""
+    that is not served, 400 for a board id of the wrong form (as the HTTP reads are)."""
     await _socket(websocket, board)
 
 
@@ -224,7 +228,7 @@ async def _socket(websocket: WebSocket, board: str | None) -> None:
     address = client_address(websocket)
     refusal = None if origins.allows(websocket.headers.get("origin")) else "origin"
     if refusal is None and board is not None and board not in parts.service.boards:
-        refusal = "unknown_board"
+        refusal = "unknown_board" if _BOARD_RE.fullmatch(board) else "invalid_board"
     refusal = refusal or caps.admit(address)
     if refusal is not None:
         metrics.ws_refused.labels(refusal).inc()
