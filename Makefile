@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIERS := unit contract api integration e2e faults browser
 
-.PHONY: run test lint format bench clean $(TIERS:%=test-%)
+.PHONY: run demo test lint format bench clean $(TIERS:%=test-%)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/scoreboard serve
+
+# The example boards (examples/boards.toml: all time, this week, today, a season, the fastest lap)
+# on a database of their own, fed by the demo: watch http://127.0.0.1:8000/. Ctrl-C stops both.
+DEMO_ENV := SCOREBOARD_BOARDS=examples/boards.toml \
+	SCOREBOARD_DATABASE_URL=sqlite:///data/demo/scoreboard.db
+DEMO_ARGS ?= --metric points --metric lap_ms --duration 600
+demo: $(STAMP)
+	mkdir -p data/demo
+	$(DEMO_ENV) $(BIN)/scoreboard serve & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server' EXIT INT TERM; \
+	$(DEMO_ENV) $(BIN)/scoreboard demo --wait 30 $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from scoreboard import demo, logs
 from scoreboard.errors import ScoreboardError
+from scoreboard.model import DEFAULT_METRIC
 from scoreboard.settings import Settings, describe_error
 
 log = logging.getLogger("scoreboard")
@@ -122,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_cmd.add_argument(
         "--duration", type=demo.duration_arg, default=120.0, help="seconds (default 120)"
+    )
+    demo_cmd.add_argument(
+        "--wait",
+        type=demo.wait_arg,
+        default=0.0,
+        help="seconds to wait for a server that is still starting (default 0)",
+    )
+    demo_cmd.add_argument(
+        "--metric",
+        action="append",
+        metavar="NAME",
+        help="post events of this metric, in its range from SCOREBOARD_BOARDS; repeat it for "
+        "several (default: points)",
     )
     return parser
 
@@ -347,10 +361,27 @@ def _token(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from scoreboard import bootstrap
     from scoreboard.auth.secret import load_or_create_secret
+    from scoreboard.boards import BoardsConfigError
 
     settings = _settings()
     logs.configure(settings.log_format, settings.log_level)
+    try:
+        declared = bootstrap.boards_of(settings).metrics
+    except BoardsConfigError as exc:
+        _fail(str(exc))
+    metrics = {}
+    for name in args.metric or [DEFAULT_METRIC]:
+        metric = declared.get(name)
+        if metric is None:
+            _fail(
+                f"--metric: there is no metric '{name}' in the boards file "
+                f"(SCOREBOARD_BOARDS; metrics: {', '.join(sorted(declared))})"
+            )
+        if metric.max_delta < 1:
+            _fail(f"--metric: the demo posts positive values; '{name}' allows none")
+        metrics[name] = (max(1, metric.min_delta), metric.max_delta)
     try:
         demo.run(
             args.url,
@@ -358,7 +389,8 @@ def _demo(args: argparse.Namespace) -> None:
             users=args.users,
             rate=args.rate,
             duration=args.duration,
-            delta_range=(max(1, settings.min_delta), settings.max_delta),
+            metrics=metrics,
+            wait=args.wait,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             out=sys.stdout,

@@ -6,6 +6,12 @@ then instead of changing on every update. Tokens are minted with the server's ow
 same one ``scoreboard token`` uses), so the demo must run where the server's configuration is:
 the same folder, or the same ``SCOREBOARD_JWT_SECRET``.
 
+Each update is an event of one of the ``--metric`` metrics (default ``points``), chosen at random,
+within that metric's range as the server's boards file declares it: points as actions worth a few
+to a few hundred, any other metric (a lap time, say) as a measurement around each player's own
+typical value. With ``examples/boards.toml`` (``make demo``) that moves all-time, weekly, daily,
+season and fastest-lap boards at once.
+
 The demo sends to the one URL it is given, one request at a time over a kept-alive connection,
 at most ``--rate`` a second. If it falls behind it does not burst to catch up; it stops by
 itself after ``--duration`` seconds, on Ctrl-C, or when the server refuses its tokens.
@@ -18,12 +24,14 @@ import http.client
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 from urllib.parse import urlsplit
 
 import orjson
+
+from scoreboard.model import DEFAULT_METRIC
 
 MAX_USERS = 1000
 MAX_RATE = 1000.0
@@ -77,6 +85,16 @@ def points(player: Player, rng: random.Random, low: int, high: int) -> int:
     """Points for one action: mostly small, sometimes a big win, within ``[low, high]``."""
     base = rng.choice((5, 10, 10, 15, 20, 25, 50)) if rng.random() < 0.9 else rng.randint(100, 400)
     return max(low, min(high, max(1, round(base * player.skill))))
+
+
+def measurement(player: Player, rng: random.Random, low: int, high: int) -> int:
+    """A measured value (a lap time, a distance) within ``[low, high]``: around a typical value
+    that depends on the player's skill (better players sit lower in the range), within 10%."""
+    low, high = max(1, low), max(1, high)
+    # Somewhere in the lower part of the range on a log scale: lap times of a few minutes in
+    # 1..3,600,000 ms, not an hour.
+    typical: float = low * (high / low) ** (0.35 + 0.1 * (1.6 - player.skill))
+    return max(low, min(high, round(typical * rng.uniform(0.9, 1.1))))
 
 
 @dataclass(slots=True)
@@ -154,6 +172,11 @@ def rate_arg(text: str) -> float:
     return value
 
 
+def wait_arg(text: str) -> float:
+    """``--wait``: seconds, 0 to 600."""
+    return _bounded(float, 0, 600, "--wait")(text)
+
+
 def duration_arg(text: str) -> float:
     """``--duration``: seconds, above 0 and at most a day."""
     value = _bounded(float, 0, MAX_DURATION, "--duration")(text)
@@ -172,18 +195,35 @@ class _Sender:
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
-        self._path = parts.path.rstrip("/") + "/api/scores/update"
+        self._base = parts.path.rstrip("/")
+        self._path = self._base + "/api/scores/update"
         self._timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
+    def wait_until_up(
+        self, seconds: float, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        """Poll ``/healthz`` until it answers 200, for at most ``seconds`` (a server that is
+        still starting); then the demo goes on either way, and its first post says why not."""
+        deadline = clock() + seconds
+        while clock() < deadline:
+            try:
+                if self._request("GET", self._base + "/healthz", None)[0] == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            sleep(0.2)
+
     def post(self, body: bytes) -> tuple[int, bytes]:
+        return self._request("POST", self._path, body)
+
+    def _request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         if self._conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             self._conn = cls(self._host, self._port, timeout=self._timeout)
         try:
-            self._conn.request(
-                "POST", self._path, body=body, headers={"Content-Type": "application/json"}
-            )
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            self._conn.request(method, path, body=body, headers=headers)
             response = self._conn.getresponse()
             return response.status, response.read()
         except (OSError, http.client.HTTPException):
@@ -204,6 +244,8 @@ def run(
     rate: float = 5.0,
     duration: float = 120.0,
     delta_range: tuple[int, int] = (1, 1000),
+    metrics: Mapping[str, tuple[int, int]] | None = None,
+    wait: float = 0.0,
     audience: str | None = None,
     issuer: str | None = None,
     out: TextIO,
@@ -213,12 +255,17 @@ def run(
 ) -> Tally:
     """Post updates to ``url`` until ``duration`` passes; return what happened.
 
+    ``metrics``: the metrics to post events of, with each one's range (default: ``points`` in
+    ``delta_range``). ``wait``: seconds to wait first for a server that is still starting.
+
     Ctrl-C ends it early, like the end of ``duration``; either way a last line sums it up.
     Raises :class:`DemoError` when the server cannot be reached at the start or refuses the
     demo's tokens (a different secret).
     """
     from scoreboard.auth.mint import mint
 
+    ranges = dict(metrics) if metrics else {DEFAULT_METRIC: delta_range}
+    kinds = sorted(ranges)
     rng = random.Random(seed)
     players = cast(users, rng)
     weights = [p.activity for p in players]
@@ -230,6 +277,8 @@ def run(
     names = {p.user_id: p.name for p in players}
     run_id = uuid.uuid4().hex[:8]
     sender = _Sender(url)
+    if wait > 0:
+        sender.wait_until_up(wait, clock, sleep)
     tally = Tally()
     start = clock()
     pacer = Pacer(rate, start)
@@ -248,14 +297,17 @@ def run(
                 sleep(wait)
                 continue
             player = rng.choices(players, weights)[0]
-            body = orjson.dumps(
-                {
-                    "user_id": player.user_id,
-                    "score_delta": points(player, rng, *delta_range),
-                    "auth_token": signed[player.user_id],
-                    "action_id": f"demo-{run_id}-{tally.sent}",
-                }
-            )
+            metric = rng.choice(kinds)
+            value = points if metric == DEFAULT_METRIC else measurement
+            update: dict[str, object] = {
+                "user_id": player.user_id,
+                "score_delta": value(player, rng, *ranges[metric]),
+                "auth_token": signed[player.user_id],
+                "action_id": f"demo-{run_id}-{tally.sent}",
+            }
+            if metric != DEFAULT_METRIC:
+                update["metric"] = metric
+            body = orjson.dumps(update)
             try:
                 status, answer = sender.post(body)
             except (OSError, http.client.HTTPException) as exc:
@@ -271,7 +323,7 @@ def run(
                 tally.record("ok" if status == 200 else str(status))
                 if status == 200:
                     result = orjson.loads(answer)
-                    if result.get("rank") == 1:
+                    if result.get("rank") == 1:  # on the default board
                         tally.leader = (names[player.user_id], int(result["new_score"]))
             pacer.advance(clock())
     except KeyboardInterrupt:

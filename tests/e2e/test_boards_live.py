@@ -17,7 +17,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.e2e.conftest import Poster
-from tests.e2e.test_cli import run
+from tests.e2e.test_cli import assert_one_line_error, run
 from tests.support.server import SECRET, ServerProcess
 from tests.support.timing import scaled
 
@@ -68,6 +68,7 @@ def cli(server: ServerProcess, *args: str) -> str:
         *args,
         database_url=f"sqlite:///{server.database}",
         jwt_secret=SECRET,
+        boards=str(EXAMPLE),
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -186,3 +187,49 @@ async def test_a_new_boards_file_is_taken_up_by_the_running_server(
             assert [(e["user_id"], e["score"]) for e in monthly["scores"]] == [("bob", 25)]
     finally:
         await poster.close()
+
+
+async def test_the_demo_feeds_every_board_of_the_example(server: ServerProcess) -> None:
+    loop = asyncio.get_running_loop()
+    out = await loop.run_in_executor(
+        None,
+        lambda: cli(
+            server,
+            "demo",
+            "--url",
+            server.base_url,
+            "--metric",
+            "points",
+            "--metric",
+            "lap_ms",
+            "--rate",
+            "60",
+            "--duration",
+            "2",
+            "--users",
+            "8",
+        ),
+    )
+    assert "failed" not in out, out
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        for board in ("main", "weekly", "today", "season", "fastest-lap"):
+            top = (await client.get(f"/api/boards/{board}/top10")).json()["scores"]
+            assert top, board
+        laps = (await client.get("/api/boards/fastest-lap/top10")).json()["scores"]
+        assert laps == sorted(laps, key=lambda e: e["score"])  # lowest first
+
+
+def test_the_demo_names_a_metric_the_boards_file_lacks(server: ServerProcess) -> None:
+    result = run(
+        server.data_dir,
+        "demo",
+        "--url",
+        server.base_url,
+        "--metric",
+        "coins",
+        jwt_secret=SECRET,
+        boards=str(EXAMPLE),
+    )
+    line = assert_one_line_error(result)
+    assert "coins" in line
+    assert "lap_ms, points" in line

@@ -67,6 +67,8 @@ def test_the_tally_line_says_what_happened() -> None:
         (demo.rate_arg, "0.5", 0.5),
         (demo.rate_arg, "1000", 1000.0),
         (demo.duration_arg, "86400", 86400.0),
+        (demo.wait_arg, "0", 0.0),
+        (demo.wait_arg, "600", 600.0),
     ],
 )
 def test_arguments_in_range_are_accepted(parse: object, text: str, value: float) -> None:
@@ -88,6 +90,8 @@ def test_arguments_in_range_are_accepted(parse: object, text: str, value: float)
         (demo.rate_arg, "inf"),
         (demo.duration_arg, "0"),
         (demo.duration_arg, "86401"),
+        (demo.wait_arg, "-1"),
+        (demo.wait_arg, "601"),
     ],
 )
 def test_arguments_out_of_range_are_refused(parse: object, text: str) -> None:
@@ -100,3 +104,40 @@ def test_arguments_out_of_range_are_refused(parse: object, text: str) -> None:
 def test_a_url_that_is_not_http_is_refused_before_anything_is_sent(url: str) -> None:
     with pytest.raises(demo.DemoError, match="--url"):
         demo.run(url, secret=b"x" * 32, duration=1, out=io.StringIO())
+
+
+def test_measurements_stay_in_range_around_each_players_typical_value() -> None:
+    rng = random.Random(4)
+    players = demo.cast(20, rng)
+    laps = {p.user_id: [demo.measurement(p, rng, 1, 3_600_000) for _ in range(50)] for p in players}
+    values = [v for vs in laps.values() for v in vs]
+    assert min(values) >= 1
+    assert max(values) <= 3_600_000
+    for player_laps in laps.values():  # one player's laps are alike: within 10% of a typical
+        assert max(player_laps) <= min(player_laps) * 1.23
+    best = min(players, key=lambda p: p.skill)
+    worst = max(players, key=lambda p: p.skill)
+    # Lower is better for a lap: the most skilled player's laps are the shortest.
+    assert max(laps[worst.user_id]) < min(laps[best.user_id])
+    assert set(demo.measurement(p, rng, 5, 5) for p in players) == {5}
+
+
+def test_wait_polls_until_the_server_answers_then_gives_up_on_time() -> None:
+    """Nothing listens on the port: the demo waits its ``--wait`` (by the clock it is given),
+    then says it cannot reach the server."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(demo.DemoError, match="cannot reach"):
+        demo.run(
+            "http://127.0.0.1:9",
+            secret=b"x" * 32,
+            duration=1,
+            wait=3,
+            out=io.StringIO(),
+            clock=lambda: now[0],
+            sleep=sleep,
+        )
+    assert 3 <= now[0] < 3.5
