@@ -40,7 +40,9 @@ NO_LIMITS = {
 
 
 class Pair:
-    def __init__(self, tmp_path: Path, database_url: str) -> None:
+    def __init__(
+        self, tmp_path: Path, database_url: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.redis_url = services.redis_url(services.INTEGRATION_REDIS_DB)
         self.prefix = services.unique_prefix()
         env = {
@@ -48,7 +50,9 @@ class Pair:
             "SCOREBOARD_REDIS_URL": self.redis_url,
             "SCOREBOARD_REDIS_PREFIX": self.prefix,
             **NO_LIMITS,
+            **(extra or {}),
         }
+        self.database_url = database_url
         self.a = ServerProcess(tmp_path / "a", env)
         self.b = ServerProcess(tmp_path / "b", env)
 
