@@ -70,3 +70,22 @@ class ConfigChanged(ScoreboardError):
     read it again and retry."""
 
     code = "config_changed"
+
+
+class Forbidden(ScoreboardError):
+    """Who is asking is known, and may not do this (403): a client address outside
+    ``SCOREBOARD_ADMIN_ALLOWED_IPS``, a banned user's update."""
+
+    code = "forbidden"
+
+
+class Banned(Forbidden):
+    """An operator banned the user: their updates are refused and change nothing (403)."""
+
+    code = "banned"
+
+
+class Conflict(ScoreboardError):
+    """The request conflicts with what exists (409): an admin key name already taken."""
+
+    code = "conflict"

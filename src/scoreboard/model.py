@@ -93,11 +93,14 @@ class Top:
 
 @dataclass(frozen=True, slots=True)
 class UserProfile:
-    """A user's row as the store holds it: who, under which name, since when."""
+    """A user's row as the store holds it: who, under which name, since when; the status an
+    operator gave them, and whether an operator's name for them is locked against tokens."""
 
     user_id: str
     username: str
     created_at: datetime
+    status: str = "active"
+    name_locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,9 @@ class ScoreUpdate:
     action_id: str | None = None
     username: str | None = None
     metric: str = DEFAULT_METRIC
+    source: str = "user"
+    """``admin``: an operator's adjustment (``POST /api/admin/users/{id}/adjust``). It counts on
+    ``sum`` boards only, never renames the user, and is applied to a banned user too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +181,9 @@ class BoardStanding:
     period: str
     standing: Standing | None
     changed: bool
+    shown: bool = True
+    """``False``: the standing is not on the board (its user is hidden or banned): a rank index
+    must not hold it, and the answer's rank is ``null``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,3 +295,82 @@ def is_valid_action_id(value: object) -> bool:
 def is_valid_delta(value: object, minimum: int, maximum: int) -> bool:
     """A JSON integer (not a bool, not a float even if whole) in ``[minimum, maximum]``, not 0."""
     return type(value) is int and value != 0 and minimum <= value <= maximum
+
+
+USER_STATUSES = ("active", "hidden", "banned")
+"""``hidden``: on no public read, page or live board, though their updates still count;
+``banned``: hidden, and their updates are refused."""
+SOURCES = ("user", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A score event as an operator sees it (``GET /api/admin/users/{id}/events``)."""
+
+    event_id: int
+    user_id: str
+    metric: str
+    delta: int
+    action_id: str
+    source: str
+    at: datetime
+    voided: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A standing a moderation action changed: the user's place on ``board`` in ``period`` is
+    now ``standing``, or, with ``standing`` ``None``, the user is no longer on it (hidden,
+    banned, erased, or every event that made it voided). ``version`` is the standing's new
+    version, so a rank index can drop a write older than the removal."""
+
+    board: str
+    period: str
+    user_id: str
+    standing: Standing | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """What a moderation action did: ``changed`` is ``False`` when there was nothing to do (it
+    is idempotent: voiding a voided event), ``moved`` the standings it changed, in every period
+    (current ones and archives)."""
+
+    changed: bool
+    moved: tuple[Moved, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """An admin action to record, in the same transaction as the action itself."""
+
+    key: str
+    """The name of the admin key that did it."""
+    action: str
+    target: str
+    reason: str | None = None
+    details: dict[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A recorded admin action (``GET /api/admin/audit``)."""
+
+    id: int
+    at: datetime
+    key: str
+    action: str
+    target: str
+    reason: str | None
+    details: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminKey:
+    """An admin key as the store holds it: never the key itself, only its SHA-256."""
+
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

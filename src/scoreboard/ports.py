@@ -1,5 +1,6 @@
-"""The ports. The core talks to the first three; ``PointsWindow`` holds the velocity limit's
-points (``scoreboard.web.guards.limits``). Adapters live in ``scoreboard.adapters``.
+"""The ports. The core talks to the first three, operators' actions to ``AdminStore``;
+``PointsWindow`` holds the velocity limit's points (``scoreboard.web.guards.limits``).
+Adapters live in ``scoreboard.adapters``.
 
 Each port is small on purpose. The in-memory adapters are the defaults for embedded mode and the
 fakes of the unit tests; every adapter passes the same contract tests (``tests/contract``).
@@ -13,10 +14,15 @@ from typing import Protocol
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.events import BoardChanged
 from scoreboard.model import (
+    AdminKey,
     Applied,
+    Audit,
+    AuditEntry,
     Entry,
+    EventRecord,
     HistoryPoint,
     HistoryQuery,
+    Moderated,
     PeriodSummary,
     PointsReservation,
     PointsTicket,
@@ -145,6 +151,92 @@ class ScoreStore(Protocol):
         ...
 
 
+class AdminStore(Protocol):
+    """What operators do to the truth (``/api/admin``): moderation, erasure, admin keys and the
+    audit trail. The same adapter as the :class:`ScoreStore`, on the same database; each action
+    is one transaction with its :class:`~scoreboard.model.Audit` row, serialized with the
+    updates of the user it touches.
+
+    Moderation recomputes, from the events, every standing an action touches, in every period
+    the events fed (archives included), and returns them (``Moderated.moved``) for the rank
+    indexes. A standing that is no longer on its board keeps its row (``hidden``), so its
+    version goes on rising.
+    """
+
+    async def events_of(
+        self, user_id: str, *, limit: int, before: int | None = None
+    ) -> list[EventRecord]:
+        """The user's events of every metric, newest first, those with ``event_id < before``."""
+        ...
+
+    async def event(self, event_id: int) -> EventRecord | None: ...
+
+    async def standing_of(
+        self, board: str, period: str, user_id: str
+    ) -> tuple[Standing, bool] | None:
+        """The user's standing there, shown or not (``None``: no entry, or every event of it
+        voided)."""
+        ...
+
+    async def void(
+        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+    ) -> Moderated:
+        """The event stops counting (``restore``: counts again) on every board of
+        ``config`` its metric feeds, in the period it was committed in. ``changed`` is
+        ``False`` (and nothing is recorded) when it already was so. ``NotFound`` for an
+        unknown event; ``ScoreOutOfRange`` if a restored total would leave ``±MAX_SCORE``."""
+        ...
+
+    async def set_status(
+        self, user_id: str, status: str, config: BoardsConfig, audit: Audit
+    ) -> Moderated:
+        """``active``, ``hidden`` or ``banned``. Every standing of the user, in every period,
+        is shown or not accordingly. ``NotFound`` for an unknown user."""
+        ...
+
+    async def rename(self, user_id: str, username: str | None, audit: Audit) -> Moderated:
+        """Set the user's name and lock it against tokens' names (``username`` ``None``: unlock
+        it, keeping the name); every standing of theirs gets a new version, so the indexes
+        take the name. ``NotFound`` for an unknown user."""
+        ...
+
+    async def adjust(self, update: ScoreUpdate, audit: Audit) -> Applied:
+        """:meth:`ScoreStore.apply` of an operator's event (``update.source`` ``admin``),
+        recorded with ``audit`` in its transaction."""
+        ...
+
+    async def erase(self, user_id: str, erased_as: str, audit: Audit) -> list[tuple[str, str]]:
+        """Delete the user and everything of theirs (profile, events, totals, standings in
+        every period); replace their id by ``erased_as`` in the audit rows that name them, and
+        record ``audit`` (whose target is ``erased_as``). The ``(board, period)`` pairs where
+        they had a standing. ``NotFound`` for an unknown user."""
+        ...
+
+    async def audit_page(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        """Newest first, entries with ``id < before``."""
+        ...
+
+    async def record(self, audit: Audit) -> None:
+        """Record an action that changes nothing else in the store (a rollover over HTTP, a
+        webhook's management)."""
+        ...
+
+    async def add_key(self, name: str, key_hash: str) -> None:
+        """``Conflict`` if the name is taken (a revoked key's name included)."""
+        ...
+
+    async def keys(self) -> list[AdminKey]: ...
+
+    async def revoke_key(self, name: str) -> bool:
+        """``False`` if there is no such key, or it was revoked already."""
+        ...
+
+    async def key_by_hash(self, key_hash: str) -> AdminKey | None:
+        """The key with this SHA-256, revoked or not; records its use (``last_used_at``, at
+        most once a minute)."""
+        ...
+
+
 class RankIndex(Protocol):
     """One board's entries in its current period, ordered by the ranking rule
     (``scoreboard.model.rank_key`` with the board's order).
@@ -166,6 +258,17 @@ class RankIndex(Protocol):
         """``apply``, plus the user's 1-based rank right after it, in the same step (one
         round trip for a networked index). The rank is ``None`` when the index cannot vouch
         for it (another period, found empty, mid-rebuild); the caller then asks elsewhere."""
+        ...
+
+    async def remove(self, period: str, user_id: str, version: int) -> Top | None:
+        """The user is no longer on the board in ``period`` (hidden, banned, or nothing of
+        theirs counts there), as of their standing's ``version``: a later :meth:`apply` of an
+        older or equal version is dropped. Returns the new top when it changed."""
+        ...
+
+    async def forget(self, user_id: str) -> Top | None:
+        """Erase every trace of the user, in every period the index holds (no tombstone: a
+        new user with that id starts from nothing). Returns the new top when it changed."""
         ...
 
     async def board(self) -> Top:

@@ -27,6 +27,7 @@ from scoreboard.model import (
     DEFAULT_BOARD,
     TOP_K,
     USER_ID_RULE,
+    Applied,
     BoardResult,
     BoardStanding,
     Entry,
@@ -37,6 +38,7 @@ from scoreboard.model import (
     ScoreEvent,
     ScoreUpdate,
     Standing,
+    Top,
     UpdateResult,
     UserProfile,
     is_valid_action_id,
@@ -301,7 +303,11 @@ class ScoreService:
         from the store.
         """
         self.validate(update)
-        applied = await self.store.apply(update)
+        return await self.placed(await self.store.apply(update))
+
+    async def placed(self, applied: Applied) -> UpdateResult:
+        """After a commit (an update's, or an operator's adjustment): bring each board's index
+        up to the user's standing, announce any new top, and say where the user stands."""
         # Committed: from here on the answer is a 200, whatever happens to derived state.
         results = []
         for moved in applied.boards:
@@ -330,28 +336,31 @@ class ScoreService:
         if moved.period != served.period.id:
             await self._catch_up_period(served, moved.period)
         if moved.period != served.period.id:  # an older period: an archive by now
-            return await self._rank_in_store(served.board, moved)
+            return None if not moved.shown else await self._rank_in_store(served.board, moved)
         index = served.index
+        if not moved.shown:  # a hidden user's update counts, but not on the board
+            top = await index.remove(moved.period, standing.user_id, standing.version)
+            await self.publish(served, top, standing.user_id, standing.score)
+            return None
         rank = None
         if moved.changed and not replayed:
             top, rank = await index.apply_and_rank(moved.period, standing)
-            if top is not None:
-                event = BoardChanged(
-                    served.board.id,
-                    top.seq,
-                    standing.user_id,
-                    standing.score,
-                    top.top,
-                    period=top.period,
-                )
-                served.live.offer(event)
-                await self.bus.publish(event)
+            await self.publish(served, top, standing.user_id, standing.score)
         if rank is None:
             rank = await index.rank(standing.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
             await index.apply(moved.period, standing)
             rank = await index.rank(standing.user_id)
         return rank if rank is not None else await self._rank_in_store(served.board, moved)
+
+    async def publish(self, served: Served, top: Top | None, user_id: str, score: int) -> None:
+        """A new top of the board (``None``: the write changed nothing shown): to this
+        process's sockets at once, and to the other processes over the bus."""
+        if top is None:
+            return
+        event = BoardChanged(served.board.id, top.seq, user_id, score, top.top, period=top.period)
+        served.live.offer(event)
+        await self.bus.publish(event)
 
     async def _catch_up_period(self, served: Served, period_id: str) -> None:
         """The store committed in a period this process has not started yet (its timer is a
@@ -478,7 +487,7 @@ class ScoreService:
     async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
         """The user's events of one metric (each with the total after it), oldest first. A
         window that ends before it starts holds none."""
-        if not self._check_history(query):
+        if not self._check_history(query) or not await self._public(query.user_id):
             return []
         return await self.store.history(query)
 
@@ -486,9 +495,15 @@ class ScoreService:
         """The user's total of one metric at the end of each hour or day in which it changed."""
         if query.bucket not in BUCKETS:
             raise InvalidRequest("bucket must be 'hour' or 'day'", code="invalid_bucket")
-        if not self._check_history(query):
+        if not self._check_history(query) or not await self._public(query.user_id):
             return []
         return await self.store.history_buckets(query)
+
+    async def _public(self, user_id: str) -> bool:
+        """Whether the user's history is public: not of a hidden or banned user (whose history
+        reads like an unknown user's: empty)."""
+        profile = await self.store.profile(user_id)
+        return profile is None or profile.status == "active"
 
     def _check_user_id(self, user_id: str) -> None:
         if not is_valid_user_id(user_id):

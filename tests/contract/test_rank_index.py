@@ -242,3 +242,55 @@ async def test_an_ascending_board_ranks_the_lowest_first(
         ("slow", 70_000),
     ]
     assert await index.rank("slow") == 3
+
+
+async def test_a_removed_user_leaves_the_board_and_a_late_write_stays_out(
+    index: RankIndex,
+) -> None:
+    await index.apply("all", t("amy", 30, version=3, reached=30))
+    await index.apply("all", t("bob", 20, version=1, reached=5))
+    before = await index.board()
+    top = await index.remove("all", "amy", 4)
+    assert top is not None
+    assert top.seq == before.seq + 1
+    assert ids(top.top) == ["bob"]
+    assert await index.rank("amy") is None
+    assert await index.size() == 1
+    # A write of the standing as it was before the removal (an update in flight) is late.
+    assert await index.apply("all", t("amy", 35, version=4, reached=31)) is None
+    assert await index.remove("all", "amy", 4) is None  # again: nothing to do
+    assert ids(await index.top(10)) == ["bob"]
+    # The standing after it (shown again: unhidden) comes back.
+    back = await index.apply("all", t("amy", 35, version=5, reached=31))
+    assert back is not None
+    assert ids(back.top) == ["amy", "bob"]
+
+
+async def test_removing_below_the_top_changes_no_seq(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    index = index_factory(top_k=2)
+    for n, user in enumerate(["a", "b", "c"], start=1):
+        await index.apply("all", t(user, 100 - n, reached=n))
+    seq = (await index.board()).seq
+    assert await index.remove("all", "c", 2) is None
+    assert (await index.board()).seq == seq
+    assert await index.size() == 2
+    assert await index.remove("other-period", "a", 9) is None
+    assert await index.size() == 2
+
+
+async def test_forget_erases_a_user_and_the_id_can_start_again(index: RankIndex) -> None:
+    await index.apply("all", t("eve", 50, version=7, reached=9, name="Eve"))
+    await index.apply("all", t("bob", 20, version=1, reached=5))
+    await index.remove("all", "bob", 2)
+    top = await index.forget("eve")
+    assert top is not None
+    assert ids(top.top) == []
+    assert await index.forget("eve") is None
+    # No version is kept: the same id is a new user whose first standing has version 1.
+    again = await index.apply("all", t("eve", 3, version=1, reached=40))
+    assert again is not None
+    assert [(e.user_id, e.username, e.score) for e in again.top] == [("eve", "eve", 3)]
+    await index.forget("bob")
+    assert await index.apply("all", t("bob", 1, version=1, reached=41)) is not None

@@ -273,8 +273,8 @@ async def test_a_total_past_max_score_is_refused_by_the_store() -> None:
     # Reaching the cap by updates would take millions of them: start alice just below it.
     await service.update(ScoreUpdate("alice", 1))
     store._totals[("alice", "points")] = MAX_SCORE - 5
-    table = store._standings[("main", "all")]
-    table["alice"] = (Standing("alice", "alice", MAX_SCORE - 5, 1, 1), table["alice"][1])
+    row = store._standings[("main", "all")]["alice"]
+    row.standing = Standing("alice", "alice", MAX_SCORE - 5, 1, 1)
     with pytest.raises(ScoreOutOfRange):
         await service.update(ScoreUpdate("alice", 6))
     assert on_main(await service.update(ScoreUpdate("alice", 5)))[0] == MAX_SCORE

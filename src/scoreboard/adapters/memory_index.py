@@ -25,6 +25,9 @@ class MemoryRankIndex:
         self.top_k = top_k
         self._keys: SortedList = SortedList()
         self._users: dict[str, Standing] = {}
+        self._gone: dict[str, int] = {}
+        """The version at which a user was removed (hidden, or nothing of theirs counts): a
+        write of their standing no newer than that is late, and dropped."""
         self._top = Top(0, (), period)
 
     @property
@@ -40,6 +43,9 @@ class MemoryRankIndex:
         old = self._users.get(standing.user_id)
         if old is not None and old.version >= standing.version:
             return None
+        if self._gone.get(standing.user_id, 0) >= standing.version:
+            return None
+        self._gone.pop(standing.user_id, None)
         touches_top = False
         if old is not None:
             old_key = self._key(old)
@@ -60,6 +66,31 @@ class MemoryRankIndex:
         moved = await self.apply(period, standing)
         return moved, await self.rank(standing.user_id)
 
+    async def remove(self, period: str, user_id: str, version: int) -> Top | None:
+        if period != self._top.period:
+            return None
+        old = self._users.get(user_id)
+        if (old is not None and old.version >= version) or self._gone.get(user_id, 0) >= version:
+            return None
+        self._gone[user_id] = version
+        if old is None:
+            return None
+        key = self._key(old)
+        touches_top = self._keys.bisect_left(key) < self.top_k
+        self._keys.remove(key)
+        del self._users[user_id]
+        return self._advance() if touches_top else None
+
+    async def forget(self, user_id: str) -> Top | None:
+        self._gone.pop(user_id, None)
+        old = self._users.pop(user_id, None)
+        if old is None:
+            return None
+        key = self._key(old)
+        touches_top = self._keys.bisect_left(key) < self.top_k
+        self._keys.remove(key)
+        return self._advance() if touches_top else None
+
     def _advance(self, period: str | None = None) -> Top | None:
         top = self._slice(0, self.top_k)
         if period is None and top == self._top.top:
@@ -75,6 +106,7 @@ class MemoryRankIndex:
             return self._top
         self._keys = SortedList()
         self._users.clear()
+        self._gone.clear()
         top = self._advance(period)
         assert top is not None
         return top
@@ -91,6 +123,8 @@ class MemoryRankIndex:
             self._keys = SortedList(self._key(s) for s in self._users.values())
         else:
             for standing in standings:
+                if self._gone.get(standing.user_id, 0) >= standing.version:
+                    continue
                 old = self._users.get(standing.user_id)
                 if old is not None:
                     if old.version >= standing.version:
@@ -103,6 +137,7 @@ class MemoryRankIndex:
     async def clear(self) -> None:
         self._keys = SortedList()
         self._users.clear()
+        self._gone.clear()
         self._advance()
 
     async def top(self, k: int) -> tuple[RankedEntry, ...]:

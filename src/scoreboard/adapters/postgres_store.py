@@ -46,26 +46,42 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import TypeVar
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from scoreboard import periods
 from scoreboard.boards import Board, BoardsConfig
-from scoreboard.errors import ActionConflict, ConfigChanged, ScoreOutOfRange, Unavailable
+from scoreboard.errors import (
+    ActionConflict,
+    Banned,
+    ConfigChanged,
+    Conflict,
+    NotFound,
+    ScoreOutOfRange,
+    Unavailable,
+)
 from scoreboard.model import (
     BUCKETS,
     MAX_SCORE,
+    AdminKey,
     Applied,
+    Audit,
+    AuditEntry,
     BoardStanding,
     Entry,
+    EventRecord,
     HistoryPoint,
     HistoryQuery,
+    Moderated,
+    Moved,
     PeriodSummary,
     RankedEntry,
     ScoreEvent,
@@ -91,42 +107,45 @@ _ADMIN_TIMEOUT = 60.0
 _SELECT_ACTION = "SELECT score_delta, metric FROM scores WHERE user_id = $1 AND action_id = $2"
 _SELECT_NAME = "SELECT username FROM users WHERE user_id = $1"
 _SELECT_STANDING = (
-    "SELECT score, version, reached FROM standings"
+    "SELECT score, version, reached, hidden FROM standings"
     " WHERE board_id = $1 AND period_id = $2 AND user_id = $3"
 )
 _SELECT_ENTRY = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached, s.updated_at"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id = $3"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id = $3 AND s.hidden = 0"
 )
 _SELECT_PAGE = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.board_id = $1 AND s.period_id = $2"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.hidden = 0"
     " ORDER BY s.rank_score, s.reached, s.user_id LIMIT $3 OFFSET $4"
 )
 _SELECT_STANDINGS = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id > $3"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id > $3 AND s.hidden = 0"
     " ORDER BY s.user_id LIMIT $4"
 )
-_COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2"
+_COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2 AND hidden = 0"
 _COUNT_AHEAD = (
-    "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2"
+    "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2 AND hidden = 0"
     " AND (rank_score < $3 OR (rank_score = $3 AND reached < $4))"
 )
-_SELECT_PROFILE = "SELECT user_id, username, created_at FROM users WHERE user_id = $1"
+_SELECT_PROFILE = (
+    "SELECT user_id, username, created_at, status, name_locked FROM users WHERE user_id = $1"
+)
 _SELECT_HISTORY = """
 SELECT score_id, created_at, score_delta, score_after, action_id FROM scores
 WHERE user_id = $1 AND metric = $2 AND created_at >= $3 AND created_at < $4
-  AND (created_at, score_id) > ($5, $6)
+  AND (created_at, score_id) > ($5, $6) AND voided_at IS NULL
 ORDER BY created_at, score_id LIMIT $7
 """
 # The last event of each bucket (UTC hours or days) carries the score at the end of it.
 _SELECT_BUCKETS = """
 SELECT DISTINCT ON (bucket) date_trunc($3, created_at AT TIME ZONE 'UTC') AS bucket, score_after
 FROM scores WHERE user_id = $1 AND metric = $2 AND created_at >= $4 AND created_at < $5
+  AND voided_at IS NULL
 ORDER BY bucket, created_at DESC, score_id DESC LIMIT $6
 """
 _SELECT_SEASONS = "SELECT board_id, period_id, starts_at FROM periods WHERE ends_at IS NULL"
@@ -140,37 +159,59 @@ _SELECT_CONFIG_VERSION = "SELECT version FROM board_config WHERE id = 1"
 # Held by a configuration change or a rollover: waits for the updates in flight, holds off new
 # ones until commit (see the module docstring).
 _HOLD_UPDATES = "LOCK TABLE scores IN SHARE ROW EXCLUSIVE MODE"
-_FILL_SUM = """
-INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,
-                       updated_at)
-SELECT $1, $2, user_id, SUM(score_delta), $3 * SUM(score_delta), MAX(score_id), COUNT(*),
-       MAX(created_at)
-FROM scores WHERE metric = $4 AND created_at >= $5 AND created_at < $6 GROUP BY user_id
-ON CONFLICT (board_id, period_id, user_id) DO NOTHING
+# Filling a board's period from the events that count (see the SQLite store's fill: the same
+# rules): rows the period had are marked empty first, then replaced with higher versions.
+_EMPTY_PERIOD = (
+    "UPDATE standings SET hidden = hidden | 2, version = version + 1"
+    " WHERE board_id = $1 AND period_id = $2"
+)
+_UPSERT_FILLED = """
+ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
+    rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached,
+    version = standings.version + 1, updated_at = EXCLUDED.updated_at,
+    hidden = standings.hidden & 1
 """
-_FILL_BEST = """
+_FILL_SUM = (
+    """
 INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,
-                       updated_at)
-SELECT DISTINCT ON (user_id) $1, $2, user_id, score_delta, $3 * score_delta, score_id, 1,
-       created_at
-FROM scores WHERE metric = $4 AND created_at >= $5 AND created_at < $6
-ORDER BY user_id, $3 * score_delta, score_id
-ON CONFLICT (board_id, period_id, user_id) DO NOTHING
-"""
+                       updated_at, hidden)
+SELECT $1, $2, s.user_id, SUM(s.score_delta), $3 * SUM(s.score_delta), MAX(s.score_id),
+       COUNT(*), MAX(s.created_at), MAX(CASE WHEN u.status = 'active' THEN 0 ELSE 1 END)
+FROM scores s JOIN users u ON u.user_id = s.user_id
+WHERE s.metric = $4 AND s.created_at >= $5 AND s.created_at < $6 AND s.voided_at IS NULL
+GROUP BY s.user_id"""
+    + _UPSERT_FILLED
+)
+_FILL_BEST = (
+    """
+INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,
+                       updated_at, hidden)
+SELECT DISTINCT ON (s.user_id) $1, $2, s.user_id, s.score_delta, $3 * s.score_delta,
+       s.score_id, 1, s.created_at, CASE WHEN u.status = 'active' THEN 0 ELSE 1 END
+FROM scores s JOIN users u ON u.user_id = s.user_id
+WHERE s.metric = $4 AND s.created_at >= $5 AND s.created_at < $6 AND s.voided_at IS NULL
+  AND s.source = 'user'
+ORDER BY s.user_id, $3 * s.score_delta, s.score_id"""
+    + _UPSERT_FILLED
+)
 _MIN_TIME = datetime(1, 1, 1, tzinfo=UTC)
 _MAX_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 # The update statement's fixed part; $1 user, $2 delta, $3 action, $4 name, $5 now, $6 metric,
-# $7 configuration version; then the boards' upserts (see _statement).
+# $7 configuration version; then the boards' upserts (see _statement). The guard also refuses a
+# banned user's update ({ban}; not an operator's adjustment). ``hb``: the user's hidden bit, for
+# the standings the event creates (moderation holds updates off while it changes it).
 _UPDATE_HEAD = """
-WITH guard AS (SELECT 1 FROM board_config WHERE id = 1 AND version = $7::integer),
+WITH guard AS (SELECT 1 FROM board_config WHERE id = 1 AND version = $7::integer{ban}),
+hb AS (SELECT CASE WHEN status = 'active' THEN 0 ELSE 1 END AS bit FROM users
+       WHERE user_id = $1::varchar),
 u AS (
     INSERT INTO users AS u (user_id, username, created_at, updated_at)
     SELECT $1::varchar, COALESCE($4::varchar, $1::varchar), $5::timestamptz, $5::timestamptz
     FROM guard
     ON CONFLICT (user_id) DO UPDATE SET username = EXCLUDED.username,
         updated_at = EXCLUDED.updated_at
-    WHERE $4::varchar IS NOT NULL AND u.username <> $4::varchar
+    WHERE $4::varchar IS NOT NULL AND u.username <> $4::varchar AND NOT u.name_locked
     RETURNING username
 ),
 t AS (
@@ -182,39 +223,45 @@ t AS (
 ),
 ev AS (
     INSERT INTO scores (score_id, user_id, metric, score_delta, action_id, created_at,
-                        score_after)
-    SELECT event_id, $1, $6, $2, $3, last_at, total FROM t
+                        score_after, source)
+    SELECT event_id, $1, $6, $2, $3, last_at, total, '{source}' FROM t
     RETURNING score_id
 )"""
+_NOT_BANNED = (
+    " AND NOT EXISTS (SELECT 1 FROM users WHERE user_id = $1::varchar AND status = 'banned')"
+)
+_BIT = "COALESCE((SELECT bit FROM hb), 0)::smallint"
 _SUM = """,
 s{i} AS (
     INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
-                                version, updated_at)
-    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5 FROM t
+                                version, updated_at, hidden)
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5, {bit} FROM t
     ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = s.score + EXCLUDED.score,
         rank_score = s.rank_score + EXCLUDED.rank_score, reached = EXCLUDED.reached,
-        version = s.version + 1, updated_at = EXCLUDED.updated_at
-    RETURNING period_id, score, version, reached
+        version = s.version + 1, updated_at = EXCLUDED.updated_at, hidden = s.hidden & 1
+    RETURNING period_id, score, version, reached, hidden
 )"""
 _BEST = """,
 s{i} AS (
     INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
-                                version, updated_at)
-    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5 FROM t
+                                version, updated_at, hidden)
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5, {bit} FROM t
     ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
         rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached,
-        version = s.version + 1, updated_at = EXCLUDED.updated_at
-    WHERE EXCLUDED.rank_score < s.rank_score
-    RETURNING period_id, score, version, reached
+        version = s.version + 1, updated_at = EXCLUDED.updated_at, hidden = s.hidden & 1
+    WHERE EXCLUDED.rank_score < s.rank_score OR s.hidden & 2 = 2
+    RETURNING period_id, score, version, reached, hidden
 )"""
 _FROM_UPSERT = "(SELECT {column} FROM s{i})"
 _SEASON = "(SELECT period_id FROM periods WHERE board_id = ${b}::varchar AND ends_at IS NULL)"
 
 
-def _statement(boards: tuple[Board, ...]) -> str:
+def _statement(boards: tuple[Board, ...], *, admin: bool = False) -> str:
     """The update statement for a metric feeding ``boards``: per board ``i`` two parameters,
-    its id and its rank sign, and for a clock-reset board a third, its current period."""
-    parts = [_UPDATE_HEAD]
+    its id and its rank sign, and for a clock-reset board a third, its current period.
+    ``admin``: an operator's adjustment (recorded as such, applied to a banned user too)."""
+    head = _UPDATE_HEAD.replace("{ban}", "" if admin else _NOT_BANNED)
+    parts = [head.replace("{source}", "admin" if admin else "user")]
     selects = [
         "(SELECT score_id FROM ev)",
         "COALESCE((SELECT username FROM u), (SELECT username FROM users WHERE user_id = $1))",
@@ -229,9 +276,10 @@ def _statement(boards: tuple[Board, ...]) -> str:
             period = f"${n}::varchar"
             n += 1
         template = _SUM if board.aggregate == "sum" else _BEST
-        parts.append(template.format(i=i, b=b, sign=sign, period=period))
+        parts.append(template.format(i=i, b=b, sign=sign, period=period, bit=_BIT))
         selects.append(period)
-        selects += [_FROM_UPSERT.format(column=c, i=i) for c in ("score", "version", "reached")]
+        columns = ("score", "version", "reached", "hidden")
+        selects += [_FROM_UPSERT.format(column=c, i=i) for c in columns]
     parts.append("\nSELECT " + ", ".join(selects))
     return "".join(parts)
 
@@ -298,7 +346,8 @@ class PostgresScoreStore:
         self._pool: asyncpg.Pool | None = None
         self._config: BoardsConfig | None = None
         self._version = 0
-        self._feeds: dict[str, tuple[tuple[Board, ...], str]] = {}
+        self._feeds: dict[tuple[str, str], tuple[tuple[Board, ...], str]] = {}
+        """By (metric, source): the boards an event feeds and the statement that applies it."""
         self._known_periods: set[tuple[str, str]] = set()
 
     async def open(self) -> None:
@@ -357,11 +406,13 @@ class PostgresScoreStore:
         row = await self._guard(lambda c: c.fetchrow(_SELECT_CONFIG))
         config = None if row is None else BoardsConfig.from_json(row[0])
         version = 0 if row is None else int(row[1])
-        feeds: dict[str, tuple[tuple[Board, ...], str]] = {}
+        feeds: dict[tuple[str, str], tuple[tuple[Board, ...], str]] = {}
         if config is not None:
             for metric in config.metrics:
                 boards = tuple(b for b in config.boards.values() if b.metric == metric)
-                feeds[metric] = (boards, _statement(boards))
+                feeds[(metric, "user")] = (boards, _statement(boards))
+                sums = tuple(b for b in boards if b.aggregate == "sum")  # an adjustment's
+                feeds[(metric, "admin")] = (sums, _statement(sums, admin=True))
         self._config, self._version, self._feeds = config, version, feeds
         return config, version
 
@@ -419,14 +470,18 @@ class PostgresScoreStore:
                     await connection.execute(_INSERT_PERIOD, board.id, current.id, now, None)
                 else:
                     current = Period(row[0], _time(row[1]), None)
-                closed, opened = periods.rollover(current, now)
+                # Strictly after the last event committed (updates are held off): an event is
+                # counted in the season whose time span holds it, also when looked up later.
+                last = await connection.fetchval("SELECT MAX(last_at) FROM totals")
+                at = now if last is None else max(now, last + timedelta(microseconds=1))
+                closed, opened = periods.rollover(current, at)
                 await connection.execute(
                     "UPDATE periods SET ends_at = $3 WHERE board_id = $1 AND period_id = $2",
                     board.id,
                     closed.id,
-                    now,
+                    at,
                 )
-                await connection.execute(_INSERT_PERIOD, board.id, opened.id, now, None)
+                await connection.execute(_INSERT_PERIOD, board.id, opened.id, at, None)
                 return closed, opened
 
         return await self._guard(roll, deadline=_ADMIN_TIMEOUT)
@@ -527,9 +582,9 @@ class PostgresScoreStore:
     async def apply(self, update: ScoreUpdate) -> Applied:
         action_id = update.action_id or uuid.uuid4().hex
         for _ in range(3):  # a configuration applied meanwhile: once more with it
-            boards, statement = self._feeds.get(update.metric, ((), ""))
+            boards, statement = self._feeds.get((update.metric, update.source), ((), ""))
             if not statement:
-                boards, statement = (), _statement(())
+                boards, statement = (), _statement((), admin=update.source == "admin")
             now = self._clock()
             for board in boards:  # a period seen first: recorded before anything counts in it
                 if board.reset != "manual":
@@ -544,7 +599,9 @@ class PostgresScoreStore:
             except asyncpg.CheckViolationError:  # ck_totals_range, ck_standings_range
                 raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}") from None
             assert row is not None
-            if row[0] is None:  # the guard: another configuration is applied
+            if row[0] is None:  # the guard: another configuration is applied, or a ban
+                if await self._banned(update.user_id):
+                    raise Banned("this user is banned: their updates are refused")
                 await self.load_config()
                 continue
             return await self._applied(update, row, boards)
@@ -555,7 +612,15 @@ class PostgresScoreStore:
             raise ActionConflict(
                 "this action_id was already used with a different score_delta or metric"
             )
-        return await self._replayed(update.user_id, update.metric)
+        if update.source != "admin" and await self._banned(update.user_id):
+            raise Banned("this user is banned: their updates are refused")
+        return await self._replayed(update.user_id, update.metric, update.source)
+
+    async def _banned(self, user_id: str) -> bool:
+        status = await self._guard(
+            lambda c: c.fetchval("SELECT status FROM users WHERE user_id = $1", user_id)
+        )
+        return bool(status == "banned")
 
     async def _applied(
         self, update: ScoreUpdate, row: asyncpg.Record, boards: tuple[Board, ...]
@@ -567,7 +632,7 @@ class PostgresScoreStore:
             username = await self._guard(lambda c: c.fetchval(_SELECT_NAME, update.user_id))
         moved = []
         for i, board in enumerate(boards):
-            period, score, version, reached = row[2 + 4 * i : 6 + 4 * i]
+            period, score, version, reached, hidden = row[2 + 5 * i : 7 + 5 * i]
             if score is None:  # a best board the event did not better: as it stands
                 current = await self._guard(
                     functools.partial(
@@ -575,16 +640,16 @@ class PostgresScoreStore:
                     )
                 )
                 assert current is not None
-                score, version, reached = current
+                score, version, reached, hidden = current
                 changed = False
             else:
                 changed = True
             standing = Standing(update.user_id, username, score, version, reached)
-            moved.append(BoardStanding(board.id, period, standing, changed))
+            moved.append(BoardStanding(board.id, period, standing, changed, hidden == 0))
         return Applied(update.user_id, username, tuple(moved))
 
-    async def _replayed(self, user_id: str, metric: str) -> Applied:
-        boards, _ = self._feeds.get(metric, ((), ""))
+    async def _replayed(self, user_id: str, metric: str, source: str) -> Applied:
+        boards, _ = self._feeds.get((metric, source), ((), ""))
         now = self._clock()
         seasons = await self.seasons() if any(b.reset == "manual" for b in boards) else {}
 
@@ -600,8 +665,11 @@ class PostgresScoreStore:
                 else:
                     period = periods.period_at(board.reset, board.timezone, now).id
                 row = await connection.fetchrow(_SELECT_STANDING, board.id, period, user_id)
-                standing = None if row is None else Standing(user_id, username, *row)
-                moved.append(BoardStanding(board.id, period, standing, False))
+                standing = None
+                if row is not None and not row[3] & 2:
+                    standing = Standing(user_id, username, *row[:3])
+                shown = row is not None and row[3] == 0
+                moved.append(BoardStanding(board.id, period, standing, False, shown))
             return Applied(user_id, username, tuple(moved), replayed=True)
 
         return await self._guard(read)
@@ -612,7 +680,9 @@ class PostgresScoreStore:
 
     async def profile(self, user_id: str) -> UserProfile | None:
         row = await self._guard(lambda c: c.fetchrow(_SELECT_PROFILE, user_id))
-        return None if row is None else UserProfile(row[0], row[1], row[2].astimezone(UTC))
+        if row is None:
+            return None
+        return UserProfile(row[0], row[1], row[2].astimezone(UTC), row[3], bool(row[4]))
 
     # -- standings --------------------------------------------------------------------------
 
@@ -691,6 +761,383 @@ class PostgresScoreStore:
         )
         return [HistoryPoint(r[0].replace(tzinfo=UTC), r[1]) for r in rows]
 
+    # -- operators (AdminStore) -------------------------------------------------------------
+    # Each action is one transaction that first holds updates off (_HOLD_UPDATES, as a
+    # configuration change does): an update of the user waits for it, and sees its result.
+
+    async def _admin(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        async def run(connection: Connection) -> T:
+            async with connection.transaction():
+                await connection.execute(_HOLD_UPDATES)
+                return await fn(connection)
+
+        return await self._guard(run, deadline=_ADMIN_TIMEOUT)
+
+    async def events_of(
+        self, user_id: str, *, limit: int, before: int | None = None
+    ) -> list[EventRecord]:
+        rows = await self._guard(
+            lambda c: c.fetch(
+                _SELECT_EVENTS_OF, user_id, 2**63 - 1 if before is None else before, limit
+            )
+        )
+        return [_event_record(r) for r in rows]
+
+    async def event(self, event_id: int) -> EventRecord | None:
+        row = await self._guard(lambda c: c.fetchrow(_SELECT_EVENT, event_id))
+        return None if row is None else _event_record(row)
+
+    async def standing_of(
+        self, board: str, period: str, user_id: str
+    ) -> tuple[Standing, bool] | None:
+        row = await self._guard(
+            lambda c: c.fetchrow(
+                "SELECT u.username, s.score, s.version, s.reached, s.hidden FROM standings s"
+                " JOIN users u ON u.user_id = s.user_id"
+                " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id = $3",
+                board,
+                period,
+                user_id,
+            )
+        )
+        if row is None or row[4] & 2:
+            return None
+        return Standing(user_id, row[0], row[1], row[2], row[3]), row[4] == 0
+
+    async def void(
+        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+    ) -> Moderated:
+        now = self._clock()
+
+        async def void(c: Connection) -> Moderated:
+            row = await c.fetchrow(_SELECT_EVENT + " FOR UPDATE", event_id)
+            if row is None:
+                raise NotFound(f"there is no event {event_id}", code="unknown_event")
+            event = _event_record(row)
+            if event.voided != restore:
+                return Moderated(False)
+            if restore:
+                total = await c.fetchval(_SELECT_TOTAL, event.user_id, event.metric)
+                if abs(total + event.delta) > MAX_SCORE:
+                    raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
+            await c.execute(
+                "UPDATE scores SET voided_at = $2 WHERE score_id = $1",
+                event_id,
+                None if restore else now,
+            )
+            await _rescore(c, event.user_id, event.metric)
+            moved = []
+            for board in config.boards.values():
+                if board.metric != event.metric:
+                    continue
+                found = await _period_of_event(c, board, event.at)
+                if found is not None:
+                    done = await _recompute(c, board, *found, event.user_id, now)
+                    if done is not None:
+                        moved.append(done)
+            await _audit(c, audit, now)
+            return Moderated(True, tuple(moved))
+
+        return await self._admin(void)
+
+    async def set_status(
+        self, user_id: str, status: str, config: BoardsConfig, audit: Audit
+    ) -> Moderated:
+        now = self._clock()
+
+        async def set_status(c: Connection) -> Moderated:
+            _, old, _ = await _user_row(c, user_id)
+            if old == status:
+                return Moderated(False)
+            await c.execute(
+                "UPDATE users SET status = $2, updated_at = $3 WHERE user_id = $1",
+                user_id,
+                status,
+                now,
+            )
+            moved: tuple[Moved, ...] = ()
+            if (old == "active") != (status == "active"):
+                moved = await _reversion(c, user_id, 0 if status == "active" else 1, now)
+            await _audit(c, audit, now)
+            return Moderated(True, moved)
+
+        return await self._admin(set_status)
+
+    async def rename(self, user_id: str, username: str | None, audit: Audit) -> Moderated:
+        now = self._clock()
+
+        async def rename(c: Connection) -> Moderated:
+            name, _, locked = await _user_row(c, user_id)
+            if username is None:
+                if not locked:
+                    return Moderated(False)
+                await c.execute("UPDATE users SET name_locked = false WHERE user_id = $1", user_id)
+                await _audit(c, audit, now)
+                return Moderated(True)
+            if name == username and locked:
+                return Moderated(False)
+            await c.execute(
+                "UPDATE users SET username = $2, name_locked = true, updated_at = $3"
+                " WHERE user_id = $1",
+                user_id,
+                username,
+                now,
+            )
+            moved = await _reversion(c, user_id, -1, now)
+            await _audit(c, audit, now)
+            return Moderated(True, moved)
+
+        return await self._admin(rename)
+
+    async def adjust(self, update: ScoreUpdate, audit: Audit) -> Applied:
+        """The adjustment's statement, then its audit row; the audit's insert keyed on the
+        event's action, so a retried adjustment is recorded once."""
+        applied = await self.apply(replace(update, source="admin"))
+        if not applied.replayed:
+            await self._guard(lambda c: _audit(c, audit, self._clock()))
+        return applied
+
+    async def erase(self, user_id: str, erased_as: str, audit: Audit) -> list[tuple[str, str]]:
+        now = self._clock()
+
+        async def erase(c: Connection) -> list[tuple[str, str]]:
+            await _user_row(c, user_id)
+            rows = await c.fetch(
+                "SELECT board_id, period_id FROM standings WHERE user_id = $1", user_id
+            )
+            for table in ("standings", "totals", "scores", "users"):
+                await c.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
+            quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
+            await c.execute(
+                "UPDATE audit SET target = CASE WHEN target = $1 THEN $2 ELSE target END,"
+                " details = REPLACE(details, $3, $4)"
+                " WHERE target = $1 OR strpos(details, $3) > 0",
+                user_id,
+                erased_as,
+                quoted,
+                replacement,
+            )
+            await _audit(c, audit, now)
+            return [(r[0], r[1]) for r in rows]
+
+        return await self._admin(erase)
+
+    async def audit_page(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        rows = await self._guard(
+            lambda c: c.fetch(_SELECT_AUDIT, 2**63 - 1 if before is None else before, limit)
+        )
+        return [
+            AuditEntry(r[0], r[1].astimezone(UTC), r[2], r[3], r[4], r[5], json.loads(r[6]))
+            for r in rows
+        ]
+
+    async def record(self, audit: Audit) -> None:
+        now = self._clock()
+        await self._guard(lambda c: _audit(c, audit, now))
+
+    async def add_key(self, name: str, key_hash: str) -> None:
+        now = self._clock()
+        try:
+            await self._guard(
+                lambda c: c.execute(
+                    "INSERT INTO admin_keys (name, key_hash, created_at) VALUES ($1, $2, $3)",
+                    name,
+                    key_hash,
+                    now,
+                )
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"there is already a key named '{name}'") from None
+
+    async def keys(self) -> list[AdminKey]:
+        rows = await self._guard(lambda c: c.fetch(_SELECT_KEYS + " ORDER BY name"))
+        return [_key_of(r) for r in rows]
+
+    async def revoke_key(self, name: str) -> bool:
+        now = self._clock()
+        done = await self._guard(
+            lambda c: c.execute(
+                "UPDATE admin_keys SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                name,
+                now,
+            )
+        )
+        return done.endswith(" 1")
+
+    async def key_by_hash(self, key_hash: str) -> AdminKey | None:
+        row = await self._guard(
+            lambda c: c.fetchrow(_SELECT_KEYS + " WHERE key_hash = $1", key_hash)
+        )
+        if row is None:
+            return None
+        key = _key_of(row)
+        now = self._clock()
+        if key.last_used_at is None or now - key.last_used_at >= KEY_TOUCH_INTERVAL:
+            await self._guard(
+                lambda c: c.execute(
+                    "UPDATE admin_keys SET last_used_at = $2 WHERE name = $1", key.name, now
+                )
+            )
+            key = AdminKey(key.name, key.created_at, now, key.revoked_at)
+        return key
+
+
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+_EVENT_COLUMNS = "score_id, user_id, metric, score_delta, action_id, source, created_at, voided_at"
+_SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM scores WHERE score_id = $1"  # noqa: S608
+_SELECT_EVENTS_OF = (
+    f"SELECT {_EVENT_COLUMNS} FROM scores WHERE user_id = $1 AND score_id < $2"  # noqa: S608
+    " ORDER BY score_id DESC LIMIT $3"
+)
+_SELECT_TOTAL = "SELECT COALESCE((SELECT total FROM totals WHERE user_id = $1 AND metric = $2), 0)"
+_INSERT_AUDIT = (
+    "INSERT INTO audit (at, key_name, action, target, reason, details)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_SELECT_AUDIT = (
+    "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id < $1"
+    " ORDER BY id DESC LIMIT $2"
+)
+_SELECT_KEYS = "SELECT name, created_at, last_used_at, revoked_at FROM admin_keys"
+_RESCORE = (
+    "SELECT score_id, score_delta, score_after FROM scores WHERE user_id = $1 AND metric = $2"
+    " AND voided_at IS NULL ORDER BY created_at, score_id"
+)
+_COUNTED_SUM = (
+    "SELECT SUM(score_delta), MAX(score_id) FROM scores WHERE user_id = $1 AND metric = $2"
+    " AND voided_at IS NULL AND created_at >= $3 AND created_at < $4"
+)
+_COUNTED_BEST = {
+    order: (
+        "SELECT score_delta, score_id FROM scores WHERE user_id = $1 AND metric = $2"  # noqa: S608
+        " AND voided_at IS NULL AND source = 'user' AND created_at >= $3 AND created_at < $4"
+        f" ORDER BY score_delta {order}, score_id LIMIT 1"
+    )
+    for order in ("desc", "asc")
+}
+_SET_STANDING = """
+INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached, version,
+                            updated_at, hidden)
+VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
+ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
+    rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached, version = s.version + 1,
+    updated_at = EXCLUDED.updated_at, hidden = s.hidden & 1
+RETURNING version, hidden
+"""
+_EMPTY_STANDING = (
+    "UPDATE standings SET score = 0, rank_score = 0, reached = 0, version = version + 1,"
+    " updated_at = $1, hidden = hidden | 2 WHERE board_id = $2 AND period_id = $3"
+    " AND user_id = $4 RETURNING version, hidden"
+)
+_REVERSION = (
+    "UPDATE standings SET version = version + 1, updated_at = $1,"
+    " hidden = CASE WHEN $2::integer < 0 THEN hidden ELSE (hidden & 2) | $2::integer END"
+    " WHERE user_id = $3 RETURNING board_id, period_id, score, version, reached, hidden"
+)
+KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def _event_record(row: asyncpg.Record) -> EventRecord:
+    return EventRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6].astimezone(UTC), row[7] is not None
+    )
+
+
+def _key_of(row: asyncpg.Record) -> AdminKey:
+    return AdminKey(row[0], row[1].astimezone(UTC), _time(row[2]), _time(row[3]))
+
+
+async def _audit(c: Connection, audit: Audit, now: datetime) -> None:
+    details = json.dumps(audit.details or {}, sort_keys=True, separators=(",", ":"))
+    await c.execute(
+        _INSERT_AUDIT, now, audit.key, audit.action, audit.target, audit.reason, details
+    )
+
+
+async def _user_row(c: Connection, user_id: str) -> tuple[str, str, bool]:
+    row = await c.fetchrow(
+        "SELECT username, status, name_locked FROM users WHERE user_id = $1 FOR UPDATE", user_id
+    )
+    if row is None:
+        raise NotFound(f"there is no user '{user_id}'", code="unknown_user")
+    return row[0], row[1], bool(row[2])
+
+
+async def _period_of_event(
+    c: Connection, board: Board, at: datetime
+) -> tuple[str, datetime, datetime] | None:
+    if board.reset == "manual":
+        row = await c.fetchrow(
+            "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = $1"
+            " AND starts_at <= $2 AND (ends_at IS NULL OR ends_at > $2)",
+            board.id,
+            at,
+        )
+    else:
+        period = periods.period_at(board.reset, board.timezone, at)
+        row = await c.fetchrow(
+            "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = $1"
+            " AND period_id = $2",
+            board.id,
+            period.id,
+        )
+    if row is None:
+        return None
+    return row[0], row[1] or _MIN_TIME, row[2] or _MAX_TIME
+
+
+async def _recompute(
+    c: Connection,
+    board: Board,
+    period: str,
+    since: datetime,
+    until: datetime,
+    user_id: str,
+    now: datetime,
+) -> Moved | None:
+    args = (user_id, board.metric, since, until)
+    if board.aggregate == "sum":
+        counted = await c.fetchrow(_COUNTED_SUM, *args)
+        assert counted is not None
+        score, reached = counted[0], counted[1]
+    else:
+        best = await c.fetchrow(_COUNTED_BEST[board.order], *args)
+        score, reached = (None, None) if best is None else (best[0], best[1])
+    if reached is None:
+        row = await c.fetchrow(_EMPTY_STANDING, now, board.id, period, user_id)
+        return None if row is None else Moved(board.id, period, user_id, None, row[0])
+    username, status, _ = await _user_row(c, user_id)
+    bit = 0 if status == "active" else 1
+    key = rank_score(score, board.order)
+    row = await c.fetchrow(_SET_STANDING, board.id, period, user_id, score, key, reached, now, bit)
+    assert row is not None
+    version, hidden = row[0], row[1]
+    shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
+    return Moved(board.id, period, user_id, shown, version)
+
+
+async def _rescore(c: Connection, user_id: str, metric: str) -> None:
+    total, changed = 0, []
+    for event_id, delta, after in await c.fetch(_RESCORE, user_id, metric):
+        total += delta
+        if after != total:
+            changed.append((total, event_id))
+    await c.executemany("UPDATE scores SET score_after = $1 WHERE score_id = $2", changed)
+    await c.execute(
+        "UPDATE totals SET total = $1 WHERE user_id = $2 AND metric = $3", total, user_id, metric
+    )
+
+
+async def _reversion(c: Connection, user_id: str, bit: int, now: datetime) -> tuple[Moved, ...]:
+    username = await c.fetchval(_SELECT_NAME, user_id)
+    moved = []
+    for board, period, score, version, reached, hidden in await c.fetch(
+        _REVERSION, now, bit, user_id
+    ):
+        shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
+        moved.append(Moved(board, period, user_id, shown, version))
+    return tuple(moved)
+
 
 async def _fill(
     connection: PoolConnectionProxy[asyncpg.Record], board: Board, now: datetime
@@ -718,11 +1165,9 @@ async def _fill(
             current.starts_at or _MIN_TIME,
             current.ends_at or _MAX_TIME,
         )
-    # Replacing whatever the period held: a board added back after a while away missed the
-    # events meanwhile.
-    await connection.execute(
-        "DELETE FROM standings WHERE board_id = $1 AND period_id = $2", board.id, period
-    )
+    # Replacing whatever the period held (a board added back after a while away missed the
+    # events meanwhile), with versions that only rise.
+    await connection.execute(_EMPTY_PERIOD, board.id, period)
     sign = -1 if board.order == "desc" else 1
     statement = _FILL_SUM if board.aggregate == "sum" else _FILL_BEST
     await connection.execute(statement, board.id, period, sign, board.metric, since, until)

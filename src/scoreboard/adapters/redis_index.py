@@ -147,7 +147,9 @@ end
 if current ~= period then return {0, 2, false} end
 local user = ARGV[4]
 local stored, touched = put(user, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
-local rank = redis.call('ZRANK', z, redis.call('HGET', members, user))
+local member = redis.call('HGET', members, user)
+local rank = false
+if member then rank = redis.call('ZRANK', z, member) end
 if not stored or lost == 1 then return {0, lost, rank} end
 if not touched and rank >= K then return {0, 0, rank} end
 local newseq, top = settle()
@@ -229,6 +231,67 @@ return {newseq}
 )
 
 
+# ARGV: floor k period user version -> {seq or 0, lost (1) or another period (2), top...}. The
+# user leaves the board as of ``version``; the versions hash keeps it, so that a late write of an
+# older standing is dropped like any stale write.
+_REMOVE = (
+    _PRELUDE
+    + """
+local lost = redis.call('EXISTS', built) == 0 and 1 or 0
+if not current then
+  redis.call('SET', currentkey, period)
+  current = period
+end
+if current ~= period then return {0, 2} end
+local user = ARGV[4]
+local old = redis.call('HGET', versions, user)
+if old and tonumber(old) >= tonumber(ARGV[5]) then return {0, lost} end
+redis.call('HSET', versions, user, ARGV[5])
+local member = redis.call('HGET', members, user)
+if not member then return {0, lost} end
+local r = redis.call('ZRANK', z, member)
+redis.call('ZREM', z, member)
+redis.call('HDEL', members, user)
+redis.call('HDEL', names, user)
+if lost == 1 or not r or r >= K then return {0, lost} end
+local newseq, top = settle()
+local out = {newseq, 0}
+for i = 1, #top do out[#out + 1] = top[i] end
+return out
+"""
+)
+
+# ARGV: floor k period user -> {seq or 0, top...}. Every trace of the user in one period's keys
+# goes (an erasure): no version is kept. The current period's top settles as usual; another
+# period's stored top is rewritten without them (it is a cached board too).
+_FORGET = (
+    _PRELUDE
+    + """
+local user = ARGV[4]
+local member = redis.call('HGET', members, user)
+local r = false
+if member then
+  r = redis.call('ZRANK', z, member)
+  redis.call('ZREM', z, member)
+end
+redis.call('HDEL', members, user)
+redis.call('HDEL', versions, user)
+redis.call('HDEL', names, user)
+if current ~= period then
+  if redis.call('EXISTS', topkey) == 1 then
+    redis.call('SET', topkey, cjson.encode(topof(0, K)), 'KEEPTTL')
+  end
+  return {0}
+end
+if not r or r >= K or redis.call('EXISTS', built) == 0 then return {0} end
+local newseq, top = settle()
+local out = {newseq}
+for i = 1, #top do out[#out + 1] = top[i] end
+return out
+"""
+)
+
+
 def member_of(standing: Standing) -> str:
     """The sorted-set member of a standing: fixed-width ``reached``, then the user id."""
     return f"{standing.reached:0{_REACHED_WIDTH}d}{standing.user_id}"
@@ -240,6 +303,12 @@ def _number(raw: Any) -> int:
         return int(text)
     except ValueError:
         return int(float(text))
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (the key prefix holds ``{`` and may hold
+    ``*``, ``?``, ``[``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _text(raw: Any) -> str:
@@ -296,6 +365,8 @@ class RedisRankIndex:
         self._rank = client.register_script(_RANK)
         self._start = client.register_script(_START)
         self._clear = client.register_script(_CLEAR)
+        self._remove = client.register_script(_REMOVE)
+        self._forget = client.register_script(_FORGET)
 
     def keys_of(self, period: str) -> list[str]:
         """The keys of one period's data, then the board's seq and current period."""
@@ -354,6 +425,33 @@ class RedisRankIndex:
             return None, rank
         self._saw(seq)
         return Top(seq, _entries(reply[3:], 1, self.order), period), rank
+
+    async def remove(self, period: str, user_id: str, version: int) -> Top | None:
+        reply = await self._run(self._remove, period, [user_id, version])
+        seq, lost = int(reply[0]), int(reply[1])
+        if lost == 1:
+            self._lost.set()
+        if seq == 0:
+            return None
+        self._saw(seq)
+        return Top(seq, _entries(reply[2:], 1, self.order), period)
+
+    async def forget(self, user_id: str) -> Top | None:
+        """In every period of the board that still has keys (the current one, and the previous
+        ones until they expire)."""
+        pattern = f"{_glob_escape(self._base)}*:members"
+        try:
+            found = {_text(key) async for key in self.client.scan_iter(match=pattern, count=1000)}
+        except _UNAVAILABLE as exc:
+            raise Unavailable("the rank index is unavailable, try again shortly") from exc
+        periods = {key[len(self._base) : -len(":members")] for key in found}
+        top = None
+        for period in sorted(periods | {self.period}):
+            reply = await self._run(self._forget, period, [user_id])
+            if int(reply[0]):
+                self._saw(int(reply[0]))
+                top = Top(int(reply[0]), _entries(reply[1:], 1, self.order), period)
+        return top
 
     async def start_period(self, period: str) -> Top:
         previous = self.period

@@ -31,25 +31,40 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from scoreboard import periods
 from scoreboard.boards import Board, BoardsConfig
-from scoreboard.errors import ActionConflict, ConfigChanged, ScoreOutOfRange, Unavailable
+from scoreboard.errors import (
+    ActionConflict,
+    Banned,
+    ConfigChanged,
+    Conflict,
+    NotFound,
+    ScoreOutOfRange,
+    Unavailable,
+)
 from scoreboard.model import (
     MAX_SCORE,
+    AdminKey,
     Applied,
+    Audit,
+    AuditEntry,
     BoardStanding,
     Entry,
+    EventRecord,
     HistoryPoint,
     HistoryQuery,
+    Moderated,
+    Moved,
     PeriodSummary,
     RankedEntry,
     ScoreEvent,
@@ -68,7 +83,11 @@ _CHUNK = 10_000
 
 _SELECT_ACTION = "SELECT score_delta, metric FROM scores WHERE user_id = ? AND action_id = ?"
 _SELECT_NAME = "SELECT username FROM users WHERE user_id = ?"
-_INSERT_USER = "INSERT INTO users (user_id, username, created_at, updated_at) VALUES (?, ?, ?, ?)"
+_SELECT_USER = "SELECT username, status, name_locked FROM users WHERE user_id = ?"
+_INSERT_USER = (
+    "INSERT INTO users (user_id, username, created_at, updated_at, status, name_locked)"
+    " VALUES (?, ?, ?, ?, 'active', 0)"
+)
 _RENAME_USER = "UPDATE users SET username = ?, updated_at = ? WHERE user_id = ?"
 _SELECT_TOTAL = "SELECT total FROM totals WHERE user_id = ? AND metric = ?"
 _SET_TOTAL = (
@@ -77,60 +96,65 @@ _SET_TOTAL = (
     " last_at = excluded.last_at"
 )
 _INSERT_EVENT = (
-    "INSERT INTO scores (user_id, metric, score_delta, action_id, created_at, score_after)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO scores (user_id, metric, score_delta, action_id, created_at, score_after,"
+    " source) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 # rank_score is the score as it sorts (negated where higher is better): a sum adds to both, a
 # best replaces both when the new rank_score sorts first (an equal one does not: first reached).
+# ``hidden`` (see migration 0005): a new row takes the user's bit; an event clears the "all
+# voided" bit (2) of a row it lands in, and a best replaces such a row whatever it held.
 _ADD_TO_STANDING = (
     "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
-    " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
+    " updated_at, hidden) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
     " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = score + excluded.score,"
     " rank_score = rank_score + excluded.rank_score, reached = excluded.reached,"
-    " version = version + 1, updated_at = excluded.updated_at"
-    " RETURNING score, version, reached"
+    " version = version + 1, updated_at = excluded.updated_at, hidden = hidden & 1"
+    " RETURNING score, version, reached, hidden"
 )
 _BETTER_STANDING = (
     "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
-    " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
+    " updated_at, hidden) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
     " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = excluded.score,"
     " rank_score = excluded.rank_score, reached = excluded.reached, version = version + 1,"
-    " updated_at = excluded.updated_at WHERE excluded.rank_score < standings.rank_score"
-    " RETURNING score, version, reached"
+    " updated_at = excluded.updated_at, hidden = standings.hidden & 1"
+    " WHERE excluded.rank_score < standings.rank_score OR standings.hidden & 2"
+    " RETURNING score, version, reached, hidden"
 )
 _SELECT_STANDING = (
-    "SELECT score, version, reached FROM standings"
+    "SELECT score, version, reached, hidden FROM standings"
     " WHERE board_id = ? AND period_id = ? AND user_id = ?"
 )
 _SELECT_ENTRY = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached, s.updated_at"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.board_id = ? AND s.period_id = ? AND s.user_id = ?"
+    " WHERE s.board_id = ? AND s.period_id = ? AND s.user_id = ? AND s.hidden = 0"
 )
 _SELECT_PAGE = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.board_id = ? AND s.period_id = ?"
+    " WHERE s.board_id = ? AND s.period_id = ? AND s.hidden = 0"
     " ORDER BY s.rank_score, s.reached, s.user_id LIMIT ? OFFSET ?"
 )
 # Unordered: a rank index sorts what it loads (a sort beats a table lookup per index entry).
 _SELECT_STANDINGS = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.board_id = ? AND s.period_id = ?"
+    " WHERE s.board_id = ? AND s.period_id = ? AND s.hidden = 0"
 )
-_COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ?"
+_COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ? AND hidden = 0"
 _COUNT_AHEAD = (
-    "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ?"
+    "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ? AND hidden = 0"
     " AND (rank_score < ? OR (rank_score = ? AND reached < ?))"
 )
-_SELECT_PROFILE = "SELECT user_id, username, created_at FROM users WHERE user_id = ?"
+_SELECT_PROFILE = (
+    "SELECT user_id, username, created_at, status, name_locked FROM users WHERE user_id = ?"
+)
 # Ordered by (created_at, score_id): the (user_id, metric, created_at) index ends in the rowid,
 # which is score_id, so SQLite reads a page straight off the index.
 _SELECT_HISTORY = (
     "SELECT score_id, created_at, score_delta, score_after, action_id FROM scores"
     " WHERE user_id = ? AND metric = ? AND created_at >= ? AND created_at < ?"
-    " AND (created_at > ? OR (created_at = ? AND score_id > ?))"
+    " AND (created_at > ? OR (created_at = ? AND score_id > ?)) AND voided_at IS NULL"
     " ORDER BY created_at, score_id LIMIT ?"
 )
 # SQLite's bare-column rule: with MAX(score_id), score_after comes from that same row, so each
@@ -138,7 +162,7 @@ _SELECT_HISTORY = (
 _SELECT_BUCKETS = (
     "SELECT substr(created_at, 1, ?) AS bucket, MAX(score_id), score_after FROM scores"
     " WHERE user_id = ? AND metric = ? AND created_at >= ? AND created_at < ?"
-    " GROUP BY bucket ORDER BY bucket LIMIT ?"
+    " AND voided_at IS NULL GROUP BY bucket ORDER BY bucket LIMIT ?"
 )
 _BUCKET_PREFIX = {"hour": 13, "day": 10}
 _SELECT_SEASONS = "SELECT board_id, period_id, starts_at FROM periods WHERE ends_at IS NULL"
@@ -148,31 +172,42 @@ _INSERT_PERIOD = (
     " ON CONFLICT (board_id, period_id) DO NOTHING"
 )
 _SELECT_CONFIG = "SELECT config, version FROM board_config WHERE id = 1"
-# Filling a new board's period from stored events (params: board, period, sign, metric, from,
-# to). A sum is reached by its last event; a best by the first event that reached it.
+# Filling a board's period from stored events (params: board, period, sign, metric, from, to):
+# the events that count (not voided; on a best board, not an operator's adjustment). A sum is
+# reached by its last event; a best by the first event that reached it. A row the period
+# already had is updated with a higher version (a rank index may hold the old one); the rows
+# of users with nothing counting are marked empty first (_EMPTY_PERIOD).
+_EMPTY_PERIOD = (
+    "UPDATE standings SET hidden = hidden | 2, version = version + 1"
+    " WHERE board_id = ? AND period_id = ?"
+)
+_UPSERT_FILLED = (
+    " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = excluded.score,"
+    " rank_score = excluded.rank_score, reached = excluded.reached,"
+    " version = standings.version + 1, updated_at = excluded.updated_at,"
+    " hidden = standings.hidden & 1"
+)
 _FILL_SUM = (
-    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
-    " updated_at) SELECT ?, ?, user_id, SUM(score_delta), ? * SUM(score_delta), MAX(score_id),"
-    " COUNT(*), MAX(created_at) FROM scores WHERE metric = ? AND created_at >= ?"
-    " AND created_at < ? GROUP BY user_id ON CONFLICT (board_id, period_id, user_id) DO NOTHING"
+    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"  # noqa: S608 (constant SQL)
+    " updated_at, hidden) SELECT ?, ?, s.user_id, SUM(s.score_delta), ? * SUM(s.score_delta),"
+    " MAX(s.score_id), COUNT(*), MAX(s.created_at),"
+    " MAX(CASE WHEN u.status = 'active' THEN 0 ELSE 1 END)"
+    " FROM scores s JOIN users u ON u.user_id = s.user_id WHERE s.metric = ?"
+    " AND s.created_at >= ? AND s.created_at < ? AND s.voided_at IS NULL"
+    " GROUP BY s.user_id" + _UPSERT_FILLED
 )
 _FILL_BEST = {
-    "desc": (
-        "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached,"
-        " version, updated_at) SELECT ?, ?, user_id, score_delta, ? * score_delta, score_id, 1,"
-        " created_at FROM (SELECT user_id, score_delta, score_id, created_at, ROW_NUMBER() OVER"
-        " (PARTITION BY user_id ORDER BY score_delta DESC, score_id) AS n FROM scores"
-        " WHERE metric = ? AND created_at >= ? AND created_at < ?) WHERE n = 1"
-        " ON CONFLICT (board_id, period_id, user_id) DO NOTHING"
-    ),
-    "asc": (
-        "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached,"
-        " version, updated_at) SELECT ?, ?, user_id, score_delta, ? * score_delta, score_id, 1,"
-        " created_at FROM (SELECT user_id, score_delta, score_id, created_at, ROW_NUMBER() OVER"
-        " (PARTITION BY user_id ORDER BY score_delta ASC, score_id) AS n FROM scores"
-        " WHERE metric = ? AND created_at >= ? AND created_at < ?) WHERE n = 1"
-        " ON CONFLICT (board_id, period_id, user_id) DO NOTHING"
-    ),
+    order: (
+        "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached,"  # noqa: S608 (constant SQL)
+        " version, updated_at, hidden) SELECT ?, ?, user_id, score_delta, ? * score_delta,"
+        " score_id, 1, created_at, hidden FROM (SELECT s.user_id, s.score_delta, s.score_id,"
+        " s.created_at, CASE WHEN u.status = 'active' THEN 0 ELSE 1 END AS hidden,"
+        f" ROW_NUMBER() OVER (PARTITION BY s.user_id ORDER BY s.score_delta {order}, s.score_id)"
+        " AS n FROM scores s JOIN users u ON u.user_id = s.user_id WHERE s.metric = ?"
+        " AND s.created_at >= ? AND s.created_at < ? AND s.voided_at IS NULL"
+        " AND s.source = 'user') WHERE n = 1" + _UPSERT_FILLED
+    )
+    for order in ("desc", "asc")
 }
 _SELECT_CONFIG_VERSION = "SELECT version FROM board_config WHERE id = 1"
 # Bounds in the stored text form. (Not "0000"/"9999": the column has NUMERIC affinity, so SQLite
@@ -228,7 +263,148 @@ class _Feeds:
                 self.by_metric[board.metric] += (board,)
 
 
-class SqliteScoreStore:
+class _SqliteAdmin:
+    """The :class:`~scoreboard.ports.AdminStore` half of :class:`SqliteScoreStore`: every
+    write on the writer's thread, in a transaction of its own between batches."""
+
+    _clock: Callable[[], datetime]
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        raise NotImplementedError
+
+    def _adjust_in(self, conn: sqlite3.Connection, update: ScoreUpdate, audit: Audit) -> Applied:
+        raise NotImplementedError
+
+    def _now(self) -> str:
+        return _text(self._clock())
+
+    async def events_of(
+        self, user_id: str, *, limit: int, before: int | None = None
+    ) -> list[EventRecord]:
+        args = (user_id, 2**63 - 1 if before is None else before, limit)
+        rows = await self._read(lambda c: c.execute(_SELECT_EVENTS_OF, args).fetchall())
+        return [_event_record(r) for r in rows]
+
+    async def event(self, event_id: int) -> EventRecord | None:
+        row = await self._read(lambda c: c.execute(_SELECT_EVENT, (event_id,)).fetchone())
+        return None if row is None else _event_record(row)
+
+    async def standing_of(
+        self, board: str, period: str, user_id: str
+    ) -> tuple[Standing, bool] | None:
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT u.username, s.score, s.version, s.reached, s.hidden FROM standings s"
+                " JOIN users u ON u.user_id = s.user_id"
+                " WHERE s.board_id = ? AND s.period_id = ? AND s.user_id = ?",
+                (board, period, user_id),
+            ).fetchone()
+        )
+        if row is None or row[4] & 2:
+            return None
+        return Standing(user_id, row[0], row[1], row[2], row[3]), row[4] == 0
+
+    async def void(
+        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+    ) -> Moderated:
+        fn = functools.partial(
+            _void, event_id=event_id, config=config, audit=audit, restore=restore, now=self._now()
+        )
+        return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
+
+    async def set_status(
+        self, user_id: str, status: str, config: BoardsConfig, audit: Audit
+    ) -> Moderated:
+        fn = functools.partial(
+            _set_status, user_id=user_id, status=status, audit=audit, now=self._now()
+        )
+        return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
+
+    async def rename(self, user_id: str, username: str | None, audit: Audit) -> Moderated:
+        fn = functools.partial(
+            _rename, user_id=user_id, username=username, audit=audit, now=self._now()
+        )
+        return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
+
+    async def adjust(self, update: ScoreUpdate, audit: Audit) -> Applied:
+        return await self._write(lambda c: self._adjust_in(c, update, audit))
+
+    async def erase(self, user_id: str, erased_as: str, audit: Audit) -> list[tuple[str, str]]:
+        fn = functools.partial(
+            _erase, user_id=user_id, erased_as=erased_as, audit=audit, now=self._now()
+        )
+        return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
+
+    async def audit_page(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        args = (2**63 - 1 if before is None else before, limit)
+        rows = await self._read(lambda c: c.execute(_SELECT_AUDIT, args).fetchall())
+        return [
+            AuditEntry(i, _from_text(at), key, action, target, reason, json.loads(details))
+            for i, at, key, action, target, reason, details in rows
+        ]
+
+    async def record(self, audit: Audit) -> None:
+        now = self._now()
+        await self._write(lambda c: _in_transaction(c, lambda: _audit(c, audit, now)))
+
+    async def add_key(self, name: str, key_hash: str) -> None:
+        now = self._now()
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO admin_keys (name, key_hash, created_at) VALUES (?, ?, ?)",
+                    (name, key_hash, now),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"there is already a key named '{name}'") from None
+
+        await self._write(insert)
+
+    async def keys(self) -> list[AdminKey]:
+        rows = await self._read(
+            lambda c: c.execute(f"SELECT {_KEY_COLUMNS} FROM admin_keys ORDER BY name").fetchall()  # noqa: S608 (constant SQL)
+        )
+        return [_key_of(r) for r in rows]
+
+    async def revoke_key(self, name: str) -> bool:
+        now = self._now()
+        done = await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE admin_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                    (now, name),
+                ).rowcount
+            )
+        )
+        return bool(done)
+
+    async def key_by_hash(self, key_hash: str) -> AdminKey | None:
+        row = await self._read(
+            lambda c: c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM admin_keys WHERE key_hash = ?",  # noqa: S608
+                (key_hash,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        key = _key_of(row)
+        now = self._clock()
+        if key.last_used_at is None or now - key.last_used_at >= KEY_TOUCH_INTERVAL:
+            stamp = _text(now)
+            await self._write(
+                lambda c: c.execute(
+                    "UPDATE admin_keys SET last_used_at = ? WHERE name = ?", (stamp, key.name)
+                )
+            )
+            key = AdminKey(key.name, key.created_at, now, key.revoked_at)
+        return key
+
+
+class SqliteScoreStore(_SqliteAdmin):
     def __init__(
         self,
         path: Path,
@@ -460,6 +636,25 @@ class SqliteScoreStore:
             return exc
         return outcome
 
+    def _adjust_in(self, conn: sqlite3.Connection, update: ScoreUpdate, audit: Audit) -> Applied:
+        """An operator's event, alone in a transaction with its audit row."""
+        now = self._clock()
+
+        def apply() -> Applied:
+            outcome = _apply_one(conn, self._batch(conn, now), update, os.urandom(16).hex())
+            if isinstance(outcome, Exception):
+                raise outcome
+            if not outcome.replayed:
+                _audit(conn, audit, _text(now))
+            return outcome
+
+        try:
+            return _in_transaction(conn, apply)
+        except sqlite3.IntegrityError as exc:
+            if "CHECK" in str(exc):
+                raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}") from None
+            raise
+
     # -- reads ------------------------------------------------------------------------------
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -478,7 +673,9 @@ class SqliteScoreStore:
 
     async def profile(self, user_id: str) -> UserProfile | None:
         row = await self._read(lambda c: c.execute(_SELECT_PROFILE, (user_id,)).fetchone())
-        return None if row is None else UserProfile(row[0], row[1], _from_text(row[2]))
+        if row is None:
+            return None
+        return UserProfile(row[0], row[1], _from_text(row[2]), row[3], bool(row[4]))
 
     async def entry(self, board: str, period: str, user_id: str) -> Entry | None:
         args = (board, period, user_id)
@@ -619,7 +816,13 @@ def _apply_one(
 ) -> Applied | Exception:
     """``fresh_id``: the action id to record when the update has none."""
     user_id, delta, metric = update.user_id, update.delta, update.metric
+    admin = update.source == "admin"
     boards = batch.feeds.by_metric.get(metric, ())
+    if admin:  # an operator's adjustment counts on sums only
+        boards = tuple(b for b in boards if b.aggregate == "sum")
+    user = conn.execute(_SELECT_USER, (user_id,)).fetchone()
+    if user is not None and user[1] == "banned" and not admin:
+        return Banned("this user is banned: their updates are refused")
     action_id = update.action_id
     if action_id is not None:
         row = conn.execute(_SELECT_ACTION, (user_id, action_id)).fetchone()
@@ -638,17 +841,19 @@ def _apply_one(
     if not -MAX_SCORE <= total <= MAX_SCORE:
         return ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
     now = batch.now_text
-    row = conn.execute(_SELECT_NAME, (user_id,)).fetchone()
-    if row is None:
+    if user is None:
         username = update.username or user_id
         conn.execute(_INSERT_USER, (user_id, username, now, now))
+        bit = 0
     else:
-        username = row[0]
-        if update.username is not None and update.username != username:
-            username = update.username
+        username = user[0]
+        bit = 0 if user[1] == "active" else 1
+        wanted = update.username
+        if wanted is not None and wanted != username and not user[2] and not admin:
+            username = wanted
             conn.execute(_RENAME_USER, (username, now, user_id))
     event_id = conn.execute(
-        _INSERT_EVENT, (user_id, metric, delta, action_id, now, total)
+        _INSERT_EVENT, (user_id, metric, delta, action_id, now, total, update.source)
     ).lastrowid
     assert event_id is not None
     conn.execute(_SET_TOTAL, (user_id, metric, total, now))
@@ -659,7 +864,7 @@ def _apply_one(
             continue
         period_id = current[0]
         key = rank_score(delta, board.order)
-        args = (board.id, period_id, user_id, delta, key, event_id, now)
+        args = (board.id, period_id, user_id, delta, key, event_id, now, bit)
         if board.aggregate == "sum":
             row = conn.execute(_ADD_TO_STANDING, args).fetchone()
             changed = True
@@ -669,7 +874,7 @@ def _apply_one(
             if row is None:
                 row = conn.execute(_SELECT_STANDING, (board.id, period_id, user_id)).fetchone()
         standing = Standing(user_id, username, row[0], row[1], row[2])
-        standings.append(BoardStanding(board.id, period_id, standing, changed))
+        standings.append(BoardStanding(board.id, period_id, standing, changed, row[3] == 0))
     return Applied(user_id, username, tuple(standings))
 
 
@@ -684,8 +889,11 @@ def _replayed(
         if current is None:
             continue
         row = conn.execute(_SELECT_STANDING, (board.id, current[0], user_id)).fetchone()
-        standing = None if row is None else Standing(user_id, username, row[0], row[1], row[2])
-        standings.append(BoardStanding(board.id, current[0], standing, False))
+        standing = None
+        if row is not None and not row[3] & 2:
+            standing = Standing(user_id, username, row[0], row[1], row[2])
+        shown = row is not None and row[3] == 0
+        standings.append(BoardStanding(board.id, current[0], standing, False, shown))
     return Applied(user_id, username, tuple(standings), replayed=True)
 
 
@@ -738,10 +946,10 @@ def _apply_config(
 
 
 def _fill(conn: sqlite3.Connection, board: Board, period: str, bounds: tuple[str, str]) -> None:
-    """``board``'s standings in ``period`` from the stored events in ``bounds``, replacing any
-    it had (a board added back after a while away missed the events meanwhile). A sum is
-    reached by its last event, a best by the first event that reached it."""
-    conn.execute("DELETE FROM standings WHERE board_id = ? AND period_id = ?", (board.id, period))
+    """``board``'s standings in ``period`` from the stored events in ``bounds``, replacing what
+    it had (a board added back after a while away missed the events meanwhile), with versions
+    that only rise."""
+    conn.execute(_EMPTY_PERIOD, (board.id, period))
     sign = -1 if board.order == "desc" else 1
     select = _FILL_SUM if board.aggregate == "sum" else _FILL_BEST[board.order]
     conn.execute(select, (board.id, period, sign, board.metric, *bounds))
@@ -761,6 +969,13 @@ def _rollover(
             conn.execute(_INSERT_PERIOD, (board.id, "1", _text(now), None))
         else:
             current = periods.Period(row[0], _maybe_time(row[1]), None)
+        # Strictly after the last event committed: an event is counted in the season whose
+        # time span holds it, also when looked up later (a void recomputes that season).
+        last = conn.execute(
+            "SELECT created_at FROM scores ORDER BY score_id DESC LIMIT 1"
+        ).fetchone()
+        if last is not None:
+            now = max(now, _from_text(last[0]) + timedelta(microseconds=1))
         closed, opened = periods.rollover(current, now)
         conn.execute(
             "UPDATE periods SET ends_at = ? WHERE board_id = ? AND period_id = ?",
@@ -828,3 +1043,273 @@ def _periods(
             )
         )
     return out
+
+
+# -- operators (AdminStore) ------------------------------------------------------------------
+
+_EVENT_COLUMNS = "score_id, user_id, metric, score_delta, action_id, source, created_at, voided_at"
+_SELECT_EVENT = f"SELECT {_EVENT_COLUMNS} FROM scores WHERE score_id = ?"  # noqa: S608 (constant SQL)
+_SELECT_EVENTS_OF = (
+    f"SELECT {_EVENT_COLUMNS} FROM scores WHERE user_id = ? AND score_id < ?"  # noqa: S608 (constant SQL)
+    " ORDER BY score_id DESC LIMIT ?"
+)
+_INSERT_AUDIT = (
+    "INSERT INTO audit (at, key_name, action, target, reason, details) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_AUDIT = (
+    "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id < ?"
+    " ORDER BY id DESC LIMIT ?"
+)
+_KEY_COLUMNS = "name, created_at, last_used_at, revoked_at"
+_RESCORE = (
+    "SELECT score_id, score_delta, score_after FROM scores WHERE user_id = ? AND metric = ?"
+    " AND voided_at IS NULL ORDER BY created_at, score_id"
+)
+_COUNTED_SUM = (
+    "SELECT SUM(score_delta), MAX(score_id), MAX(created_at) FROM scores WHERE user_id = ?"
+    " AND metric = ? AND voided_at IS NULL AND created_at >= ? AND created_at < ?"
+)
+_COUNTED_BEST = {
+    order: (
+        "SELECT score_delta, score_id, created_at FROM scores WHERE user_id = ? AND metric = ?"  # noqa: S608 (constant SQL)
+        " AND voided_at IS NULL AND source = 'user' AND created_at >= ? AND created_at < ?"
+        f" ORDER BY score_delta {order}, score_id LIMIT 1"
+    )
+    for order in ("desc", "asc")
+}
+_SET_STANDING = (
+    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
+    " updated_at, hidden) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
+    " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = excluded.score,"
+    " rank_score = excluded.rank_score, reached = excluded.reached,"
+    " version = standings.version + 1, updated_at = excluded.updated_at,"
+    " hidden = standings.hidden & 1 RETURNING version, hidden"
+)
+_EMPTY_STANDING = (
+    "UPDATE standings SET score = 0, rank_score = 0, reached = 0, version = version + 1,"
+    " updated_at = ?, hidden = hidden | 2 WHERE board_id = ? AND period_id = ? AND user_id = ?"
+    " RETURNING version, hidden"
+)
+# Every standing of a user, with a new version (``?``: the user's hidden bit, or -1 to keep it).
+_REVERSION = (
+    "UPDATE standings SET version = version + 1, updated_at = ?,"
+    " hidden = CASE WHEN ? < 0 THEN hidden ELSE (hidden & 2) | ? END WHERE user_id = ?"
+    " RETURNING board_id, period_id, score, version, reached, hidden"
+)
+KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def _details(details: dict[str, object] | None) -> str:
+    return json.dumps(details or {}, sort_keys=True, separators=(",", ":"))
+
+
+def _audit(conn: sqlite3.Connection, audit: Audit, now: str) -> None:
+    conn.execute(
+        _INSERT_AUDIT,
+        (now, audit.key, audit.action, audit.target, audit.reason, _details(audit.details)),
+    )
+
+
+def _event_record(row: tuple[Any, ...]) -> EventRecord:
+    event_id, user_id, metric, delta, action_id, source, at, voided = row
+    return EventRecord(
+        event_id, user_id, metric, delta, action_id, source, _from_text(at), voided is not None
+    )
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _period_of_event(
+    conn: sqlite3.Connection, board: Board, at: str
+) -> tuple[str, tuple[str, str]] | None:
+    """The recorded period of ``board`` that holds the instant ``at`` (stored text), with its
+    bounds; ``None`` when it was deleted by ``keep`` (or precedes a manual board's seasons)."""
+    if board.reset == "manual":
+        row = conn.execute(
+            "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = ?"
+            " AND starts_at <= ? AND (ends_at IS NULL OR ends_at > ?)",
+            (board.id, at, at),
+        ).fetchone()
+    else:
+        period = periods.period_at(board.reset, board.timezone, _from_text(at))
+        row = conn.execute(
+            "SELECT period_id, starts_at, ends_at FROM periods WHERE board_id = ?"
+            " AND period_id = ?",
+            (board.id, period.id),
+        ).fetchone()
+    if row is None:
+        return None
+    return row[0], (row[1] or _MIN_TIME, row[2] or _MAX_TIME)
+
+
+def _recompute(
+    conn: sqlite3.Connection,
+    board: Board,
+    period: str,
+    bounds: tuple[str, str],
+    user_id: str,
+    now: str,
+) -> Moved | None:
+    """The user's standing on ``board`` in ``period`` again, from the events that count."""
+    args = (user_id, board.metric, *bounds)
+    if board.aggregate == "sum":
+        score, reached, _ = conn.execute(_COUNTED_SUM, args).fetchone()
+    else:
+        best = conn.execute(_COUNTED_BEST[board.order], args).fetchone()
+        score, reached = (None, None) if best is None else best[:2]
+    if reached is None:  # nothing counts: the row (if any) stays, not shown
+        row = conn.execute(_EMPTY_STANDING, (now, board.id, period, user_id)).fetchone()
+        if row is None:
+            return None
+        return Moved(board.id, period, user_id, None, row[0])
+    (status, username) = conn.execute(
+        "SELECT status, username FROM users WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    bit = 0 if status == "active" else 1
+    key = rank_score(score, board.order)
+    version, hidden = conn.execute(
+        _SET_STANDING, (board.id, period, user_id, score, key, reached, now, bit)
+    ).fetchone()
+    shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
+    return Moved(board.id, period, user_id, shown, version)
+
+
+def _rescore(conn: sqlite3.Connection, user_id: str, metric: str) -> None:
+    """The total after each counting event of the user's metric, and their total, again."""
+    total, changed = 0, []
+    for event_id, delta, after in conn.execute(_RESCORE, (user_id, metric)).fetchall():
+        total += delta
+        if after != total:
+            changed.append((total, event_id))
+    conn.executemany("UPDATE scores SET score_after = ? WHERE score_id = ?", changed)
+    conn.execute(
+        "UPDATE totals SET total = ? WHERE user_id = ? AND metric = ?", (total, user_id, metric)
+    )
+
+
+def _void(
+    conn: sqlite3.Connection,
+    *,
+    event_id: int,
+    config: BoardsConfig,
+    audit: Audit,
+    restore: bool,
+    now: str,
+) -> Moderated:
+    row = conn.execute(_SELECT_EVENT, (event_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"there is no event {event_id}", code="unknown_event")
+    event = _event_record(row)
+    if event.voided != restore:
+        return Moderated(False)
+    if restore:
+        (total,) = conn.execute(_SELECT_TOTAL, (event.user_id, event.metric)).fetchone()
+        if abs(total + event.delta) > MAX_SCORE:
+            raise ScoreOutOfRange(f"a total must stay within ±{MAX_SCORE}")
+    conn.execute(
+        "UPDATE scores SET voided_at = ? WHERE score_id = ?",
+        (None if restore else now, event_id),
+    )
+    _rescore(conn, event.user_id, event.metric)
+    moved = []
+    for board in config.boards.values():
+        if board.metric != event.metric:
+            continue
+        found = _period_of_event(conn, board, row[6])
+        if found is not None:
+            done = _recompute(conn, board, found[0], found[1], event.user_id, now)
+            if done is not None:
+                moved.append(done)
+    _audit(conn, audit, now)
+    return Moderated(True, tuple(moved))
+
+
+def _reversion(conn: sqlite3.Connection, user_id: str, bit: int, now: str) -> tuple[Moved, ...]:
+    (username,) = conn.execute(_SELECT_NAME, (user_id,)).fetchone()
+    moved = []
+    for board, period, score, version, reached, hidden in conn.execute(
+        _REVERSION, (now, bit, bit, user_id)
+    ).fetchall():
+        shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
+        moved.append(Moved(board, period, user_id, shown, version))
+    return tuple(moved)
+
+
+def _user_row(conn: sqlite3.Connection, user_id: str) -> tuple[Any, ...]:
+    row = conn.execute(_SELECT_USER, (user_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"there is no user '{user_id}'", code="unknown_user")
+    return tuple(row)
+
+
+def _set_status(
+    conn: sqlite3.Connection, *, user_id: str, status: str, audit: Audit, now: str
+) -> Moderated:
+    _, old, _ = _user_row(conn, user_id)
+    if old == status:
+        return Moderated(False)
+    conn.execute(
+        "UPDATE users SET status = ?, updated_at = ? WHERE user_id = ?", (status, now, user_id)
+    )
+    moved: tuple[Moved, ...] = ()
+    if (old == "active") != (status == "active"):
+        moved = _reversion(conn, user_id, 0 if status == "active" else 1, now)
+    _audit(conn, audit, now)
+    return Moderated(True, moved)
+
+
+def _rename(
+    conn: sqlite3.Connection, *, user_id: str, username: str | None, audit: Audit, now: str
+) -> Moderated:
+    name, _, locked = _user_row(conn, user_id)
+    if username is None:
+        if not locked:
+            return Moderated(False)
+        conn.execute("UPDATE users SET name_locked = 0 WHERE user_id = ?", (user_id,))
+        _audit(conn, audit, now)
+        return Moderated(True)
+    if name == username and locked:
+        return Moderated(False)
+    conn.execute(
+        "UPDATE users SET username = ?, name_locked = 1, updated_at = ? WHERE user_id = ?",
+        (username, now, user_id),
+    )
+    moved = _reversion(conn, user_id, -1, now)
+    _audit(conn, audit, now)
+    return Moderated(True, moved)
+
+
+def _erase(
+    conn: sqlite3.Connection, *, user_id: str, erased_as: str, audit: Audit, now: str
+) -> list[tuple[str, str]]:
+    _user_row(conn, user_id)
+    pairs = [
+        (b, p)
+        for b, p in conn.execute(
+            "SELECT board_id, period_id FROM standings WHERE user_id = ?", (user_id,)
+        ).fetchall()
+    ]
+    for table in ("standings", "totals", "scores", "users"):
+        conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))  # noqa: S608
+    quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
+    conn.execute(
+        "UPDATE audit SET target = CASE WHEN target = ? THEN ? ELSE target END,"
+        " details = REPLACE(details, ?, ?) WHERE target = ? OR instr(details, ?) > 0",
+        (user_id, erased_as, quoted, replacement, user_id, quoted),
+    )
+    _audit(conn, audit, now)
+    return pairs
+
+
+def _key_of(row: tuple[Any, ...]) -> AdminKey:
+    return AdminKey(row[0], _from_text(row[1]), _maybe_time(row[2]), _maybe_time(row[3]))

@@ -20,6 +20,8 @@ from starlette.responses import Response
 
 from scoreboard.errors import (
     ActionConflict,
+    Conflict,
+    Forbidden,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
@@ -36,10 +38,12 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[ScoreboardError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     BodyTimeout: 408,
     ActionConflict: 409,
     ScoreOutOfRange: 409,
+    Conflict: 409,
     PayloadTooLarge: 413,
     RateLimited: 429,
     Unavailable: 503,
