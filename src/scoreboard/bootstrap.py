@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from scoreboard import applying
 from scoreboard.auth.jwks import JwksKeys
 from scoreboard.auth.keys import algorithms_for_key, load_public_key
-from scoreboard.auth.secret import load_or_create_secret
+from scoreboard.auth.secret import load_or_create_erasure_key, load_or_create_secret
 from scoreboard.auth.verify import TokenVerifier
 from scoreboard.boards import (
     DEFAULT_METRIC,
@@ -27,7 +27,8 @@ from scoreboard.boards import (
 )
 from scoreboard.broadcast import LiveBoard
 from scoreboard.keeper import Keeper
-from scoreboard.ports import Bus, PointsWindow, RankIndex, ScoreStore, SharedIndex
+from scoreboard.moderation import Moderation
+from scoreboard.ports import Bus, PointsWindow, RankIndex, SharedIndex, Store
 from scoreboard.service import IndexFactory, ScoreService
 from scoreboard.settings import Settings
 from scoreboard.web.guards.limits import UpdateLimits
@@ -53,9 +54,11 @@ class ConfigurationError(Exception):
 @dataclass
 class Components:
     settings: Settings
-    store: ScoreStore
+    store: Store
     bus: Bus
     service: ScoreService
+    moderation: Moderation
+    """The operators' actions (``/api/admin``)."""
     verifier: TokenVerifier
     update_limits: UpdateLimits
     """The update route's rate and velocity limits, over in-process memory, or Redis (shared
@@ -171,13 +174,30 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         default_board=settings.default_board,
         on_fan_out=metrics.fanned_out if metrics is not None else None,
     )
+    verifier = verifier_from_settings(settings)
+    limits = UpdateLimits.from_settings(settings, limit_storage, velocity_window, metrics)
+
+    async def forget_limits(user_id: str) -> None:
+        config = service.config
+        await limits.forget(user_id, config.metrics if config is not None else [DEFAULT_METRIC])
+
+    async def forget_tokens(user_id: str) -> None:
+        verifier.forget(user_id)
+
+    moderation = Moderation(
+        service,
+        store,
+        erasure_key=load_or_create_erasure_key(settings),
+        forgetters=[forget_limits, forget_tokens],
+    )
     return Components(
         settings,
         store,
         bus,
         service,
-        verifier_from_settings(settings),
-        UpdateLimits.from_settings(settings, limit_storage, velocity_window, metrics),
+        moderation,
+        verifier,
+        limits,
         boards,
         shared_indexes=shared,
         keeper=Keeper(service, bus, shared),
@@ -185,7 +205,7 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
     )
 
 
-def store_of(settings: Settings) -> ScoreStore:
+def store_of(settings: Settings) -> Store:
     """The store alone (the command line's ``boards``), not opened."""
     return _build_store(settings, None)
 
@@ -203,7 +223,7 @@ async def settle_boards(settings: Settings) -> BoardsConfig:
         await store.close()
 
 
-def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) -> ScoreStore:
+def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) -> Store:
     if settings.is_sqlite:
         from scoreboard.adapters.sqlite_store import SqliteScoreStore, sqlite_path
 
@@ -228,6 +248,7 @@ async def running(components: Components) -> AsyncIterator[Components]:
             await components.keeper.start(await components.store.config_version())
         yield components
     finally:
+        await components.moderation.stop()
         if components.keeper is not None:
             await components.keeper.stop()
         await components.bus.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     apply_cmd.add_argument("file", metavar="FILE", type=Path)
 
+    keys = commands.add_parser(
+        "admin-key",
+        help="create, list or revoke the keys of the admin API (/api/admin)",
+        description="Admin keys are kept in the database as hashes; a new key is printed once.",
+    )
+    key_actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create_key = key_actions.add_parser("create", help="make a key and print it (once)")
+    create_key.add_argument("name", metavar="NAME", type=_key_name_arg, help="who holds it")
+    key_actions.add_parser("list", help="every key's name, when made, last used, revoked")
+    revoke_key = key_actions.add_parser("revoke", help="revoke a key at once, for good")
+    revoke_key.add_argument("name", metavar="NAME")
+
     token = commands.add_parser(
         "token",
         help="print a signed token for a user, to try the API with curl",
@@ -148,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _migrate()
     elif args.command == "boards":
         _boards(args)
+    elif args.command == "admin-key":
+        _admin_key(args)
     elif args.command == "token":
         _token(args)
     elif args.command == "demo":
@@ -163,6 +178,57 @@ def _migrate(settings: Settings | None = None, *, log_level: str | None = None) 
         migrate.upgrade(settings.database_url)
     except Exception as exc:  # a database we cannot reach or write: one line, not a traceback
         _fail(f"migration failed: {exc}".splitlines()[0])
+
+
+def _key_name_arg(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", value) is None:
+        raise argparse.ArgumentTypeError("must be 1-64 of A-Za-z0-9_.@-")
+    return value
+
+
+def _admin_key(args: argparse.Namespace) -> None:
+    """``scoreboard admin-key create NAME | list | revoke NAME``, on the database."""
+    import asyncio
+
+    from scoreboard import bootstrap
+    from scoreboard.web.guards.admin import key_hash, new_key
+
+    settings = _settings()
+    _migrate(settings, log_level="warning")
+
+    async def run() -> None:
+        store = bootstrap.store_of(settings)
+        await store.open()
+        try:
+            if args.action == "create":
+                secret = new_key()
+                await store.add_key(args.name, key_hash(secret))
+                print(secret, flush=True)
+                sys.stderr.write(
+                    f"admin key '{args.name}' created; it is shown only now: keep it safe\n"
+                )
+            elif args.action == "revoke":
+                if not await store.revoke_key(args.name):
+                    _fail(f"there is no active admin key named '{args.name}'")
+                print(f"admin key '{args.name}' revoked")
+            else:
+                print(f"{'NAME':<24} {'CREATED (UTC)':<17} {'LAST USED':<17} REVOKED")
+                for held in await store.keys():
+                    print(
+                        f"{held.name:<24} {_when(held.created_at):<17} "
+                        f"{_when(held.last_used_at):<17} {_when(held.revoked_at)}"
+                    )
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except ScoreboardError as exc:
+        _fail(exc.message)
+
+
+def _when(moment: Any) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _workers_arg(value: str) -> int:

@@ -45,7 +45,17 @@ and overrides, zero-width characters, the byte order mark). Written as explicit 
 than ``str.isprintable``, so that the OpenAPI document states the very rule the server applies,
 and it does not move with the Unicode version of the Python that runs it."""
 
+_INVISIBLE = (
+    r"\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F"
+    r"\uFEFF\uFFF9-\uFFFB"
+)
+USERNAME_PATTERN = rf"^[^\s{_INVISIBLE}]([^{_INVISIBLE}]{{0,126}}[^\s{_INVISIBLE}])?$"
+"""A display name an operator sets: 1-128 characters, none of them a control or invisible
+formatting character (those of :data:`ACTION_ID_PATTERN`), not starting or ending with a
+space."""
+
 _USER_ID_RE = re.compile(USER_ID_PATTERN)
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
 _ACTION_ID_RE = re.compile(ACTION_ID_PATTERN)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -292,6 +302,15 @@ def is_valid_action_id(value: object) -> bool:
     )
 
 
+def is_valid_username(value: object) -> bool:
+    """:data:`USERNAME_PATTERN`, and text (no lone surrogate)."""
+    return (
+        isinstance(value, str)
+        and _USERNAME_RE.fullmatch(value) is not None
+        and _SURROGATE.search(value) is None
+    )
+
+
 def is_valid_delta(value: object, minimum: int, maximum: int) -> bool:
     """A JSON integer (not a bool, not a float even if whole) in ``[minimum, maximum]``, not 0."""
     return type(value) is int and value != 0 and minimum <= value <= maximum
@@ -374,3 +393,5 @@ class AdminKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    key_hash: str = ""
+    """Only when looked up by it (``AdminStore.key_by_hash``)."""

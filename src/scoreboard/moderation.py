@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ from scoreboard.model import (
     UserProfile,
     is_valid_action_id,
     is_valid_user_id,
+    is_valid_username,
 )
 from scoreboard.periods import Period
 from scoreboard.ports import AdminStore
@@ -91,8 +93,18 @@ def erased_id(key: bytes, user_id: str) -> str:
     return f"erased:{digest[:32]}"
 
 
+REASON_PATTERN = r"[^ \t\n\r]"
+r"""A reason holds something besides spaces, tabs and line breaks (a JSON Schema pattern: found
+anywhere; written out rather than ``\S``, whose meaning differs between Python and JavaScript)."""
+_REASON_RE = re.compile(REASON_PATTERN)
+
+
 def check_reason(reason: object) -> str:
-    if not isinstance(reason, str) or not 1 <= len(reason) <= REASON_MAX or not reason.strip():
+    if (
+        not isinstance(reason, str)
+        or not 1 <= len(reason) <= REASON_MAX
+        or _REASON_RE.search(reason) is None
+    ):
         raise InvalidRequest(
             f"reason must be 1-{REASON_MAX} characters, not all spaces", code="invalid_reason"
         )
@@ -184,14 +196,10 @@ class Moderation:
         """``username`` ``None``: unlock the name (a token's ``name`` replaces it again)."""
         check_reason(reason)
         self._check_user_id(user_id)
-        if username is not None and (
-            not 1 <= len(username) <= USERNAME_MAX
-            or not username.isprintable()
-            or username != username.strip()
-        ):
+        if username is not None and not is_valid_username(username):
             raise InvalidRequest(
-                f"username must be 1-{USERNAME_MAX} printable characters without spaces at "
-                "either end",
+                f"username must be 1-{USERNAME_MAX} characters without control or invisible "
+                "formatting characters, and without spaces at either end",
                 code="invalid_username",
             )
         await self._profile(user_id)

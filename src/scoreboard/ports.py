@@ -237,6 +237,10 @@ class AdminStore(Protocol):
         ...
 
 
+class Store(ScoreStore, AdminStore, Protocol):
+    """What each store adapter is: the truth, and what operators do to it."""
+
+
 class RankIndex(Protocol):
     """One board's entries in its current period, ordered by the ranking rule
     (``scoreboard.model.rank_key`` with the board's order).
@@ -376,4 +380,8 @@ class PointsWindow(Protocol):
         """Give back exactly the reservation ``ticket`` names (for a shared one: one sharer's
         part; each grant is refunded at most once); nothing when it already left the window
         or was given back entirely before."""
+        ...
+
+    async def forget(self, key: str) -> None:
+        """Drop everything held under ``key`` (an erased user's window)."""
         ...

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from scoreboard import periods
 from scoreboard.boards import NAME_PATTERN, Board, BoardsConfig, Metric
 from scoreboard.broadcast import LiveBoard
-from scoreboard.errors import InvalidRequest, NotFound, Unavailable
+from scoreboard.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
 from scoreboard.model import (
     BUCKETS,
@@ -235,7 +235,7 @@ class ScoreService:
         """Start the next season of the manual board ``board_id`` now."""
         served = self.served(board_id)
         if served.board.reset != "manual":
-            raise InvalidRequest(
+            raise Conflict(
                 f"board '{board_id}' resets by itself ({served.board.reset}); only a manual "
                 "board is rolled over",
                 code="not_manual",
@@ -498,6 +498,10 @@ class ScoreService:
         if not self._check_history(query) or not await self._public(query.user_id):
             return []
         return await self.store.history_buckets(query)
+
+    async def is_banned(self, user_id: str) -> bool:
+        profile = await self.store.profile(user_id)
+        return profile is not None and profile.status == "banned"
 
     async def _public(self, user_id: str) -> bool:
         """Whether the user's history is public: not of a hidden or banned user (whose history

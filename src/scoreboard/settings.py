@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     """Most points one user may gain in any 60 s (a moving window; ``web.limits``)."""
     trusted_proxies: str = ""
     """Comma-separated IPs or CIDRs whose ``X-Forwarded-For`` is believed (default: none)."""
+    # -- operators (docs/operations.md, "Moderation") ---------------------------------------
+    admin_allowed_ips: str = ""
+    """Comma-separated IPs or CIDRs that may call ``/api/admin``; empty: any (the key decides).
+    Others get 403 before their key is looked at."""
+    admin_auth_limit: str | None = "10/minute"
+    """Failed admin authentications per client address; over it, 429."""
+    erasure_key: SecretStr | None = None
+    """The key of the hash that stands for an erased user in the audit; unset: generated once
+    in the data folder (``erasure_key``, mode 0600). Every process must share it."""
     allowed_origins: str = ""
     """Comma-separated origins for WebSocket and CORS; empty: any origin (the board is public)."""
     ws_max_connections: int | None = Field(default=10_000, gt=0)
@@ -111,7 +120,7 @@ class Settings(BaseSettings):
             return value
         raise ValueError("must be redis://HOST:PORT/N or rediss://HOST:PORT/N")
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "erasure_key")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
@@ -121,6 +130,7 @@ class Settings(BaseSettings):
     @field_validator(
         "rate_limit_user",
         "rate_limit_ip",
+        "admin_auth_limit",
         "velocity_limit",
         "ws_max_connections",
         "ws_max_per_address",
@@ -131,7 +141,7 @@ class Settings(BaseSettings):
     def _empty_is_off(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("rate_limit_user", "rate_limit_ip")
+    @field_validator("rate_limit_user", "rate_limit_ip", "admin_auth_limit")
     @classmethod
     def _rate_notation(cls, value: str | None) -> str | None:
         if value is None:
@@ -144,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate such as '60/minute' or '5/second'") from None
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "admin_allowed_ips")
     @classmethod
     def _networks(cls, value: str) -> str:
         import ipaddress

@@ -11,15 +11,22 @@ the case negative, and the server must refuse it. Reads are public and get no to
 
 Nothing here comes from the server's code: what counts as a valid ``auth_token`` is read from
 the document under test, so the same hooks judge any version of the server.
+
+``/api/admin`` takes an admin key: the one test_schema.py created in the server's database
+before the run, given here in ``SCOREBOARD_TEST_ADMIN_KEY``. Without it every admin request
+would be a 401 and the admin routes would go untested.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jsonschema_rs
+import jwt
 import schemathesis
 
+from tests.support.server import SECRET
 from tests.support.tokens import token
 
 UPDATE = "/api/scores/update"
@@ -27,20 +34,53 @@ UPDATE = "/api/scores/update"
 
 @schemathesis.auth(refresh_interval=None).apply_to(method="POST", path=UPDATE)
 class UserToken:
-    """A token for the user the generated body names, or none when it names no user."""
+    """A token for the user the body names when it is sent, or none when it names no user.
 
-    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str | None:
-        body = case.body
-        if isinstance(body, dict) and isinstance(body.get("user_id"), str):
-            return token(body["user_id"])
-        return None  # nothing to sign for: the request goes as generated
+    Signed in ``set``, from the body as it is then: in the stateful phase a link (for example
+    from an admin read of a user) fills ``user_id`` after ``get`` ran."""
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+        return "per-case"
 
     def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-        body: dict[str, Any] = case.body
+        body = case.body
+        if not isinstance(body, dict) or not isinstance(body.get("user_id"), str):
+            return  # nothing to sign for: the request goes as generated
+        signed = token(body["user_id"])
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {signed}"}
         generated = body.get("auth_token")
         if isinstance(generated, str) and _documented_token(case).is_valid(generated):
-            body["auth_token"] = data
+            body["auth_token"] = signed
+
+
+@schemathesis.hook
+def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwargs: Any) -> None:
+    """The token again, for the user the body names now: in the stateful phase a link (for
+    example from an admin read of a user) may fill ``user_id`` after the auth above ran."""
+    if case.path != UPDATE or not isinstance(case.body, dict):
+        return
+    user = case.body.get("user_id")
+    header = (case.headers or {}).get("Authorization", "")
+    if not isinstance(user, str) or not header.startswith("Bearer "):
+        return
+    if _subject(header[len("Bearer ") :]) in (None, user):
+        return  # not one of ours, or already right
+    signed = token(user)
+    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {signed}"}
+    if _subject(case.body.get("auth_token")) not in (None, user):
+        case.body["auth_token"] = signed
+
+
+def _subject(value: object) -> str | None:
+    """The ``sub`` of a token this module signed (``None`` for anything else)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        claims = jwt.decode(value, SECRET, algorithms=["HS256"])
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None
 
 
 def _documented_token(case: schemathesis.Case) -> Any:
@@ -48,3 +88,14 @@ def _documented_token(case: schemathesis.Case) -> Any:
     raw = case.operation.schema.raw_schema
     body = raw["paths"][UPDATE]["post"]["requestBody"]["content"]["application/json"]["schema"]
     return jsonschema_rs.validator_for(body["properties"]["auth_token"], validate_formats=True)
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(path_regex="^/api/admin/")
+class AdminKey:
+    """The run's admin key on every admin request."""
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+        return os.environ["SCOREBOARD_TEST_ADMIN_KEY"]
+
+    def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}

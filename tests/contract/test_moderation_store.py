@@ -331,7 +331,7 @@ async def test_admin_keys(store: Any, store_clock: StoreClock) -> None:
     await store.add_key("bob", "c" * 64)
     assert [k.name for k in await store.keys()] == ["alice", "bob"]
     found = await store.key_by_hash("a" * 64)
-    assert (found.name, found.last_used_at) == ("alice", MONDAY)
+    assert (found.name, found.last_used_at, found.key_hash) == ("alice", MONDAY, "a" * 64)
     store_clock.at(MONDAY + timedelta(seconds=30))
     assert (await store.key_by_hash("a" * 64)).last_used_at == MONDAY  # at most once a minute
     assert await store.key_by_hash("d" * 64) is None

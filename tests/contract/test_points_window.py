@@ -223,3 +223,12 @@ async def test_concurrent_reservations_of_one_action_hold_its_points_once(
     assert not await reserve(windows[0], 1)  # one holder left: still held
     await windows[0].refund(tickets[49])
     assert await reserve(windows[0], 50)
+
+
+async def test_forget_drops_a_keys_window_and_no_other(points: PointsWindow) -> None:
+    await points.reserve("eve", 60, limit=100, span=60)
+    await points.reserve("bob", 60, limit=100, span=60)
+    await points.forget("eve")
+    assert (await points.reserve("eve", 100, limit=100, span=60)).granted
+    assert not (await points.reserve("bob", 50, limit=100, span=60)).granted
+    await points.forget("nobody")  # nothing to forget is no error

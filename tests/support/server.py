@@ -70,6 +70,7 @@ class ServerProcess:
             SCOREBOARD_RATE_LIMIT_IP="",
             SCOREBOARD_VELOCITY_LIMIT="",
             SCOREBOARD_WS_MAX_PER_ADDRESS="",
+            SCOREBOARD_ADMIN_AUTH_LIMIT="",
         )
         env.update(self.extra_env)
         return env

@@ -112,7 +112,8 @@ def test_serve_on_an_untested_uvicorn_when_allowed_uses_stock_protocols_and_says
     cli.main(["serve"])  # configures logging to stderr, as the command does
     (options,) = serve_env
     assert (options["http"], options["ws"]) == ("httptools", "websockets-sansio")
-    (text,) = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    err = capsys.readouterr().err.splitlines()
+    (text,) = [line for line in err if "WARNING" in line and "scoreboard.server.run" in line]
     assert "scoreboard.server.run: uvicorn 0.60.0 is untested" in text
     for protection in run.OFF_WITHOUT_OUR_PROTOCOLS:
         assert protection in text

@@ -130,6 +130,9 @@ class MemoryPointsWindow:
         window.used -= entry.points
         entry.points = 0
 
+    async def forget(self, key: str) -> None:
+        self._windows.pop(key, None)
+
     def _forget_idle(self, start: float) -> None:
         windows = self._windows
         while windows:

@@ -674,7 +674,7 @@ class MemoryScoreStore:
                 if key.last_used_at is None or now - key.last_used_at >= KEY_TOUCH_INTERVAL:
                     key = replace(key, last_used_at=now)
                     self._keys[name] = (stored, key)
-                return key
+                return replace(key, key_hash=stored)
         return None
 
     @property

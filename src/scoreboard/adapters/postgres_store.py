@@ -979,7 +979,7 @@ class PostgresScoreStore:
                 )
             )
             key = AdminKey(key.name, key.created_at, now, key.revoked_at)
-        return key
+        return replace(key, key_hash=key_hash)
 
 
 Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"

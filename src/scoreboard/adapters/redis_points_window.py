@@ -130,6 +130,7 @@ class RedisPointsWindow:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.prefix = prefix
+        self.client = client
         self._clock = clock
         self._reserve = client.register_script(_RESERVE)
         self._refund = client.register_script(_REFUND)
@@ -163,3 +164,9 @@ class RedisPointsWindow:
 
     async def refund(self, ticket: PointsTicket) -> None:
         await self._run(self._refund, self._keys(ticket.key), [ticket.member, repr(ticket.at)])
+
+    async def forget(self, key: str) -> None:
+        try:
+            await self.client.delete(*self._keys(key))
+        except _UNAVAILABLE as exc:
+            raise Unavailable("the points window is unavailable") from exc

@@ -37,6 +37,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -401,7 +402,7 @@ class _SqliteAdmin:
                 )
             )
             key = AdminKey(key.name, key.created_at, now, key.revoked_at)
-        return key
+        return replace(key, key_hash=key_hash)
 
 
 class SqliteScoreStore(_SqliteAdmin):

@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name, not a secret)
 """The generated secret's file name in ``SCOREBOARD_DATA_DIR``."""
+ERASURE_KEY_FILE = "erasure_key"
+"""The generated erasure key's file name in ``SCOREBOARD_DATA_DIR`` (``scoreboard.moderation``:
+what stands for an erased user in the audit is a hash keyed with it)."""
 
 
 def load_or_create_secret(settings: Settings) -> bytes:
@@ -27,18 +30,29 @@ def load_or_create_secret(settings: Settings) -> bytes:
     any user's tokens, whoever could write it chose the secret, and the operator must know."""
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value().encode()
-    path = settings.data_dir / SECRET_FILE
+    return _load_or_create(settings.data_dir / SECRET_FILE, "SCOREBOARD_JWT_SECRET")
+
+
+def load_or_create_erasure_key(settings: Settings) -> bytes:
+    """The erasure key: ``SCOREBOARD_ERASURE_KEY``, or one generated once in the data folder
+    like the secret (same rules). Scaled mode: give every process the same one."""
+    if settings.erasure_key is not None:
+        return settings.erasure_key.get_secret_value().encode()
+    return _load_or_create(settings.data_dir / ERASURE_KEY_FILE, "SCOREBOARD_ERASURE_KEY")
+
+
+def _load_or_create(path: Path, variable: str) -> bytes:
     try:
         try:
             secret = _read_secret(path)
         except FileNotFoundError:
-            secret = _create_secret(path)
+            secret = _create_secret(path, variable)
     except OSError as exc:
         raise ValueError(f"the secret file {path}: {exc.strerror or exc}") from None
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(
             f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes: delete the file to "
-            "have a new one generated, or set SCOREBOARD_JWT_SECRET"
+            f"have a new one generated, or set {variable}"
         )
     return secret
 
@@ -55,7 +69,7 @@ def _read_secret(path: Path) -> bytes:
         return f.read().strip()
 
 
-def _create_secret(path: Path) -> bytes:
+def _create_secret(path: Path, variable: str) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48).encode()
     try:
@@ -65,8 +79,10 @@ def _create_secret(path: Path) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(secret + b"\n")
     log.warning(
-        "SCOREBOARD_JWT_SECRET is not set: generated a random secret and stored it in %s "
-        "(mode 0600); set SCOREBOARD_JWT_SECRET to choose your own",
+        "%s is not set: generated a random secret and stored it in %s "
+        "(mode 0600); set %s to choose your own",
+        variable,
         path,
+        variable,
     )
     return secret

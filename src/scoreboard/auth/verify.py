@@ -124,6 +124,11 @@ class TokenVerifier:
         self._cache[token] = identity
         return identity
 
+    def forget(self, user_id: str) -> None:
+        """Drop the cached verdicts on the user's tokens (an erasure)."""
+        for token in [t for t, i in self._cache.items() if i.user_id == user_id]:
+            del self._cache[token]
+
     def _evict(self, now: float) -> None:
         expired = [t for t, i in self._cache.items() if i.expires_at <= now]
         for t in expired:

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
 from scoreboard.web import errors, openapi
-from scoreboard.web.endpoints import boards, docs, page, readiness, reads, update
+from scoreboard.web.endpoints import admin, boards, docs, page, readiness, reads, update
+from scoreboard.web.guards.admin import AdminGate
 from scoreboard.web.guards.client_address import TrustedProxies
 from scoreboard.web.guards.origins import AllowedOrigins, JsonCorsMiddleware
 from scoreboard.web.guards.request_id import RequestIdMiddleware
@@ -46,6 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with bootstrap.running(components):
                 app.state.components = components
+                app.state.admin_gate = AdminGate(
+                    components.store,
+                    components.update_limits.storage,
+                    allowed=settings.admin_allowed_ips,
+                    failures=settings.admin_auth_limit,
+                )
                 yield
         finally:
             adapters.removeHandler(metrics.error_log)
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(page.router)
     app.include_router(docs.router)
     app.include_router(readiness.router)
+    app.include_router(admin.router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)

@@ -9,6 +9,7 @@ detail in the log.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -93,9 +94,19 @@ def response_for(error: ScoreboardError) -> Response:
     return error_response(status_of(error), error.code, error.message, headers_of(error))
 
 
+ADMIN_PREFIX = "/api/admin/"
+
+
+def _private(request: Request, response: Response) -> Response:
+    """An admin route's answer, error or not, is never stored by a cache."""
+    if request.url.path.startswith(ADMIN_PREFIX):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ScoreboardError)
-    return response_for(exc)
+    return _private(request, response_for(exc))
 
 
 async def _http(request: Request, exc: Exception) -> Response:
@@ -105,7 +116,23 @@ async def _http(request: Request, exc: Exception) -> Response:
         404: "there is nothing at this path",
         405: f"{request.method} is not allowed here",
     }.get(exc.status_code, str(exc.detail))
-    return error_response(exc.status_code, code, message, _with_head(exc.headers))
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed(request, (headers or {}).get("Allow"))}
+    return _private(request, error_response(exc.status_code, code, message, _with_head(headers)))
+
+
+def _allowed(request: Request, first: str | None) -> str:
+    """Every method the document gives this path. Starlette's 405 names only the methods of
+    the first route that matched the path, and a path may have several (GET and DELETE of a
+    user under /api/admin)."""
+    methods = [m.strip() for m in (first or "").split(",") if m.strip()]
+    document = request.app.openapi()
+    for template, operations in document.get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods += [m.upper() for m in operations if m.upper() not in methods]
+    return ", ".join(methods)
 
 
 def _with_head(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
@@ -124,12 +151,13 @@ async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return error_response(400, "invalid_request", f"invalid {where}: {first.get('msg', '')}")
+    message = f"invalid {where}: {first.get('msg', '')}"
+    return _private(request, error_response(400, "invalid_request", message))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "an unexpected error occurred")
+    return _private(request, error_response(500, "internal_error", "an unexpected error occurred"))
 
 
 def install(app: FastAPI) -> None:

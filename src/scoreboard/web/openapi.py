@@ -14,6 +14,8 @@ runs Schemathesis against it. Changes here:
 - The update's token may come as ``Authorization: Bearer``: a security scheme, optional in the
   document (``{}``) because the body's ``auth_token`` can carry it instead, which OpenAPI has no
   way to say.
+- ``/api/admin`` takes an admin key (a second bearer scheme, required), and an adjustment's
+  ``metric`` is one of the served metrics and its ``delta`` never 0.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def install(app: FastAPI, settings: Settings) -> None:
                 _metrics(document, config)
                 _boards(document, config, app.state.components.service)
             _bearer(document)
+            _admin(document, config)
             app.openapi_schema = document
             built_for[0] = config
         return app.openapi_schema
@@ -197,3 +200,32 @@ def _bearer(document: Document) -> None:
         "the body does the same and wins over this header.",
     }
     document["paths"][UPDATE_PATH]["post"]["security"] = [{"bearer": []}, {}]
+
+
+ADMIN_PREFIX = "/api/admin/"
+
+
+def _admin(document: Document, config: BoardsConfig | None) -> None:
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["adminKey"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "sbk_...",
+        "description": "An admin key (scoreboard admin-key create NAME).",
+    }
+    for path, methods in document["paths"].items():
+        if not path.startswith(ADMIN_PREFIX):
+            continue
+        for operation in methods.values():
+            operation["security"] = [{"adminKey": []}]
+            if operation.get("operationId") != "admin_adjust":
+                continue
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            if "$ref" in body:
+                name = body["$ref"].rsplit("/", 1)[-1]
+                body = document["components"]["schemas"][name]
+            body["properties"]["delta"]["not"] = {"const": 0}
+            if config is not None:
+                metric = body["properties"]["metric"]
+                metric["enum"] = sorted(config.metrics)
+                metric.pop("pattern", None)

@@ -34,8 +34,12 @@ def documented_errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     text = {
         400: "Invalid request data; nothing changed",
         401: "Missing, invalid or expired token, or a token of another user; nothing changed",
+        403: "Forbidden: a banned user's update, or an address the admin API refuses; nothing "
+        "changed",
+        404: "No such user, event or board",
         408: "The body did not arrive within SCOREBOARD_BODY_TIMEOUT; nothing changed",
-        409: "action_id already used with a different score_delta; nothing changed",
+        409: "Conflicts with what exists (an action_id used with another score_delta, a "
+        "rollover of a board that resets by itself); nothing changed",
         413: "Body over the size limit; nothing changed",
         429: "Over a rate or velocity limit (the code says which); nothing changed, retry "
         "after Retry-After",

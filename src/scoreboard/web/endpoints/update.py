@@ -20,12 +20,13 @@ from starlette.responses import Response
 from scoreboard.auth.decision import TOKEN_MAX, TOKEN_PATTERN, authorize
 from scoreboard.boards import NAME_PATTERN
 from scoreboard.bootstrap import Components
-from scoreboard.errors import ScoreboardError, Unauthorized
+from scoreboard.errors import Banned, ScoreboardError, Unauthorized
 from scoreboard.model import ACTION_ID_PATTERN, USER_ID_PATTERN, ScoreUpdate, UpdateResult
 from scoreboard.web.endpoints.schemas import BoardEntry, documented_errors, links_to_the_user
 from scoreboard.web.guards import body as update_body
 from scoreboard.web.guards.body import read_body
 from scoreboard.web.guards.client_address import client_address
+from scoreboard.web.guards.limits import RateLimited
 from scoreboard.web.metrics import Metrics
 
 log = logging.getLogger("scoreboard.audit")
@@ -107,8 +108,8 @@ def bearer(request: Request) -> str | None:
     operation_id="update_score",
     response_model=UpdateResponse,
     responses={
-        200: {"links": links_to_the_user("get_user", "get_around", "get_history")},
-        **documented_errors(400, 401, 408, 409, 413, 429, 500, 503),
+        200: {"links": links_to_the_user("get_user", "get_around", "get_history", "admin_user")},
+        **documented_errors(400, 401, 403, 408, 409, 413, 429, 500, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -151,19 +152,26 @@ async def apply_update(request: Request) -> bytes:
         if token is None:
             raise Unauthorized("an auth_token or a Bearer token is required", code="token_missing")
         update = await authorize(parts.verifier, parts.settings.auth_mode, token, update)
-        await guard.check_user(update.user_id)
-        # The grant's delta in grant mode. A retry adds nothing, so it costs no points.
-        applied = None
-        if update.action_id is not None:
-            applied = functools.partial(parts.service.already_applied, update)
-        reservation = await guard.reserve(
-            update.user_id,
-            update.delta,
-            limit=metric.velocity_limit,
-            metric=metric.name,
-            action_id=update.action_id,
-            applied=applied,
-        )
+        try:
+            await guard.check_user(update.user_id)
+            # The grant's delta in grant mode. A retry adds nothing, so it costs no points.
+            applied = None
+            if update.action_id is not None:
+                applied = functools.partial(parts.service.already_applied, update)
+            reservation = await guard.reserve(
+                update.user_id,
+                update.delta,
+                limit=metric.velocity_limit,
+                metric=metric.name,
+                action_id=update.action_id,
+                applied=applied,
+            )
+        except RateLimited:
+            # A ban is answered before the limits: a banned user never learns a limit. Asked
+            # of the store only on this refusal; an admitted update meets the ban in its commit.
+            if await parts.service.is_banned(update.user_id):
+                raise Banned("this user is banned: their updates are refused") from None
+            raise
         try:
             result = await parts.service.update(update)
         except BaseException:  # not applied: the points go back

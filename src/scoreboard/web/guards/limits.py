@@ -59,7 +59,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import limits
@@ -230,6 +230,16 @@ class UpdateLimits:
             remaining=max(0, limit - answer.used),
             reset=answer.reset,
         )
+
+    async def forget(self, user_id: str, metrics: Iterable[str]) -> None:
+        """Drop the user's counters and velocity windows (an erasure): nothing kept under
+        their id. Fails open like every limit: a storage that is down keeps them until they
+        expire (a minute)."""
+        if self._per_user is not None:
+            await self._guard(self._moving.clear, self._per_user, "user", user_id)
+        for metric in metrics:
+            key = user_id if metric == DEFAULT_METRIC else f"{metric}:{user_id}"
+            await self._guard(self.window.forget, key)
 
     async def _refund(self, window: PointsWindow, ticket: PointsTicket) -> None:
         await self._guard(window.refund, ticket)
