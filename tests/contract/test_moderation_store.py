@@ -7,6 +7,8 @@ rule, for every board and period.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -340,3 +342,27 @@ async def test_admin_keys(store: Any, store_clock: StoreClock) -> None:
     assert not await store.revoke_key("nobody")
     revoked = await store.key_by_hash("a" * 64)
     assert revoked.revoked_at == MONDAY + timedelta(seconds=30)
+
+
+async def test_concurrent_updates_and_voids_of_one_user_lose_nothing(store: Any) -> None:
+    first = [await store.apply(ScoreUpdate("ann", 10, f"seed{n}")) for n in range(10)]
+    seeded = [event_of(a) for a in first]
+
+    async def update(n: int) -> None:
+        await store.apply(ScoreUpdate("ann", n + 1, f"c{n}"))
+
+    async def void(event_id: int, n: int) -> None:
+        await store.void(event_id, CONFIG, audit(), restore=n % 3 == 0)
+
+    await asyncio.gather(
+        *(update(n) for n in range(40)),
+        *(void(e, n) for n, e in enumerate(seeded)),
+    )
+    events = await store.events_of("ann", limit=100)
+    assert len(events) == 50
+    counted = sum(e.delta for e in events if not e.voided)
+    assert {e.event_id for e in events if e.voided} <= set(seeded)
+    assert (await store.entry("main", "all", "ann")).standing.score == counted
+    history = await store.history(HistoryQuery("ann", limit=100))
+    assert history[-1].score == counted
+    assert [h.score for h in history] == list(itertools.accumulate(h.delta for h in history))
