@@ -86,6 +86,17 @@ class RankedEntry:
     score: int
 
 
+class ExportRow(NamedTuple):
+    """One row of an export: 1-based rank, who, the score, and when the event that reached
+    it was committed."""
+
+    rank: int
+    user_id: str
+    username: str
+    score: int
+    reached_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Top:
     """The top of a board in its current ``period``, and the board's sequence number.

@@ -20,6 +20,7 @@ from scoreboard.model import (
     AuditEntry,
     Entry,
     EventRecord,
+    ExportRow,
     HistoryPoint,
     HistoryQuery,
     Moderated,
@@ -116,6 +117,13 @@ class ScoreStore(Protocol):
 
     def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
         """Every entry of ``board`` in ``period``, in chunks, in no order (rebuilds)."""
+        ...
+
+    def iter_ranked(
+        self, board: str, period: str, *, chunk: int = 5000
+    ) -> AsyncIterator[list[ExportRow]]:
+        """Every shown entry of ``board`` in ``period`` in rank order, in chunks of ``chunk``
+        rows (exports): a keyset walk of the rank index, so memory stays flat however many."""
         ...
 
     async def has_data(self, board: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ from scoreboard.model import (
     BoardResult,
     BoardStanding,
     Entry,
+    ExportRow,
     HistoryPoint,
     HistoryQuery,
     PeriodSummary,
@@ -468,6 +469,14 @@ class ScoreService:
             return await served.index.page(offset, limit)
         rows = await self.store.page(served.board.id, period.id, offset, limit)
         return _ranked(rows, offset)
+
+    async def export(
+        self, board_id: str, period_id: str | None
+    ) -> tuple[Period, AsyncIterator[list[ExportRow]]]:
+        """The period (the current one by default) and its rows in rank order, from the store,
+        in chunks (``scoreboard.exports`` writes them)."""
+        _, period, _ = await self.period_of(board_id, period_id)
+        return period, self.store.iter_ranked(board_id, period.id)
 
     async def periods(
         self, board_id: str, *, limit: int, before: str | None

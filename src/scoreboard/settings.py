@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # -- limits (docs/operations.md); an empty value turns each one off -----------------------
     rate_limit_user: str | None = "60/minute"
     """Updates per user, in the ``limits`` notation (``60/minute``, ``5/second``)."""
+    rate_limit_export: str | None = "10/minute"
+    """Exports (``/api/boards/{board}/export``) per client address, same notation."""
     rate_limit_ip: str | None = "600/minute"
     """Updates per client address (see ``trusted_proxies``), same notation."""
     velocity_limit: int | None = Field(default=10_000, gt=0)
@@ -130,6 +132,7 @@ class Settings(BaseSettings):
     @field_validator(
         "rate_limit_user",
         "rate_limit_ip",
+        "rate_limit_export",
         "admin_auth_limit",
         "velocity_limit",
         "ws_max_connections",
@@ -141,7 +144,7 @@ class Settings(BaseSettings):
     def _empty_is_off(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("rate_limit_user", "rate_limit_ip", "admin_auth_limit")
+    @field_validator("rate_limit_user", "rate_limit_ip", "rate_limit_export", "admin_auth_limit")
     @classmethod
     def _rate_notation(cls, value: str | None) -> str | None:
         if value is None:

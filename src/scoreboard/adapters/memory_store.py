@@ -32,6 +32,7 @@ from scoreboard.model import (
     BoardStanding,
     Entry,
     EventRecord,
+    ExportRow,
     HistoryPoint,
     HistoryQuery,
     Moderated,
@@ -373,6 +374,16 @@ class MemoryScoreStore:
 
     async def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
         yield self._shown(board, period)
+
+    async def iter_ranked(
+        self, board: str, period: str, *, chunk: int = 5000
+    ) -> AsyncIterator[list[ExportRow]]:
+        ordered = self._ordered(board, period)
+        for start in range(0, len(ordered), chunk):
+            yield [
+                ExportRow(start + n + 1, s.user_id, s.username, s.score, self._by_id[s.reached].at)
+                for n, s in enumerate(ordered[start : start + chunk])
+            ]
 
     async def has_data(self, board: str) -> bool:
         return any(b == board and table for (b, _), table in self._standings.items())

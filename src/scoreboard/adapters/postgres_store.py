@@ -78,6 +78,7 @@ from scoreboard.model import (
     BoardStanding,
     Entry,
     EventRecord,
+    ExportRow,
     HistoryPoint,
     HistoryQuery,
     Moderated,
@@ -126,6 +127,14 @@ _SELECT_STANDINGS = (
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
     " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id > $3 AND s.hidden = 0"
     " ORDER BY s.user_id LIMIT $4"
+)
+_SELECT_RANKED = (
+    "SELECT s.rank_score, s.reached, s.user_id, u.username, s.score, e.created_at"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " JOIN scores e ON e.score_id = s.reached"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.hidden = 0"
+    " AND (s.rank_score, s.reached, s.user_id) > ($3, $4, $5)"
+    " ORDER BY s.rank_score, s.reached, s.user_id LIMIT $6"
 )
 _COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2 AND hidden = 0"
 _COUNT_AHEAD = (
@@ -709,6 +718,26 @@ class PostgresScoreStore:
             lambda c: c.fetchrow("SELECT 1 FROM standings WHERE board_id = $1 LIMIT 1", board)
         )
         return row is not None
+
+    async def iter_ranked(
+        self, board: str, period: str, *, chunk: int = 5000
+    ) -> AsyncIterator[list[ExportRow]]:
+        after: tuple[int, int, str] = (-(2**63), -1, "")
+        rank = 0
+        while True:
+            rows = await self._guard(
+                functools.partial(_fetch, _SELECT_RANKED, [board, period, *after, chunk])
+            )
+            if not rows:
+                return
+            out = []
+            for row in rows:
+                rank += 1
+                out.append(ExportRow(rank, row[2], row[3], row[4], row[5].astimezone(UTC)))
+            yield out
+            after = (rows[-1][0], rows[-1][1], rows[-1][2])
+            if len(rows) < chunk:
+                return
 
     async def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
         # Keyset pages rather than one long cursor: no transaction stays open during a rebuild,

@@ -62,6 +62,7 @@ from scoreboard.model import (
     BoardStanding,
     Entry,
     EventRecord,
+    ExportRow,
     HistoryPoint,
     HistoryQuery,
     Moderated,
@@ -141,6 +142,15 @@ _SELECT_STANDINGS = (
     "SELECT s.user_id, u.username, s.score, s.version, s.reached"
     " FROM standings s JOIN users u ON u.user_id = s.user_id"
     " WHERE s.board_id = ? AND s.period_id = ? AND s.hidden = 0"
+)
+# Exports: a keyset walk of ix_standings_rank, the time of each row's reaching event beside it.
+_SELECT_RANKED = (
+    "SELECT s.rank_score, s.reached, s.user_id, u.username, s.score, e.created_at"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " JOIN scores e ON e.score_id = s.reached"
+    " WHERE s.board_id = ? AND s.period_id = ? AND s.hidden = 0"
+    " AND (s.rank_score, s.reached, s.user_id) > (?, ?, ?)"
+    " ORDER BY s.rank_score, s.reached, s.user_id LIMIT ?"
 )
 _COUNT = "SELECT COUNT(*) FROM standings WHERE board_id = ? AND period_id = ? AND hidden = 0"
 _COUNT_AHEAD = (
@@ -754,6 +764,27 @@ class SqliteScoreStore(_SqliteAdmin):
         rows = await self._read(lambda c: c.execute(_SELECT_BUCKETS, args).fetchall())
         return [HistoryPoint(_bucket_start(b), score) for b, _, score in rows]
 
+    async def iter_ranked(
+        self, board: str, period: str, *, chunk: int = 5000
+    ) -> AsyncIterator[list[ExportRow]]:
+        after: tuple[int, int, str] = (-(2**63), -1, "")
+        rank = 0
+        while True:
+            rows = await self._read(
+                functools.partial(_fetch_all, _SELECT_RANKED, (board, period, *after, chunk))
+            )
+            if not rows:
+                return
+            out = []
+            for _, _, user_id, username, score, at in rows:
+                rank += 1
+                out.append(ExportRow(rank, user_id, username, score, _from_text(at)))
+            yield out
+            last = rows[-1]
+            after = (last[0], last[1], last[2])
+            if len(rows) < chunk:
+                return
+
     async def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
         """Every standing of ``board`` in ``period``, in chunks, in no order (for a rebuild)."""
         conn = self._rconn
@@ -767,6 +798,12 @@ class SqliteScoreStore(_SqliteAdmin):
                 yield [Standing(*row) for row in rows]
         finally:
             await self._run(self._reader, cursor.close)
+
+
+def _fetch_all(
+    statement: str, args: tuple[object, ...], conn: sqlite3.Connection
+) -> list[tuple[Any, ...]]:
+    return conn.execute(statement, args).fetchall()
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -16,6 +16,7 @@ from scoreboard.web import errors, openapi
 from scoreboard.web.endpoints import admin, boards, docs, page, readiness, reads, update
 from scoreboard.web.guards.admin import AdminGate
 from scoreboard.web.guards.client_address import TrustedProxies
+from scoreboard.web.guards.limits import RequestLimit
 from scoreboard.web.guards.origins import AllowedOrigins, JsonCorsMiddleware
 from scoreboard.web.guards.request_id import RequestIdMiddleware
 from scoreboard.web.hot_paths import ScoreboardApp
@@ -52,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     components.update_limits.storage,
                     allowed=settings.admin_allowed_ips,
                     failures=settings.admin_auth_limit,
+                )
+                app.state.export_limit = RequestLimit(
+                    components.update_limits.storage, settings.rate_limit_export, "export"
                 )
                 yield
         finally:

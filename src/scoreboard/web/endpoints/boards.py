@@ -15,8 +15,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
+from scoreboard import exports
 from scoreboard.boards import NAME_PATTERN
 from scoreboard.errors import InvalidRequest
 from scoreboard.model import PeriodSummary
@@ -32,6 +33,8 @@ from scoreboard.web.endpoints.reads import (
     user_body,
 )
 from scoreboard.web.endpoints.schemas import BoardEntry, ErrorBody, json_response
+from scoreboard.web.guards.client_address import client_address
+from scoreboard.web.guards.limits import RequestLimit
 
 router = APIRouter()
 
@@ -319,3 +322,52 @@ def _summary(summary: PeriodSummary) -> dict[str, Any]:
         if leader is None
         else {"user_id": leader.user_id, "username": leader.username, "score": leader.score},
     }
+
+
+ExportFormat = Annotated[
+    str,
+    Query(
+        description="csv (for spreadsheets: formula-like text cells get a leading ') or "
+        "ndjson (lossless)",
+        json_schema_extra={"enum": list(exports.FORMATS)},
+        examples=["csv"],
+    ),
+]
+
+
+@router.get(
+    "/api/boards/{board}/export",
+    operation_id="board_export",
+    responses={
+        **_ERRORS,
+        200: {
+            "description": "Every row of the period in rank order: rank, user_id, username, "
+            "score, reached_at",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        },
+        429: {"model": ErrorBody, "description": "Over SCOREBOARD_RATE_LIMIT_EXPORT"},
+    },
+    summary="A period of a board as a file",
+)
+async def board_export(
+    request: Request,
+    board: BoardId,
+    period: PeriodId = None,
+    format: ExportFormat = "csv",
+) -> Response:
+    """Streamed in constant memory, a chunk of rows at a time; limited per client address."""
+    if format not in exports.FORMATS:
+        raise InvalidRequest("format must be csv or ndjson", code="invalid_format")
+    service, _ = _served(request, board)
+    found, chunks = await service.export(board, period)
+    limit: RequestLimit = request.app.state.export_limit
+    await limit.check(client_address(request))
+    name = f"{board}-{found.id}.{format}"
+    return StreamingResponse(
+        exports.encode(chunks, format),
+        media_type=exports.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -290,3 +290,31 @@ class UpdateLimits:
             return bool(await self.storage.check())
         except Exception:
             return False
+
+
+class RequestLimit:
+    """A limit on one kind of request per client address (exports), over the same storage as
+    the update limits; fails open like them."""
+
+    def __init__(self, storage: Storage, limit: str | None, name: str) -> None:
+        self._moving = MovingWindowRateLimiter(storage)
+        self._item = limits.parse(limit) if limit else None
+        self.name = name
+
+    async def check(self, address: str) -> None:
+        item = self._item
+        if item is None:
+            return
+        try:
+            if await self._moving.hit(item, self.name, address):
+                return
+            stats = await self._moving.get_window_stats(item, self.name, address)
+        except _STORAGE_ERRORS:
+            return
+        raise RateLimited(
+            f"too many {self.name}s: at most {item} per address; retry later",
+            code=f"rate_limited_{self.name}",
+            limit=item.amount,
+            remaining=0,
+            reset=max(0.0, stats.reset_time - time.time()),
+        )
