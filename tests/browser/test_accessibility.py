@@ -14,8 +14,8 @@ axe.require()
 
 from playwright.sync_api import expect  # noqa: E402
 
+from tests.browser.board_view import status, wait_for_rows  # noqa: E402
 from tests.browser.conftest import Api, Tab  # noqa: E402
-from tests.browser.test_page import status, wait_for_rows  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 pytestmark = pytest.mark.browser

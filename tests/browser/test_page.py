@@ -7,7 +7,6 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,10 +14,15 @@ from tests.browser import chromium
 
 chromium.require()
 
-from playwright.sync_api import Page, expect  # noqa: E402
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from scoreboard import demo  # noqa: E402
+from tests.browser.board_view import (  # noqa: E402
+    only_own_origin,
+    rows_of,
+    status,
+    wait_for_rows,
+)
 from tests.browser.conftest import Api, Tab  # noqa: E402
 from tests.support.server import SECRET, ServerProcess  # noqa: E402
 from tests.support.timing import scaled  # noqa: E402
@@ -26,44 +30,6 @@ from tests.support.timing import scaled  # noqa: E402
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
-
-_ROWS_JS = """() => Array.from(document.querySelectorAll("#board tbody tr"),
-                                r => Array.from(r.cells, c => c.textContent))"""
-
-
-def shown(page: Page) -> list[list[str]]:
-    rows: list[list[str]] = page.evaluate(_ROWS_JS)
-    return rows
-
-
-def rows_of(scores: list[dict[str, Any]]) -> list[list[str]]:
-    """What the page must show for a top 10 (en-US number format)."""
-    return [[str(e["rank"]), e["username"], f"{e['score']:,}"] for e in scores]
-
-
-def wait_for_rows(page: Page, rows: list[list[str]], within: float, since: float) -> None:
-    """Wait until the table shows exactly ``rows``, at most ``scaled(within)`` after ``since``."""
-    remaining = since + scaled(within) - time.monotonic()
-    try:
-        page.wait_for_function(
-            f"want => JSON.stringify(({_ROWS_JS})()) === JSON.stringify(want)",
-            arg=rows,
-            timeout=max(remaining, 0.001) * 1000,
-        )
-    except PlaywrightTimeout:
-        raise AssertionError(
-            f"within {scaled(within):.1f}s the page should show {rows}, it shows {shown(page)}"
-        ) from None
-
-
-def status(page: Page) -> Any:
-    return page.locator("#status")
-
-
-def only_own_origin(tab: Tab, server: ServerProcess) -> None:
-    outside = [u for u in tab.requests if not u.startswith(server.base_url + "/")]
-    assert outside == [], f"requests outside the server: {outside}"
-    assert all(u == server.ws_url for u in tab.sockets), tab.sockets
 
 
 def test_the_page_shows_the_current_board_on_load(
