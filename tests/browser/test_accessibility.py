@@ -1,5 +1,6 @@
 """Every page passes axe-core (WCAG 2.1 A and AA, and best practices) with no violation, in the
-states a reader meets: a board with rows, in the light and the dark scheme."""
+states a reader meets, with rows on the board, in the light and the dark scheme: one board, and
+several boards as tabs with the default or another one selected."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ axe.require()
 
 from playwright.sync_api import expect  # noqa: E402
 
-from tests.browser.board_view import status, wait_for_rows  # noqa: E402
+from tests.browser.board_view import rows_of, status, wait_for_rows  # noqa: E402
 from tests.browser.conftest import Api, Tab  # noqa: E402
+from tests.browser.test_boards import some_scores  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
+SCHEMES = ["light", "dark"]
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
+
+@pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("path", ["/", "/embed"])
-def test_the_live_board_has_no_violations(
+def test_one_board_has_no_violations(
     server: ServerProcess, api: Api, tab: Tab, path: str, scheme: str
 ) -> None:
     api.update("ada", 30, name="Ada Lovelace")
@@ -31,9 +35,42 @@ def test_the_live_board_has_no_violations(
     page = tab.page
     page.emulate_media(color_scheme=scheme)
     page.goto(server.base_url + path)
-    wait_for_rows(
-        page, [["1", "Ada Lovelace", "30"], ["2", "Alan Turing", "20"]], 5, time.monotonic()
-    )
+    want = [["1", "Ada Lovelace", "30"], ["2", "Alan Turing", "20"]]
+    wait_for_rows(page, want, 5, time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+    axe.assert_accessible(page)
+    assert tab.errors == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_tabs_have_no_violations(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab, scheme: str
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.emulate_media(color_scheme=scheme)
+    page.goto(boards_server.base_url + "/")
+    wait_for_rows(page, rows_of(boards_api.top10("main")), 5, time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+    axe.assert_accessible(page)
+
+    page.get_by_role("tab", name="Fastest lap").click()  # another tab selected
+    wait_for_rows(page, rows_of(boards_api.top10("laps")), 5, time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+    page.get_by_role("tab", name="Fastest lap").focus()  # and the focus ring drawn
+    axe.assert_accessible(page)
+    assert tab.errors == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_embed_of_a_board_has_no_violations(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab, scheme: str
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.emulate_media(color_scheme=scheme)
+    page.goto(boards_server.base_url + "/embed?board=laps")
+    wait_for_rows(page, rows_of(boards_api.top10("laps")), 5, time.monotonic())
     expect(status(page)).to_have_attribute("data-state", "live")
     axe.assert_accessible(page)
     assert tab.errors == []

@@ -59,6 +59,10 @@ def test_the_page_shows_the_current_board_on_load(
     expect(status(page)).to_have_attribute("data-state", "live")
     expect(status(page)).to_have_text("Live")
     expect(page.locator("h1")).to_have_text("Scoreboard")
+    # One board (the default configuration): no tabs, the board's title over the table.
+    assert page.locator("#tabs").evaluate("e => getComputedStyle(e).display") == "none"
+    assert page.locator("[role=tab], [role=tabpanel]").count() == 0
+    expect(page.locator("h2")).to_have_text("All time")
     # A real table: column headers, a header cell per row, and a polite live region.
     headers = page.locator("#board thead th")
     expect(headers).to_have_text(["Rank", "Name", "Score"])
@@ -79,7 +83,7 @@ def test_embed_is_the_board_without_the_page_around_it(
     wait_for_rows(page, [["1", "Ada", "7"]], within=5, since=time.monotonic())
     expect(status(page)).to_have_attribute("data-state", "live")
     assert page.locator("header, footer").count() == 0
-    expect(page.locator("main h1")).to_have_text("Top 10")  # a landmark and a heading, for axe
+    expect(page.locator("main h1")).to_have_text("All time")  # the board's title
     only_own_origin(tab, server)
     assert tab.errors == []
 

@@ -1,4 +1,8 @@
-// The live board: renders the SNAPSHOT sent on connect and every SCORE_UPDATE after it.
+// The live boards: the list of boards from /api/boards, then one board's channel,
+// /ws/boards/{board}: the SNAPSHOT sent on connect and every SCORE_UPDATE after it.
+//
+// `/` shows every board as tabs (`?board=ID` selects one) and keeps a socket open for the visible
+// board only; `/embed` shows one board (`?board=ID`, the default board without it).
 //
 // Every message carries the whole top 10, so the page never patches a board: it keeps only the
 // newest one received and draws it at the next animation frame. A burst of 50 changes a second
@@ -13,20 +17,33 @@
   const MOVE_MS = 450;
   const ANNOUNCE_EVERY_MS = 2000;
 
+  const embedded = document.body.classList.contains("embed");
+  const tablist = document.getElementById("tabs"); // on `/` only
+  const view = document.getElementById("view");
+  const heading = document.getElementById("board-title");
   const table = document.getElementById("board");
+  const caption = table.caption;
   const tbody = table.tBodies[0];
   const statusEl = document.getElementById("status");
   const statusText = statusEl.querySelector(".status-text");
   const empty = document.getElementById("empty");
+  const notice = document.getElementById("notice");
   const announcer = document.getElementById("announcer");
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   const numbers = new Intl.NumberFormat();
-  const STATES = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+  const STATES = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    missing: "Not found",
+  };
 
   // Counters for the browser tests and for anyone curious in the console.
-  const stats = { messages: 0, renders: 0, moves: 0, connects: 0, seq: null };
+  const stats = { messages: 0, renders: 0, moves: 0, connects: 0, seq: null, board: null };
   window.scoreboard = stats;
 
+  let boards = []; // every board, as /api/boards lists them: the default board first
+  let board = null; // the board shown
   const rows = new Map(); // user_id -> { tr, rank, name, score, value }
   let pending = null; // the newest board not yet drawn
   let frame = 0;
@@ -34,14 +51,10 @@
   let socket = null;
   let attempt = 0;
   let retryTimer = 0;
+  let retry = null; // what the retry timer will do: load the boards, or connect
   let lastAnnounced = 0;
   let announceTimer = 0;
   let announcement = "";
-
-  function socketUrl() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/ws/scoreboard`;
-  }
 
   function setState(state) {
     if (statusEl.dataset.state === state) return;
@@ -49,34 +62,172 @@
     statusText.textContent = STATES[state];
   }
 
-  function connect() {
-    retryTimer = 0;
-    let ws;
-    try {
-      ws = new WebSocket(socketUrl());
-    } catch {
-      scheduleReconnect();
-      return;
-    }
-    socket = ws;
-    stats.connects += 1;
-    ws.onmessage = (event) => onMessage(event.data);
-    ws.onclose = () => {
-      // "error" is always followed by "close", so this is the one place that retries.
-      if (socket !== ws) return;
-      socket = null;
-      setState("reconnecting");
-      scheduleReconnect();
-    };
-  }
-
-  function scheduleReconnect() {
+  function scheduleRetry(action) {
     if (retryTimer) return;
     // Equal jitter: half the ceiling fixed, half random. Many pages dropped by one server
     // restart spread their retries out instead of arriving together, and none retries at once.
     const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
     attempt = Math.min(attempt + 1, 16);
-    retryTimer = setTimeout(connect, ceiling / 2 + (Math.random() * ceiling) / 2);
+    retry = action;
+    retryTimer = setTimeout(() => {
+      retryTimer = 0;
+      action();
+    }, ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  function cancelRetry() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+  }
+
+  async function getJson(path) {
+    const response = await fetch(path, { headers: { Accept: "application/json" } });
+    if (!response.ok) {
+      const error = new Error(`${path}: HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return response.json();
+  }
+
+  // -- Which board ------------------------------------------------------------------------------
+
+  function loadBoards() {
+    getJson("/api/boards").then(
+      (body) => {
+        boards = body.boards;
+        begin();
+      },
+      () => {
+        setState("reconnecting");
+        scheduleRetry(loadBoards);
+      },
+    );
+  }
+
+  function begin() {
+    const wanted = new URLSearchParams(location.search).get("board");
+    let chosen = boards.find((b) => b.id === wanted);
+    if (!chosen && wanted !== null && embedded) {
+      // An embed shows the board it names or says it has none; never another board silently.
+      heading.textContent = "Scoreboard";
+      table.hidden = true;
+      notice.textContent = `There is no board “${wanted}” on this server.`;
+      notice.hidden = false;
+      setState("missing");
+      return;
+    }
+    chosen = chosen || boards[0]; // the page falls back to the default board, in view as a tab
+    if (tablist && boards.length > 1) buildTabs();
+    select(chosen, false);
+  }
+
+  function select(next, focus) {
+    if (board === next) return;
+    board = next;
+    stats.board = next.id;
+    heading.textContent = next.title;
+    caption.textContent = `${next.title}: the top 10, best first`;
+    document.title = `${next.title} · Scoreboard`;
+    if (tablist && !tablist.hidden) {
+      for (const tab of tablist.children) {
+        const selected = tab.dataset.board === next.id;
+        tab.setAttribute("aria-selected", String(selected));
+        tab.tabIndex = selected ? 0 : -1;
+        if (selected) {
+          view.setAttribute("aria-labelledby", tab.id);
+          if (focus) tab.focus();
+        }
+      }
+    }
+    if (!embedded) {
+      // The address names the tab, so a link (or a reload) opens it; the default board is `/`.
+      const url = new URL(location.href);
+      if (next === boards[0]) url.searchParams.delete("board");
+      else url.searchParams.set("board", next.id);
+      history.replaceState(null, "", url);
+    }
+    clearBoard();
+    disconnect();
+    attempt = 0;
+    setState("connecting");
+    connect();
+  }
+
+  // -- Tabs: the WAI-ARIA tabs pattern, selection following focus ------------------------------
+
+  function buildTabs() {
+    for (const b of boards) {
+      const tab = document.createElement("button");
+      tab.type = "button";
+      tab.id = `tab-${b.id}`; // board ids are a-z0-9_-: a valid id as they are
+      tab.dataset.board = b.id;
+      tab.setAttribute("role", "tab");
+      tab.setAttribute("aria-controls", view.id);
+      tab.setAttribute("aria-selected", "false");
+      tab.tabIndex = -1;
+      tab.textContent = b.title;
+      tab.addEventListener("click", () => select(b, false));
+      tablist.append(tab);
+    }
+    tablist.addEventListener("keydown", onTabKey);
+    tablist.hidden = false;
+    // One panel shows the selected board; it is labelled by the selected tab.
+    view.setAttribute("role", "tabpanel");
+    view.tabIndex = 0;
+  }
+
+  function onTabKey(event) {
+    const tabs = Array.from(tablist.children);
+    const index = tabs.indexOf(document.activeElement);
+    if (index < 0 || event.altKey || event.ctrlKey || event.metaKey) return;
+    const last = tabs.length - 1;
+    const to = {
+      ArrowRight: index === last ? 0 : index + 1,
+      ArrowLeft: index === 0 ? last : index - 1,
+      Home: 0,
+      End: last,
+    }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    select(boards[to], true);
+  }
+
+  // -- The live channel ---------------------------------------------------------------------------
+
+  function socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws/boards/${encodeURIComponent(board.id)}`;
+  }
+
+  function connect() {
+    let ws;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch {
+      scheduleRetry(connect);
+      return;
+    }
+    socket = ws;
+    stats.connects += 1;
+    ws.onmessage = (event) => {
+      if (socket === ws) onMessage(event.data);
+    };
+    ws.onclose = () => {
+      // "error" is always followed by "close", so this is the one place that retries.
+      if (socket !== ws) return; // closed on purpose: another board was selected
+      socket = null;
+      setState("reconnecting");
+      scheduleRetry(connect);
+    };
+  }
+
+  function disconnect() {
+    cancelRetry();
+    if (!socket) return;
+    const ws = socket;
+    socket = null;
+    ws.close(1000);
   }
 
   function onMessage(text) {
@@ -88,6 +239,7 @@
     }
     const data = message && message.data;
     if (!data || !Array.isArray(data.rankings) || typeof data.seq !== "number") return;
+    if (data.board !== undefined && data.board !== board.id) return;
     stats.messages += 1;
     if (message.type === "SNAPSHOT") {
       attempt = 0; // reset only once the server has really answered, not on "open"
@@ -96,12 +248,33 @@
       return; // unknown, or older than the board already held
     }
     lastSeq = data.seq;
-    pending = {
+    show({
       rankings: data.rankings,
       seq: data.seq,
       changed: message.type === "SCORE_UPDATE" ? data.user_id : null,
-    };
+    });
+  }
+
+  // -- Drawing --------------------------------------------------------------------------------------
+
+  function show(next) {
+    pending = next;
     if (!frame) frame = requestAnimationFrame(render);
+  }
+
+  function clearBoard() {
+    cancelAnimationFrame(frame);
+    frame = 0;
+    pending = null;
+    lastSeq = -Infinity;
+    for (const row of rows.values()) row.tr.remove();
+    rows.clear();
+    empty.hidden = true;
+    delete table.dataset.seq;
+    stats.seq = null;
+    clearTimeout(announceTimer); // news of the board that was shown is news no longer
+    announceTimer = 0;
+    announcer.textContent = "";
   }
 
   function makeRow(userId) {
@@ -120,9 +293,9 @@
 
   function render() {
     frame = 0;
-    const board = pending;
+    const next = pending;
     pending = null;
-    if (!board) return;
+    if (!next) return;
     stats.renders += 1;
     const animate = !reducedMotion.matches;
 
@@ -137,7 +310,7 @@
 
     const seen = new Set();
     const flashed = [];
-    board.rankings.forEach((entry, index) => {
+    next.rankings.forEach((entry, index) => {
       const id = String(entry.user_id);
       seen.add(id);
       let row = rows.get(id);
@@ -167,9 +340,9 @@
         rows.delete(id);
       }
     }
-    empty.hidden = board.rankings.length > 0;
-    table.dataset.seq = String(board.seq);
-    stats.seq = board.seq;
+    empty.hidden = next.rankings.length > 0;
+    table.dataset.seq = String(next.seq);
+    stats.seq = next.seq;
 
     for (const cell of flashed) {
       cell.classList.remove("flash");
@@ -195,9 +368,10 @@
       }
     }
 
-    if (board.changed !== null && rows.has(String(board.changed))) {
-      const row = rows.get(String(board.changed));
-      announce(`${row.name.textContent}: ${row.score.textContent} points, rank ${row.rank.textContent}`);
+    if (next.changed !== null && rows.has(String(next.changed))) {
+      const row = rows.get(String(next.changed));
+      const unit = board.metric === "points" ? " points" : ""; // a lap time is not points
+      announce(`${row.name.textContent}: ${row.score.textContent}${unit}, rank ${row.rank.textContent}`);
     }
   }
 
@@ -215,9 +389,9 @@
 
   window.addEventListener("online", () => {
     if (!retryTimer) return;
-    clearTimeout(retryTimer);
-    connect();
+    cancelRetry();
+    retry();
   });
 
-  connect();
+  loadBoards();
 })();

@@ -1,0 +1,197 @@
+"""The page with several boards, in a real Chromium against a real server process: every board
+a tab, a live update on a board that is not the default, and the embed of one board."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser import chromium
+
+chromium.require()
+
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from tests.browser.board_view import (  # noqa: E402
+    only_own_origin,
+    rows_of,
+    status,
+    wait_for_rows,
+)
+from tests.browser.conftest import Api, Tab  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
+from tests.support.timing import wait_until  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+TITLES = ["All time", "Today", "Fastest lap", "Season"]  # the default board first, then by id
+
+
+def some_scores(api: Api) -> None:
+    """Points for Ada, Alan and Grace (on main, daily and season), and lap times for Ada and
+    Grace (on laps: the best time, lowest first)."""
+    api.update("ada", 30, name="Ada")
+    api.update("alan", 20, name="Alan")
+    api.update("grace", 10, name="Grace")
+    api.update("ada", 83_000, name="Ada", metric="laps")
+    api.update("ada", 81_500, name="Ada", metric="laps")
+    api.update("grace", 82_250, name="Grace", metric="laps")
+
+
+def tabs(page: Page) -> list[dict[str, str | None]]:
+    found: list[dict[str, str | None]] = page.locator("[role=tab]").evaluate_all(
+        """tabs => tabs.map(t => ({
+               text: t.textContent, selected: t.getAttribute("aria-selected"),
+               tabindex: t.getAttribute("tabindex"), controls: t.getAttribute("aria-controls"),
+           }))"""
+    )
+    return found
+
+
+def selected_tab(page: Page) -> str:
+    selected = [t["text"] for t in tabs(page) if t["selected"] == "true"]
+    assert len(selected) == 1, tabs(page)
+    return str(selected[0])
+
+
+def expect_selected(page: Page, title: str) -> None:
+    """``title``'s tab is the one selected and in the tab order; the panel is labelled by it."""
+    tab = page.get_by_role("tab", name=title, exact=True)
+    expect(tab).to_have_attribute("aria-selected", "true")
+    expect(tab).to_have_attribute("tabindex", "0")
+    assert [t["tabindex"] for t in tabs(page)].count("0") == 1, tabs(page)  # roving tabindex
+    panel = page.get_by_role("tabpanel")
+    expect(panel).to_have_attribute("aria-labelledby", str(tab.get_attribute("id")))
+    expect(panel).to_have_accessible_name(title)
+    expect(page.locator("#board-title")).to_have_text(title)
+
+
+def test_every_board_is_a_tab_and_the_address_names_the_selected_one(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.goto(boards_server.base_url + "/")
+    expect(page.get_by_role("tablist", name="Boards")).to_be_visible()
+    expect(page.get_by_role("tab")).to_have_text(TITLES)
+    expect_selected(page, "All time")
+    assert all(t["controls"] == "view" for t in tabs(page))
+    wait_for_rows(page, rows_of(boards_api.top10("main")), 5, time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+
+    page.get_by_role("tab", name="Fastest lap").click()
+    expect_selected(page, "Fastest lap")
+    expect(page).to_have_url(boards_server.base_url + "/?board=laps")
+    want = [["1", "Ada", "81,500"], ["2", "Grace", "82,250"]]  # the best time, lowest first
+    assert rows_of(boards_api.top10("laps")) == want
+    wait_for_rows(page, want, 5, time.monotonic())
+    expect(page).to_have_title("Fastest lap · Scoreboard")
+
+    # Only the visible board has a socket: the first one was closed when the tab changed.
+    laps_socket = boards_server.base_url.replace("http", "ws", 1) + "/ws/boards/laps"
+    wait_until(lambda: tab.open_sockets() == [laps_socket], 5, "only the laps socket open")
+
+    page.reload()  # a link or a reload opens the tab the address names
+    expect_selected(page, "Fastest lap")
+    wait_for_rows(page, want, 5, time.monotonic())
+
+    page.goto(boards_server.base_url + "/?board=no-such-board")  # the default board instead
+    expect_selected(page, "All time")
+    expect(page).to_have_url(boards_server.base_url + "/")
+    only_own_origin(tab, boards_server)
+    assert tab.errors == []
+
+
+def test_the_tabs_work_from_the_keyboard(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=daily")
+    expect_selected(page, "Today")
+    wait_for_rows(page, rows_of(boards_api.top10("daily")), 5, time.monotonic())
+
+    page.keyboard.press("Tab")  # the first stop in the page: the selected tab, not the first
+    expect(page.get_by_role("tab", name="Today")).to_be_focused()
+    for key, title in [
+        ("ArrowRight", "Fastest lap"),
+        ("ArrowRight", "Season"),
+        ("ArrowRight", "All time"),  # wraps around
+        ("ArrowLeft", "Season"),  # and back
+        ("Home", "All time"),
+        ("End", "Season"),
+        ("ArrowLeft", "Fastest lap"),
+    ]:
+        page.keyboard.press(key)
+        tab_of = page.get_by_role("tab", name=title, exact=True)
+        expect(tab_of).to_be_focused()
+        expect_selected(page, title)  # selection follows focus
+    wait_for_rows(page, rows_of(boards_api.top10("laps")), 5, time.monotonic())
+    expect(page).to_have_url(boards_server.base_url + "/?board=laps")
+
+    page.keyboard.press("Tab")  # out of the tab list, to the panel
+    expect(page.get_by_role("tabpanel")).to_be_focused()
+    page.keyboard.press("Shift+Tab")  # back to the selected tab
+    expect(page.get_by_role("tab", name="Fastest lap")).to_be_focused()
+    assert tab.errors == []
+
+
+def test_a_board_that_is_not_the_default_updates_live(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.goto(boards_server.base_url + "/")
+    wait_for_rows(page, rows_of(boards_api.top10("main")), 5, time.monotonic())
+    page.evaluate("window.sameDocument = true")
+    page.get_by_role("tab", name="Fastest lap").click()
+    wait_for_rows(page, [["1", "Ada", "81,500"], ["2", "Grace", "82,250"]], 5, time.monotonic())
+    expect(status(page)).to_have_attribute("data-state", "live")
+
+    since = time.monotonic()
+    boards_api.update("alan", 80_900, name="Alan", metric="laps")  # a new best lap
+    want = [["1", "Alan", "80,900"], ["2", "Ada", "81,500"], ["3", "Grace", "82,250"]]
+    wait_for_rows(page, want, 1.0, since)
+    expect(page.locator("#announcer")).to_have_text("Alan: 80,900, rank 1")  # not "points"
+
+    # Points move the other boards, not this one; a slower lap is not Grace's best.
+    boards_api.update("grace", 500, name="Grace")
+    boards_api.update("grace", 90_000, name="Grace", metric="laps")
+    boards_api.update("ada", 80_000, name="Ada", metric="laps")
+    want = [["1", "Ada", "80,000"], ["2", "Alan", "80,900"], ["3", "Grace", "82,250"]]
+    assert rows_of(boards_api.top10("laps")) == want
+    wait_for_rows(page, want, 1.0, time.monotonic())
+
+    page.get_by_role("tab", name="Season").click()  # the other board, as it is now
+    wait_for_rows(page, rows_of(boards_api.top10("season")), 5, time.monotonic())
+    assert page.evaluate("window.sameDocument") is True  # no reload
+    assert tab.errors == []
+
+
+def test_embed_shows_the_board_it_names(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.goto(boards_server.base_url + "/embed?board=laps")
+    expect(page.locator("main h1")).to_have_text("Fastest lap")
+    wait_for_rows(page, [["1", "Ada", "81,500"], ["2", "Grace", "82,250"]], 5, time.monotonic())
+    assert page.locator("[role=tab], header, footer").count() == 0
+    since = time.monotonic()
+    boards_api.update("alan", 80_900, name="Alan", metric="laps")
+    wait_for_rows(
+        page, [["1", "Alan", "80,900"], ["2", "Ada", "81,500"], ["3", "Grace", "82,250"]], 1, since
+    )
+
+    page.goto(boards_server.base_url + "/embed")  # the default board without a name
+    expect(page.locator("main h1")).to_have_text("All time")
+    wait_for_rows(page, rows_of(boards_api.top10("main")), 5, time.monotonic())
+
+    # A board that is not there is said so, rather than another board shown in its place.
+    page.goto(boards_server.base_url + "/embed?board=nope")
+    expect(page.locator("#notice")).to_have_text("There is no board “nope” on this server.")
+    expect(status(page)).to_have_text("Not found")
+    expect(page.locator("#board")).to_be_hidden()
+    only_own_origin(tab, boards_server)
+    assert tab.errors == []
