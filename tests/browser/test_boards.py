@@ -1,9 +1,12 @@
 """The page with several boards, in a real Chromium against a real server process: every board
-a tab, a live update on a board that is not the default, and the embed of one board."""
+a tab, a live update on a board that is not the default, the embed of one board, the countdown
+to a period's end, and a new period seen live."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -21,7 +24,7 @@ from tests.browser.board_view import (  # noqa: E402
 )
 from tests.browser.conftest import Api, Tab  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
-from tests.support.timing import wait_until  # noqa: E402
+from tests.support.timing import scaled, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -194,4 +197,107 @@ def test_embed_shows_the_board_it_names(
     expect(status(page)).to_have_text("Not found")
     expect(page.locator("#board")).to_be_hidden()
     only_own_origin(tab, boards_server)
+    assert tab.errors == []
+
+
+def seconds_left(text: str) -> int:
+    """The seconds in a countdown's text: "Ends in 11h 02m 05s" is 39725."""
+    match = re.fullmatch(r"Ends in (?:(\d+)d )?(?:(\d+)h )?(?:(\d+)m )?(\d+)s", text)
+    assert match is not None, f"not a countdown: {text!r}"
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def time_left(board: dict[str, object]) -> float:
+    """Seconds until ``board``'s current period ends, by this machine's clock."""
+    period = board["period"]
+    assert isinstance(period, dict)
+    ends = datetime.fromisoformat(str(period["ends_at"]))
+    return (ends - datetime.now(UTC)).total_seconds()
+
+
+def test_the_countdown_counts_to_the_end_of_the_period_every_second(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    daily = boards_api.board("daily")
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=daily")
+    day = date.fromisoformat(daily["period"]["id"])
+    expect(page.locator("#period-label")).to_have_text(f"{day:%a, %b} {day.day}, {day.year}")
+    timer = page.get_by_role("timer")
+    expect(timer).to_have_text(re.compile(r"^Ends in \d+h \d\dm \d\ds$"))
+    shown_then = str(timer.text_content())
+    assert abs(seconds_left(shown_then) - time_left(daily)) <= 2, (shown_then, daily)
+    expect(timer).not_to_have_text(shown_then, timeout=scaled(3) * 1000)  # a second later
+    # A timer, not a live region: read when asked for, not announced every second.
+    assert timer.evaluate("t => t.closest('[aria-live]:not([aria-live=off])') === null")
+
+    page.get_by_role("tab", name="Season").click()  # a season has a start, not an end
+    expect(page.locator("#period-label")).to_have_text("Season 1")
+    expect(timer).to_have_text(re.compile(r"^Started "))
+    page.get_by_role("tab", name="All time").click()  # one period, all of time: no line at all
+    expect(page.locator("#period")).to_be_hidden()
+    assert tab.errors == []
+
+
+def test_the_countdown_keeps_to_the_server_clock_when_the_readers_is_off(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    page = tab.page
+    page.clock.install(time=datetime.now(UTC) + timedelta(hours=1))  # an hour fast, and running
+    page.goto(boards_server.base_url + "/?board=daily")
+    timer = page.get_by_role("timer")
+    expect(timer).to_have_text(re.compile(r"^Ends in "))
+    shown_then = str(timer.text_content())
+    daily = boards_api.board("daily")
+    assert abs(seconds_left(shown_then) - time_left(daily)) <= 3, (shown_then, daily)
+    assert tab.errors == []
+
+
+def test_a_new_season_is_seen_live_without_reload(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=season")
+    wait_for_rows(page, rows_of(boards_api.top10("season")), 5, time.monotonic())
+    expect(page.locator("#period-label")).to_have_text("Season 1")
+    page.evaluate("window.sameDocument = true")
+
+    since = time.monotonic()
+    boards_server.run("boards", "rollover", "season")  # the operator, next to the server
+    expect(page.locator("#period-label")).to_have_text("Season 2", timeout=scaled(5) * 1000)
+    wait_for_rows(page, [], 5, since)  # a new season starts empty
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Started "))
+    expect(page.locator("#announcer")).to_have_text("Season: Season 2 has started")
+    expect(status(page)).to_have_attribute("data-state", "live")
+    assert page.evaluate("window.scoreboard.period") == "2"
+
+    since = time.monotonic()
+    boards_api.update("grace", 5, name="Grace")  # the first points of season 2
+    wait_for_rows(page, [["1", "Grace", "5"]], 1.0, since)
+    page.get_by_role("tab", name="All time").click()  # all time keeps counting from the start
+    wait_for_rows(page, [["1", "Ada", "30"], ["2", "Alan", "20"], ["3", "Grace", "15"]], 5, since)
+    assert page.evaluate("window.sameDocument") is True
+    assert tab.errors == []
+
+
+def test_a_season_started_while_the_page_was_cut_off_is_found_on_reconnecting(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=season")
+    wait_for_rows(page, rows_of(boards_api.top10("season")), 5, time.monotonic())
+    expect(page.locator("#period-label")).to_have_text("Season 1")
+
+    boards_server.stop()
+    expect(status(page)).to_have_attribute("data-state", "reconnecting")
+    boards_server.run("boards", "rollover", "season")  # no server to tell the page
+    boards_server.start()
+    expect(status(page)).to_have_attribute("data-state", "live", timeout=scaled(20) * 1000)
+    expect(page.locator("#period-label")).to_have_text("Season 2")  # from the SNAPSHOT
+    wait_for_rows(page, [], 5, time.monotonic())
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Started "))
     assert tab.errors == []

@@ -2,7 +2,8 @@
 // /ws/boards/{board}: the SNAPSHOT sent on connect and every SCORE_UPDATE after it.
 //
 // `/` shows every board as tabs (`?board=ID` selects one) and keeps a socket open for the visible
-// board only; `/embed` shows one board (`?board=ID`, the default board without it).
+// board only; `/embed` shows one board (`?board=ID`, the default board without it). Under the
+// title, the current period and a countdown to its end; on PERIOD_STARTED the board starts over.
 //
 // Every message carries the whole top 10, so the page never patches a board: it keeps only the
 // newest one received and draws it at the next animation frame. A burst of 50 changes a second
@@ -16,6 +17,7 @@
   const MAX_DELAY_MS = 8000;
   const MOVE_MS = 450;
   const ANNOUNCE_EVERY_MS = 2000;
+  const REFRESH_TRIES = 5; // reads of a board's new period, a second apart (see refreshPeriod)
 
   const embedded = document.body.classList.contains("embed");
   const tablist = document.getElementById("tabs"); // on `/` only
@@ -26,11 +28,24 @@
   const tbody = table.tBodies[0];
   const statusEl = document.getElementById("status");
   const statusText = statusEl.querySelector(".status-text");
+  const periodLine = document.getElementById("period");
+  const periodLabel = document.getElementById("period-label");
+  const countdown = document.getElementById("countdown");
   const empty = document.getElementById("empty");
   const notice = document.getElementById("notice");
   const announcer = document.getElementById("announcer");
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   const numbers = new Intl.NumberFormat();
+  // A period id names a date of the board's own zone: formatted as that date, in UTC.
+  const dayFormat = new Intl.DateTimeFormat(undefined, {
+    weekday: "short", year: "numeric", month: "short", day: "numeric", timeZone: "UTC",
+  });
+  const monthFormat = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "long", timeZone: "UTC",
+  });
+  const momentFormat = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit",
+  });
   const STATES = {
     connecting: "Connecting…",
     live: "Live",
@@ -39,7 +54,9 @@
   };
 
   // Counters for the browser tests and for anyone curious in the console.
-  const stats = { messages: 0, renders: 0, moves: 0, connects: 0, seq: null, board: null };
+  const stats = {
+    messages: 0, renders: 0, moves: 0, connects: 0, seq: null, board: null, period: null,
+  };
   window.scoreboard = stats;
 
   let boards = []; // every board, as /api/boards lists them: the default board first
@@ -52,6 +69,9 @@
   let attempt = 0;
   let retryTimer = 0;
   let retry = null; // what the retry timer will do: load the boards, or connect
+  let skew = 0; // how far the server's clock is ahead of this one, in ms (see noteClock)
+  let tickTimer = 0;
+  let refreshTimer = 0;
   let lastAnnounced = 0;
   let announceTimer = 0;
   let announcement = "";
@@ -82,12 +102,26 @@
 
   async function getJson(path) {
     const response = await fetch(path, { headers: { Accept: "application/json" } });
+    noteClock(response);
     if (!response.ok) {
       const error = new Error(`${path}: HTTP ${response.status}`);
       error.status = response.status;
       throw error;
     }
     return response.json();
+  }
+
+  // The countdown runs on the server's clock: a reader's clock that is minutes off would show the
+  // wrong time left. The Date header has whole seconds, so it corrects only a clear difference.
+  function noteClock(response) {
+    const date = Date.parse(response.headers.get("Date") || "");
+    if (Number.isNaN(date)) return;
+    const offset = date + 500 - Date.now(); // the header's second, taken at its middle
+    skew = Math.abs(offset) > 2000 ? offset : 0;
+  }
+
+  function now() {
+    return Date.now() + skew;
   }
 
   // -- Which board ------------------------------------------------------------------------------
@@ -148,6 +182,7 @@
       history.replaceState(null, "", url);
     }
     clearBoard();
+    showPeriod();
     disconnect();
     attempt = 0;
     setState("connecting");
@@ -244,15 +279,104 @@
     if (message.type === "SNAPSHOT") {
       attempt = 0; // reset only once the server has really answered, not on "open"
       setState("live");
-    } else if (message.type !== "SCORE_UPDATE" || data.seq <= lastSeq) {
+    } else if (!["SCORE_UPDATE", "PERIOD_STARTED"].includes(message.type) || data.seq <= lastSeq) {
       return; // unknown, or older than the board already held
     }
     lastSeq = data.seq;
+    // A new period: announced live, or found on (re)connecting when it started meanwhile.
+    if (typeof data.period === "string" && data.period !== board.period.id) {
+      newPeriod(data.period, message.type === "PERIOD_STARTED");
+    }
     show({
       rankings: data.rankings,
       seq: data.seq,
       changed: message.type === "SCORE_UPDATE" ? data.user_id : null,
     });
+  }
+
+  // -- The period and its countdown ----------------------------------------------------------
+
+  function labelOf(reset, id) {
+    let m;
+    if (reset === "daily" && (m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(id))) {
+      return dayFormat.format(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    }
+    if (reset === "weekly" && (m = /^(\d{4})-W(\d{2})$/.exec(id))) {
+      return `Week ${Number(m[2])}, ${m[1]}`;
+    }
+    if (reset === "monthly" && (m = /^(\d{4})-(\d{2})$/.exec(id))) {
+      return monthFormat.format(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1));
+    }
+    if (reset === "manual") return `Season ${id}`;
+    return id === "all" ? "All time" : id;
+  }
+
+  function newPeriod(id, live) {
+    // The new period's bounds are the server's to say (local midnight in the board's zone, or an
+    // operator's rollover): until they are read, the period has its name and no end.
+    board.period = { id, starts_at: null, ends_at: null };
+    forgetRows(); // another period's rows: nothing to slide from
+    showPeriod();
+    if (live) announce(`${board.title}: ${labelOf(board.reset, id)} has started`);
+    refreshPeriod(board, id, REFRESH_TRIES);
+  }
+
+  function refreshPeriod(of, id, tries) {
+    clearTimeout(refreshTimer);
+    refreshTimer = 0;
+    getJson(`/api/boards/${encodeURIComponent(of.id)}`).then(
+      (body) => {
+        if (of !== board || board.period.id !== id) return; // another board or period by now
+        // Another process may not have started the period yet: it does within a second.
+        if (body.period.id !== id) throw new Error(`${of.id} still in ${body.period.id}`);
+        board.period = body.period;
+        showPeriod();
+      },
+    ).catch(() => {
+      if (of === board && board.period.id === id && tries > 1) {
+        refreshTimer = setTimeout(() => refreshPeriod(of, id, tries - 1), 1000);
+      }
+    });
+  }
+
+  function showPeriod() {
+    clearTimeout(tickTimer);
+    tickTimer = 0;
+    const period = board.period;
+    stats.period = period.id;
+    periodLine.hidden = board.reset === "never"; // one period, all of time: nothing to say
+    periodLabel.textContent = labelOf(board.reset, period.id);
+    if (period.ends_at) {
+      countdown.hidden = false;
+      tick();
+    } else if (board.reset === "manual" && period.starts_at) {
+      countdown.hidden = false;
+      countdown.textContent = `Started ${momentFormat.format(Date.parse(period.starts_at))}`;
+    } else {
+      countdown.hidden = true;
+      countdown.textContent = "";
+    }
+  }
+
+  // The countdown changes once a second, right after each whole second left. It is a timer
+  // (role="timer": not a live region), so a screen reader reads it when asked, not every second.
+  function tick() {
+    const left = Date.parse(board.period.ends_at) - now();
+    countdown.textContent = left > 0 ? `Ends in ${duration(left)}` : "Ending…";
+    if (left > 0) tickTimer = setTimeout(tick, (left % 1000) + 20);
+  }
+
+  function duration(ms) {
+    const total = Math.floor(ms / 1000);
+    const days = Math.floor(total / 86400);
+    const hours = Math.floor(total / 3600) % 24;
+    const minutes = Math.floor(total / 60) % 60;
+    const seconds = total % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (days) return `${days}d ${hours}h ${two(minutes)}m ${two(seconds)}s`;
+    if (hours) return `${hours}h ${two(minutes)}m ${two(seconds)}s`;
+    if (minutes) return `${minutes}m ${two(seconds)}s`;
+    return `${seconds}s`;
   }
 
   // -- Drawing --------------------------------------------------------------------------------------
@@ -263,18 +387,24 @@
   }
 
   function clearBoard() {
-    cancelAnimationFrame(frame);
-    frame = 0;
-    pending = null;
     lastSeq = -Infinity;
-    for (const row of rows.values()) row.tr.remove();
-    rows.clear();
+    forgetRows();
     empty.hidden = true;
     delete table.dataset.seq;
     stats.seq = null;
     clearTimeout(announceTimer); // news of the board that was shown is news no longer
     announceTimer = 0;
     announcer.textContent = "";
+    clearTimeout(refreshTimer);
+    refreshTimer = 0;
+  }
+
+  function forgetRows() {
+    cancelAnimationFrame(frame);
+    frame = 0;
+    pending = null;
+    for (const row of rows.values()) row.tr.remove();
+    rows.clear();
   }
 
   function makeRow(userId) {
