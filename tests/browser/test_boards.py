@@ -1,6 +1,7 @@
 """The page with several boards, in a real Chromium against a real server process: every board
 a tab, a live update on a board that is not the default, the embed of one board, the countdown
-to a period's end, and a new period seen live."""
+to a period's end, a new period seen live, and past periods: listed with their winners, paged,
+and opened as archives."""
 
 from __future__ import annotations
 
@@ -301,3 +302,134 @@ def test_a_season_started_while_the_page_was_cut_off_is_found_on_reconnecting(
     wait_for_rows(page, [], 5, time.monotonic())
     expect(page.get_by_role("timer")).to_have_text(re.compile(r"^Started "))
     assert tab.errors == []
+
+
+def new_season(server: ServerProcess, api: Api, season: int) -> None:
+    """Roll the manual board over to ``season`` and wait until the server serves it."""
+    server.run("boards", "rollover", "season")
+    wait_until(
+        lambda: api.board("season")["period"]["id"] == str(season), 5, f"season {season} started"
+    )
+
+
+def test_a_past_season_is_listed_with_its_winner_and_opens_as_an_archive(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)  # season 1: Ada 30, Alan 20, Grace 10
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=season")
+    wait_for_rows(page, rows_of(boards_api.top10("season")), 5, time.monotonic())
+    page.locator("#archives summary").click()
+    expect(page.locator("#archives summary")).to_have_text("Past seasons")
+    expect(page.locator("#periods-note")).to_have_text("None yet.")
+
+    boards_server.run("boards", "rollover", "season")  # the open list takes it in, live
+    expect(page.locator("#periods a")).to_have_text(["Season 1"], timeout=scaled(5) * 1000)
+    expect(page.locator("#periods .leader")).to_have_text(["Winner: Ada, 30 points"])
+    expect(page.locator("#periods .entries")).to_have_text(["3 players"])
+    expect(page.locator("#periods-note")).to_be_hidden()
+    boards_api.update("grace", 7, name="Grace")  # season 2
+    new_season(boards_server, boards_api, 3)
+    expect(page.locator("#periods a")).to_have_text(["Season 2", "Season 1"])
+    expect(page.locator("#periods .leader")).to_have_text(
+        ["Winner: Grace, 7 points", "Winner: Ada, 30 points"]
+    )
+
+    sockets = len(tab.sockets)
+    page.get_by_role("link", name="Season 1").click()
+    expect(page).to_have_url(boards_server.base_url + "/?board=season&period=1")
+    want = [["1", "Ada", "30"], ["2", "Alan", "20"], ["3", "Grace", "10"]]
+    assert rows_of(boards_api.top10("season", period="1")) == want
+    wait_for_rows(page, want, 5, time.monotonic())
+    expect(page.locator("#winner")).to_have_text("Winner: Ada, 30 points")
+    expect(page.locator("#board-title")).to_have_text("Season")
+    expect(page.locator("#period-label")).to_have_text("Season 1")
+    expect(status(page)).to_have_text("Final")
+    expect(page.get_by_role("timer")).to_be_hidden()  # it is over
+    expect(page.locator("#tabs")).to_be_hidden()
+    expect(page).to_have_title("Season, Season 1 · Scoreboard")
+    page.locator("#archives summary").click()  # the other seasons, this one marked
+    expect(page.locator("#periods a[aria-current=page]")).to_have_text("Season 1")
+    assert len(tab.sockets) == sockets  # an archive does not change: no socket
+
+    page.get_by_role("link", name="Back to the live board").click()
+    expect(page).to_have_url(boards_server.base_url + "/?board=season")
+    expect(page.locator("#period-label")).to_have_text("Season 3")
+    wait_for_rows(page, [], 5, time.monotonic())
+    only_own_origin(tab, boards_server)
+    assert tab.errors == []
+
+
+def test_past_periods_come_ten_at_a_time(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    for _ in range(10):  # seasons 1..10 past, 11 current
+        boards_server.run("boards", "rollover", "season")
+    wait_until(lambda: boards_api.board("season")["period"]["id"] == "11", 5, "season 11")
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=season")
+    page.locator("#archives summary").click()
+    # The first page of ten holds the current season, which is the live board, not a past one.
+    expect(page.locator("#periods a")).to_have_text([f"Season {n}" for n in range(10, 1, -1)])
+    expect(page.locator("#periods .leader")).to_have_text(["No scores"] * 9)
+    older = page.get_by_role("button", name="Show older")
+    older.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#periods a")).to_have_text([f"Season {n}" for n in range(10, 0, -1)])
+    expect(older).to_be_hidden()  # nothing older: the reader carries on from what it showed
+    expect(page.get_by_role("link", name="Season 1", exact=True)).to_be_focused()
+    assert tab.errors == []
+
+
+def test_an_archive_of_the_current_period_is_the_live_board(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    page = tab.page
+    page.goto(boards_server.base_url + "/?board=season&period=1")
+    expect(status(page)).to_have_text("Live")
+    expect(page).to_have_url(boards_server.base_url + "/?board=season")
+    page.goto(boards_server.base_url + "/?board=season&period=7")  # never started
+    expect(page.locator("#notice")).to_have_text(
+        "This board has no period “7”: it never started, or it is no longer kept."
+    )
+    expect(status(page)).to_have_text("Not found")
+    assert tab.errors == []
+
+
+def test_embed_of_a_past_period_shows_its_final_top_10(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    new_season(boards_server, boards_api, 2)
+    boards_api.update("alan", 50, name="Alan")  # season 2, not the archive
+    page = tab.page
+    page.goto(boards_server.base_url + "/embed?board=season&period=1")
+    wait_for_rows(page, [["1", "Ada", "30"], ["2", "Alan", "20"], ["3", "Grace", "10"]], 5,
+                  time.monotonic())  # fmt: skip
+    expect(page.locator("main h1")).to_have_text("Season")
+    expect(page.locator("#winner")).to_have_text("Winner: Ada, 30 points")
+    expect(status(page)).to_have_text("Final")
+    assert tab.sockets == []
+    assert page.locator("a, details, [role=tab]").count() == 0  # nothing to leave the frame by
+
+    page.goto(boards_server.base_url + "/embed?board=season")  # the live season
+    wait_for_rows(page, [["1", "Alan", "50"]], 5, time.monotonic())
+    expect(page.locator("#period-label")).to_have_text("Season 2")
+    assert tab.errors == []
+
+
+def test_a_phone_width_screen_shows_the_tabs_and_past_periods_without_sideways_scrolling(
+    boards_server: ServerProcess, boards_api: Api, tab: Tab
+) -> None:
+    some_scores(boards_api)
+    new_season(boards_server, boards_api, 2)
+    page = tab.page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(boards_server.base_url + "/?board=season")
+    page.locator("#archives summary").click()
+    expect(page.locator("#periods .leader")).to_have_text(["Winner: Ada, 30 points"])
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for element in page.get_by_role("tab").all() + page.locator("#periods li > *").all():
+        box = element.bounding_box()
+        assert box is not None
+        assert 0 <= box["x"] <= box["x"] + box["width"] <= 360, (element, box)

@@ -4,6 +4,9 @@
 // `/` shows every board as tabs (`?board=ID` selects one) and keeps a socket open for the visible
 // board only; `/embed` shows one board (`?board=ID`, the default board without it). Under the
 // title, the current period and a countdown to its end; on PERIOD_STARTED the board starts over.
+// `?board=ID&period=P` on either page is an archive: that period's final top 10, read once from
+// /api/boards/{board}/top10?period=P, with no socket. `/` lists a board's past periods, each
+// with its winner and a link to its archive (/api/boards/{board}/periods, paged with `before`).
 //
 // Every message carries the whole top 10, so the page never patches a board: it keeps only the
 // newest one received and draws it at the next animation frame. A burst of 50 changes a second
@@ -18,6 +21,8 @@
   const MOVE_MS = 450;
   const ANNOUNCE_EVERY_MS = 2000;
   const REFRESH_TRIES = 5; // reads of a board's new period, a second apart (see refreshPeriod)
+  const PERIODS_PAGE = 10;
+  const PAST = { daily: "Past days", weekly: "Past weeks", monthly: "Past months", manual: "Past seasons" };
 
   const embedded = document.body.classList.contains("embed");
   const tablist = document.getElementById("tabs"); // on `/` only
@@ -31,8 +36,17 @@
   const periodLine = document.getElementById("period");
   const periodLabel = document.getElementById("period-label");
   const countdown = document.getElementById("countdown");
+  const winner = document.getElementById("winner");
   const empty = document.getElementById("empty");
   const notice = document.getElementById("notice");
+  // On `/` only: the way back from an archive, and the list of past periods.
+  const backLine = document.getElementById("back-line");
+  const back = document.getElementById("back");
+  const archives = document.getElementById("archives");
+  const archivesTitle = document.getElementById("archives-title");
+  const periodList = document.getElementById("periods");
+  const periodsNote = document.getElementById("periods-note");
+  const older = document.getElementById("older");
   const announcer = document.getElementById("announcer");
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   const numbers = new Intl.NumberFormat();
@@ -51,6 +65,8 @@
     live: "Live",
     reconnecting: "Reconnecting…",
     missing: "Not found",
+    loading: "Loading…",
+    archive: "Final",
   };
 
   // Counters for the browser tests and for anyone curious in the console.
@@ -61,6 +77,9 @@
 
   let boards = []; // every board, as /api/boards lists them: the default board first
   let board = null; // the board shown
+  let archive = null; // the id of the past period shown, or null for the live board
+  let periodsOf = null; // the board whose past periods the list holds (or is loading)
+  let periodsNext = null; // `before` for the list's next page
   const rows = new Map(); // user_id -> { tr, rank, name, score, value }
   let pending = null; // the newest board not yet drawn
   let frame = 0;
@@ -140,20 +159,31 @@
   }
 
   function begin() {
-    const wanted = new URLSearchParams(location.search).get("board");
+    const params = new URLSearchParams(location.search);
+    const wanted = params.get("board");
+    const period = params.get("period");
     let chosen = boards.find((b) => b.id === wanted);
     if (!chosen && wanted !== null && embedded) {
       // An embed shows the board it names or says it has none; never another board silently.
       heading.textContent = "Scoreboard";
-      table.hidden = true;
-      notice.textContent = `There is no board “${wanted}” on this server.`;
-      notice.hidden = false;
-      setState("missing");
+      notFound(`There is no board “${wanted}” on this server.`);
       return;
     }
     chosen = chosen || boards[0]; // the page falls back to the default board, in view as a tab
+    if (period !== null && period !== chosen.period.id) {
+      openArchive(chosen, period);
+      return;
+    }
     if (tablist && boards.length > 1) buildTabs();
     select(chosen, false);
+  }
+
+  function notFound(text) {
+    table.hidden = true;
+    winner.hidden = true;
+    notice.textContent = text;
+    notice.hidden = false;
+    setState("missing");
   }
 
   function select(next, focus) {
@@ -177,12 +207,14 @@
     if (!embedded) {
       // The address names the tab, so a link (or a reload) opens it; the default board is `/`.
       const url = new URL(location.href);
+      url.searchParams.delete("period"); // the current period is the live board
       if (next === boards[0]) url.searchParams.delete("board");
       else url.searchParams.set("board", next.id);
       history.replaceState(null, "", url);
     }
     clearBoard();
     showPeriod();
+    listPeriods();
     disconnect();
     attempt = 0;
     setState("connecting");
@@ -319,6 +351,7 @@
     showPeriod();
     if (live) announce(`${board.title}: ${labelOf(board.reset, id)} has started`);
     refreshPeriod(board, id, REFRESH_TRIES);
+    if (periodsOf === board) listPeriods(); // the period that ended is a past one now
   }
 
   function refreshPeriod(of, id, tries) {
@@ -377,6 +410,142 @@
     if (hours) return `${hours}h ${two(minutes)}m ${two(seconds)}s`;
     if (minutes) return `${minutes}m ${two(seconds)}s`;
     return `${seconds}s`;
+  }
+
+  // -- An archive: a past period's final top 10 ------------------------------------------------
+
+  function openArchive(of, id) {
+    board = of;
+    archive = id;
+    stats.board = of.id;
+    stats.period = id;
+    const label = labelOf(of.reset, id);
+    heading.textContent = of.title;
+    caption.textContent = `${of.title}, ${label}: the final top 10, best first`;
+    document.title = `${of.title}, ${label} · Scoreboard`;
+    periodLabel.textContent = label;
+    periodLine.hidden = false;
+    countdown.hidden = true; // it is over
+    empty.textContent = "No scores in this period.";
+    if (backLine) {
+      back.href = of === boards[0] ? "/" : `/?board=${encodeURIComponent(of.id)}`;
+      backLine.hidden = false;
+    }
+    listPeriods();
+    setState("loading");
+    loadArchive();
+  }
+
+  function loadArchive() {
+    const path = `/api/boards/${encodeURIComponent(board.id)}/top10`;
+    getJson(`${path}?period=${encodeURIComponent(archive)}`).then(
+      (body) => {
+        attempt = 0;
+        setState("archive");
+        show({ rankings: body.scores, seq: 0, changed: null });
+        const first = body.scores[0];
+        winner.hidden = !first;
+        if (first) {
+          const name = document.createElement("strong");
+          name.textContent = String(first.username || first.user_id);
+          winner.replaceChildren("Winner: ", name, `, ${scoreText(first.score)}`);
+        }
+      },
+      (error) => {
+        if (error.status === 404 || error.status === 400) {
+          notFound(`This board has no period “${archive}”: it never started, or it is no longer kept.`);
+        } else {
+          setState("reconnecting");
+          scheduleRetry(loadArchive);
+        }
+      },
+    );
+  }
+
+  function scoreText(score) {
+    const unit = board.metric === "points" ? " points" : ""; // a lap time is not points
+    return `${numbers.format(score)}${unit}`;
+  }
+
+  // -- The past periods: a disclosure under the board, read when opened, ten at a time ----------
+
+  function listPeriods() {
+    if (!archives) return;
+    periodsOf = null;
+    periodsNext = null;
+    periodList.replaceChildren();
+    periodsNote.hidden = true;
+    older.hidden = true;
+    older.removeAttribute("aria-disabled");
+    archives.hidden = board.reset === "never"; // one period, all of time: nothing past
+    archivesTitle.textContent = PAST[board.reset] || "Past periods";
+    if (!archives.hidden && archives.open) loadPeriods();
+  }
+
+  function loadPeriods() {
+    if (older.getAttribute("aria-disabled") === "true") return; // a page is on its way
+    const of = board;
+    periodsOf = of;
+    // Not `disabled`: that would take the focus from the button the reader just pressed.
+    older.setAttribute("aria-disabled", "true");
+    const hadFocus = document.activeElement === older;
+    const query = new URLSearchParams({ limit: String(PERIODS_PAGE) });
+    if (periodsNext !== null) query.set("before", periodsNext);
+    getJson(`/api/boards/${encodeURIComponent(of.id)}/periods?${query}`).then(
+      (body) => {
+        if (periodsOf !== of) return; // another board, or the list started over
+        const added = body.periods
+          .filter((p) => p.id !== of.period.id) // the current period is the live board
+          .map((p) => periodItem(of, p));
+        periodList.append(...added);
+        periodsNext = body.next;
+        older.hidden = periodsNext === null;
+        older.removeAttribute("aria-disabled");
+        older.textContent = "Show older";
+        periodsNote.hidden = periodList.children.length > 0;
+        periodsNote.textContent = "None yet.";
+        // The button the reader pressed may be gone: carry on from the first period it showed.
+        if (hadFocus && older.hidden && added.length) added[0].querySelector("a").focus();
+      },
+      () => {
+        if (periodsOf !== of) return;
+        periodsOf = null;
+        periodsNote.textContent = "The past periods could not be read.";
+        periodsNote.hidden = false;
+        older.textContent = "Try again";
+        older.hidden = false;
+        older.removeAttribute("aria-disabled");
+      },
+    );
+  }
+
+  function periodItem(of, period) {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `/?board=${encodeURIComponent(of.id)}&period=${encodeURIComponent(period.id)}`;
+    link.textContent = labelOf(of.reset, period.id);
+    if (period.id === archive) link.setAttribute("aria-current", "page");
+    const leader = document.createElement("span");
+    leader.className = "leader";
+    if (period.leader) {
+      const name = document.createElement("strong");
+      name.textContent = String(period.leader.username || period.leader.user_id);
+      leader.append("Winner: ", name, `, ${scoreText(period.leader.score)}`);
+    } else {
+      leader.textContent = "No scores";
+    }
+    const entries = document.createElement("span");
+    entries.className = "entries";
+    entries.textContent = `${numbers.format(period.entries)} ${period.entries === 1 ? "player" : "players"}`;
+    item.append(link, leader, entries);
+    return item;
+  }
+
+  if (archives) {
+    archives.addEventListener("toggle", () => {
+      if (archives.open && periodsOf !== board) loadPeriods();
+    });
+    older.addEventListener("click", loadPeriods);
   }
 
   // -- Drawing --------------------------------------------------------------------------------------
