@@ -115,6 +115,14 @@ def test_the_tabs_work_from_the_keyboard(
     page.goto(boards_server.base_url + "/?board=daily")
     expect_selected(page, "Today")
     wait_for_rows(page, rows_of(boards_api.top10("daily")), 5, time.monotonic())
+    expect(status(page)).to_have_text("Live")
+    page.evaluate(  # what the status region says from now on
+        """() => { window.said = [];
+                   new MutationObserver(() => window.said.push(
+                       document.querySelector("#status").textContent.trim()))
+                     .observe(document.querySelector("#status"),
+                              {subtree: true, childList: true, characterData: true}); }"""
+    )
 
     page.keyboard.press("Tab")  # the first stop in the page: the selected tab, not the first
     expect(page.get_by_role("tab", name="Today")).to_be_focused()
@@ -133,6 +141,9 @@ def test_the_tabs_work_from_the_keyboard(
         expect_selected(page, title)  # selection follows focus
     wait_for_rows(page, rows_of(boards_api.top10("laps")), 5, time.monotonic())
     expect(page).to_have_url(boards_server.base_url + "/?board=laps")
+    # Seven boards looked at, and the status region never said "Connecting…": still live.
+    assert page.evaluate("window.said") == []
+    expect(status(page)).to_have_text("Live")
 
     page.keyboard.press("Tab")  # out of the tab list, to the panel
     expect(page.get_by_role("tabpanel")).to_be_focused()

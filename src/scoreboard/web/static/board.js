@@ -22,7 +22,9 @@
   const ANNOUNCE_EVERY_MS = 2000;
   const REFRESH_TRIES = 5; // reads of a board's new period, a second apart (see refreshPeriod)
   const PERIODS_PAGE = 10;
-  const PAST = { daily: "Past days", weekly: "Past weeks", monthly: "Past months", manual: "Past seasons" };
+  const PAST = {
+    daily: "Past days", weekly: "Past weeks", monthly: "Past months", manual: "Past seasons",
+  };
 
   const embedded = document.body.classList.contains("embed");
   const tablist = document.getElementById("tabs"); // on `/` only
@@ -217,7 +219,9 @@
     listPeriods();
     disconnect();
     attempt = 0;
-    setState("connecting");
+    // A live page stays "Live" across a change of tab: the new board answers within a round
+    // trip, and the status region would otherwise say "Connecting…", "Live" at every arrow key.
+    if (statusEl.dataset.state !== "live") setState("connecting");
     connect();
   }
 
