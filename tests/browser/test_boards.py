@@ -84,9 +84,12 @@ def test_every_board_is_a_tab_and_the_address_names_the_selected_one(
     wait_for_rows(page, rows_of(boards_api.top10("main")), 5, time.monotonic())
     expect(status(page)).to_have_attribute("data-state", "live")
 
+    expect(page.locator("#embed-code")).to_have_text('<iframe src="/embed"></iframe>')
+
     page.get_by_role("tab", name="Fastest lap").click()
     expect_selected(page, "Fastest lap")
     expect(page).to_have_url(boards_server.base_url + "/?board=laps")
+    expect(page.locator("#embed-code")).to_have_text('<iframe src="/embed?board=laps"></iframe>')
     want = [["1", "Ada", "81,500"], ["2", "Grace", "82,250"]]  # the best time, lowest first
     assert rows_of(boards_api.top10("laps")) == want
     wait_for_rows(page, want, 5, time.monotonic())
@@ -359,6 +362,8 @@ def test_a_past_season_is_listed_with_its_winner_and_opens_as_an_archive(
     expect(page.get_by_role("timer")).to_be_hidden()  # it is over
     expect(page.locator("#tabs")).to_be_hidden()
     expect(page).to_have_title("Season, Season 1 · Scoreboard")
+    embed = '<iframe src="/embed?board=season&period=1"></iframe>'
+    expect(page.locator("#embed-code")).to_have_text(embed)
     page.locator("#archives summary").click()  # the other seasons, this one marked
     expect(page.locator("#periods a[aria-current=page]")).to_have_text("Season 1")
     assert len(tab.sockets) == sockets  # an archive does not change: no socket

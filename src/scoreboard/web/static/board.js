@@ -49,6 +49,7 @@
   const periodList = document.getElementById("periods");
   const periodsNote = document.getElementById("periods-note");
   const older = document.getElementById("older");
+  const embedCode = document.getElementById("embed-code");
   const announcer = document.getElementById("announcer");
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   const numbers = new Intl.NumberFormat();
@@ -213,6 +214,7 @@
       if (next === boards[0]) url.searchParams.delete("board");
       else url.searchParams.set("board", next.id);
       history.replaceState(null, "", url);
+      showEmbedCode(next === boards[0] ? "/embed" : `/embed?board=${next.id}`);
     }
     clearBoard();
     showPeriod();
@@ -431,6 +433,7 @@
     periodLine.hidden = false;
     countdown.hidden = true; // it is over
     empty.textContent = "No scores in this period.";
+    showEmbedCode(`/embed?board=${of.id}&period=${encodeURIComponent(id)}`);
     if (backLine) {
       back.href = of === boards[0] ? "/" : `/?board=${encodeURIComponent(of.id)}`;
       backLine.hidden = false;
@@ -464,6 +467,11 @@
         }
       },
     );
+  }
+
+  // The footer's snippet embeds what the page shows.
+  function showEmbedCode(path) {
+    if (embedCode) embedCode.textContent = `<iframe src="${path}"></iframe>`;
   }
 
   function scoreText(score) {
