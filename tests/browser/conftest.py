@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from tests.support.timing import scaled
 from tests.support.tokens import token
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, WebSocket
 
 
 @pytest.fixture
@@ -27,35 +28,108 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc.stop()
 
 
+def noon_zone(now: datetime) -> str:
+    """An IANA zone where it is about noon at ``now``: a daily board there ends 11 to 12 hours
+    later, so no test sees it roll over by itself."""
+    shift = 12 - now.astimezone(UTC).hour  # -11..12 hours east of UTC
+    return "UTC" if shift == 0 else f"Etc/GMT{-shift:+d}"  # Etc/GMT-3 is UTC+3
+
+
+def boards_toml(zone: str) -> str:
+    """Four boards, in tab order: main (the default: all-time sum of points), a daily board, a
+    best-and-lowest board of another metric (lap times), and a manual board (seasons)."""
+    return f"""
+[metrics.laps]
+min_delta = 1
+max_delta = 1000000
+
+[boards.main]
+title = "All time"
+
+[boards.daily]
+title = "Today"
+reset = "daily"
+timezone = "{zone}"
+
+[boards.laps]
+title = "Fastest lap"
+metric = "laps"
+aggregate = "best"
+order = "asc"
+
+[boards.season]
+title = "Season"
+reset = "manual"
+"""
+
+
+@pytest.fixture
+def boards_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server with the boards of :func:`boards_toml`."""
+    config = tmp_path / "boards.toml"
+    config.write_text(boards_toml(noon_zone(datetime.now(UTC))), encoding="utf-8")
+    proc = ServerProcess(tmp_path / "server", env={"SCOREBOARD_BOARDS": str(config)}).start()
+    yield proc
+    proc.stop()
+
+
 class Api:
-    """The HTTP side: post updates with valid tokens, read the top 10."""
+    """The HTTP side: post updates with valid tokens, read a board."""
 
     def __init__(self, base_url: str) -> None:
         self.client = httpx.Client(base_url=base_url, timeout=scaled(10))
         self._tokens: dict[tuple[str, str | None], str] = {}
 
-    def update(self, user_id: str, delta: int, name: str | None = None) -> dict[str, Any]:
+    def update(
+        self, user_id: str, delta: int, name: str | None = None, metric: str | None = None
+    ) -> dict[str, Any]:
+        """One event of ``metric`` (points when ``None``), on every board of that metric."""
         key = (user_id, name)
         if key not in self._tokens:
             self._tokens[key] = token(user_id, name=name) if name else token(user_id)
-        response = self.client.post(
-            "/api/scores/update",
-            json={"user_id": user_id, "score_delta": delta, "auth_token": self._tokens[key]},
-        )
+        body: dict[str, Any] = {
+            "user_id": user_id,
+            "score_delta": delta,
+            "auth_token": self._tokens[key],
+        }
+        if metric is not None:
+            body["metric"] = metric
+        response = self.client.post("/api/scores/update", json=body)
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
 
-    def top10(self) -> list[dict[str, Any]]:
-        response = self.client.get("/api/scores/top10")
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.client.get(path, params=params)
         assert response.status_code == 200, response.text
-        scores: list[dict[str, Any]] = response.json()["scores"]
+        return response.json()
+
+    def top10(self, board: str | None = None, period: str | None = None) -> list[dict[str, Any]]:
+        """The default board's top 10 (the seed's endpoint), or ``board``'s in ``period``."""
+        if board is None:
+            scores: list[dict[str, Any]] = self.get("/api/scores/top10")["scores"]
+        elif period is None:
+            scores = self.get(f"/api/boards/{board}/top10")["scores"]
+        else:
+            scores = self.get(f"/api/boards/{board}/top10", period=period)["scores"]
         return scores
+
+    def board(self, board: str) -> dict[str, Any]:
+        """``/api/boards/{board}``: the board and its current period."""
+        found: dict[str, Any] = self.get(f"/api/boards/{board}")
+        return found
 
 
 @pytest.fixture
 def api(server: ServerProcess) -> Iterator[Api]:
     client = Api(server.base_url)
+    yield client
+    client.client.close()
+
+
+@pytest.fixture
+def boards_api(boards_server: ServerProcess) -> Iterator[Api]:
+    client = Api(boards_server.base_url)
     yield client
     client.client.close()
 
@@ -83,7 +157,15 @@ class Tab:
     page: Page
     requests: list[str] = field(default_factory=list)
     sockets: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def open_sockets(self) -> list[str]:
+        """The URLs of the page's WebSockets that are open (or opening) now."""
+        still = list(self.sockets)
+        for url in self.closed:
+            still.remove(url)
+        return still
 
 
 @pytest.fixture
@@ -95,7 +177,12 @@ def tab(browser: Browser) -> Iterator[Tab]:
     page = context.new_page()
     result = Tab(page)
     page.on("request", lambda r: result.requests.append(r.url))
-    page.on("websocket", lambda ws: result.sockets.append(ws.url))
+    page.on("websocket", lambda ws: _follow(result, ws))
     page.on("pageerror", lambda e: result.errors.append(str(e)))
     yield result
     context.close()
+
+
+def _follow(tab: Tab, socket: WebSocket) -> None:
+    tab.sockets.append(socket.url)
+    socket.on("close", lambda ws: tab.closed.append(ws.url))

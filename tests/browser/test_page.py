@@ -7,7 +7,6 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,10 +14,15 @@ from tests.browser import chromium
 
 chromium.require()
 
-from playwright.sync_api import Page, expect  # noqa: E402
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from scoreboard import demo  # noqa: E402
+from tests.browser.board_view import (  # noqa: E402
+    only_own_origin,
+    rows_of,
+    status,
+    wait_for_rows,
+)
 from tests.browser.conftest import Api, Tab  # noqa: E402
 from tests.support.server import SECRET, ServerProcess  # noqa: E402
 from tests.support.timing import scaled  # noqa: E402
@@ -26,44 +30,6 @@ from tests.support.timing import scaled  # noqa: E402
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
-
-_ROWS_JS = """() => Array.from(document.querySelectorAll("#board tbody tr"),
-                                r => Array.from(r.cells, c => c.textContent))"""
-
-
-def shown(page: Page) -> list[list[str]]:
-    rows: list[list[str]] = page.evaluate(_ROWS_JS)
-    return rows
-
-
-def rows_of(scores: list[dict[str, Any]]) -> list[list[str]]:
-    """What the page must show for a top 10 (en-US number format)."""
-    return [[str(e["rank"]), e["username"], f"{e['score']:,}"] for e in scores]
-
-
-def wait_for_rows(page: Page, rows: list[list[str]], within: float, since: float) -> None:
-    """Wait until the table shows exactly ``rows``, at most ``scaled(within)`` after ``since``."""
-    remaining = since + scaled(within) - time.monotonic()
-    try:
-        page.wait_for_function(
-            f"want => JSON.stringify(({_ROWS_JS})()) === JSON.stringify(want)",
-            arg=rows,
-            timeout=max(remaining, 0.001) * 1000,
-        )
-    except PlaywrightTimeout:
-        raise AssertionError(
-            f"within {scaled(within):.1f}s the page should show {rows}, it shows {shown(page)}"
-        ) from None
-
-
-def status(page: Page) -> Any:
-    return page.locator("#status")
-
-
-def only_own_origin(tab: Tab, server: ServerProcess) -> None:
-    outside = [u for u in tab.requests if not u.startswith(server.base_url + "/")]
-    assert outside == [], f"requests outside the server: {outside}"
-    assert all(u == server.ws_url for u in tab.sockets), tab.sockets
 
 
 def test_the_page_shows_the_current_board_on_load(
@@ -93,6 +59,10 @@ def test_the_page_shows_the_current_board_on_load(
     expect(status(page)).to_have_attribute("data-state", "live")
     expect(status(page)).to_have_text("Live")
     expect(page.locator("h1")).to_have_text("Scoreboard")
+    # One board (the default configuration): no tabs, the board's title over the table.
+    assert page.locator("#tabs").evaluate("e => getComputedStyle(e).display") == "none"
+    assert page.locator("[role=tab], [role=tabpanel]").count() == 0
+    expect(page.locator("h2")).to_have_text("All time")
     # A real table: column headers, a header cell per row, and a polite live region.
     headers = page.locator("#board thead th")
     expect(headers).to_have_text(["Rank", "Name", "Score"])
@@ -112,7 +82,8 @@ def test_embed_is_the_board_without_the_page_around_it(
     page.goto(server.base_url + "/embed")
     wait_for_rows(page, [["1", "Ada", "7"]], within=5, since=time.monotonic())
     expect(status(page)).to_have_attribute("data-state", "live")
-    assert page.locator("h1, header, footer").count() == 0
+    assert page.locator("header, footer").count() == 0
+    expect(page.locator("main h1")).to_have_text("All time")  # the board's title
     only_own_origin(tab, server)
     assert tab.errors == []
 
@@ -281,22 +252,27 @@ def test_demo_moves_the_page(server: ServerProcess, api: Api, tab: Tab) -> None:
     wait_for_rows(page, rows_of(top), 5, time.monotonic())
 
 
-def test_the_readme_screenshot(server: ServerProcess, api: Api, tab: Tab) -> None:
-    """Writes docs/screenshot.png: the page a moment after an update moved a player up."""
+def test_the_readme_screenshot(boards_server: ServerProcess, boards_api: Api, tab: Tab) -> None:
+    """Writes docs/screenshot.png: the page with four boards as tabs, a moment after an update
+    moved a player up. The default board is shown: a countdown would make the file differ at
+    every run."""
     rng = random.Random(7)
     players = demo.cast(12, rng)
     for n, player in enumerate(players):
-        api.update(player.user_id, 100 + 73 * n, name=player.name)
+        boards_api.update(player.user_id, 100 + 73 * n, name=player.name)
     page = tab.page
-    page.set_viewport_size({"width": 720, "height": 760})
-    page.goto(server.base_url + "/")
-    want = rows_of(api.top10())
+    page.set_viewport_size({"width": 720, "height": 820})
+    page.goto(boards_server.base_url + "/")
+    want = rows_of(boards_api.top10())
     wait_for_rows(page, want, 5, time.monotonic())
-    api.update(players[5].user_id, 450)  # climbs several places
-    wait_for_rows(page, rows_of(api.top10()), 5, time.monotonic())
+    boards_api.update(players[5].user_id, 450)  # climbs several places
+    wait_for_rows(page, rows_of(boards_api.top10()), 5, time.monotonic())
+    expect(page.get_by_role("tab")).to_have_count(4)
     page.wait_for_function(
         "() => document.getAnimations().every(a => a.effect.target.tagName !== 'TR')"
     )
+    # The score's highlight, held at one moment of its fade: the same picture at every run.
+    page.evaluate("document.getAnimations().forEach(a => { a.pause(); a.currentTime = 300; })")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000

@@ -75,6 +75,21 @@ class ServerProcess:
         env.update(self.extra_env)
         return env
 
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """``python -m scoreboard ARGS`` on this server's data and settings (``boards rollover
+        season``, say), as an operator would run it next to the server; fails unless it exits 0."""
+        done = subprocess.run(
+            [sys.executable, "-m", "scoreboard", *args],
+            env=self.env(),
+            cwd=self.data_dir,
+            capture_output=True,
+            text=True,
+            timeout=scaled(timeout),
+            check=False,
+        )
+        assert done.returncode == 0, f"scoreboard {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done
+
     def start(self, timeout: float = 20) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
