@@ -755,11 +755,6 @@ def test_downgrade_restores_the_previous_schema_rows_and_answers(
     assert rankings == baseline.rankings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="0004's downgrade leaves users.updated_at at the last rename; this release no longer "
-    "writes it on every update",
-)
 def test_a_downgrade_keeps_the_updates_made_after_the_upgrade(
     baseline: Baseline, tmp_path: Path
 ) -> None:
