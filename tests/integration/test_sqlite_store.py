@@ -124,7 +124,6 @@ async def seasons_store(database: Path, clock: Callable[[], datetime]) -> Sqlite
     return store
 
 
-@pytest.mark.xfail(strict=True, reason="the store reads the clock before it holds the write lock")
 async def test_an_update_committed_after_a_rollover_has_a_time_in_the_new_season(
     tmp_path: Path,
 ) -> None:
@@ -160,7 +159,6 @@ async def test_an_update_committed_after_a_rollover_has_a_time_in_the_new_season
         await store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the store reads the clock before it holds the write lock")
 async def test_a_rollover_ends_the_season_after_the_updates_committed_before_it(
     tmp_path: Path,
 ) -> None:
