@@ -120,9 +120,6 @@ async def seasons_store(clock: Callable[[], datetime]) -> AsyncIterator[tuple[st
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True, reason="an update's time is read before its statement waits for the rollover"
-)
 async def test_an_update_held_up_by_a_rollover_has_a_time_in_the_new_season() -> None:
     """Another process rolls the season over after an update read the clock and before its
     statement runs (it waits for the rollover's lock): the update counts in the new season, so
@@ -153,7 +150,6 @@ async def test_an_update_held_up_by_a_rollover_has_a_time_in_the_new_season() ->
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="the rollover reads the clock before it holds its lock")
 async def test_a_rollover_ends_the_season_after_the_updates_committed_before_it() -> None:
     """An update commits after the rollover read the clock and before it holds its lock: the
     update counted in the closing season, so that season must end after its time."""

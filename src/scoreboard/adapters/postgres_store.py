@@ -18,7 +18,11 @@ applied configuration is still the one this process built it for (a guard on
 configuration and rolling a season over take ``SHARE ROW EXCLUSIVE`` on ``scores``, which waits
 for every update in flight and holds off new ones until they commit; a statement that waited
 takes its snapshot after, so it sees the new version (and retries with it) or the new season.
-Every event is counted in the configuration and season current at its commit.
+Every event is counted in the configuration and season current at its commit, and its time
+lies in that season: a rollover reads the clock once it holds its lock (after every update
+that counts in the old season), and an event's time is never before the start of the current
+season of a manual board its metric feeds (a statement that waited for the rollover had read
+the clock before it).
 
 Idempotency: a repeated ``(user_id, action_id)`` violates the unique constraint, which rolls the
 *whole* statement back; a second query then tells a retry (same delta and metric: the current
@@ -161,7 +165,8 @@ _MIN_TIME = datetime(1, 1, 1, tzinfo=UTC)
 _MAX_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 # The update statement's fixed part; $1 user, $2 delta, $3 action, $4 name, $5 now, $6 metric,
-# $7 configuration version; then the boards' upserts (see _statement).
+# $7 configuration version; then the boards' upserts (see _statement). {at} is the event's time
+# before the user's own order: $5, or no earlier than the start of the manual boards' seasons.
 _UPDATE_HEAD = """
 WITH guard AS (SELECT 1 FROM board_config WHERE id = 1 AND version = $7::integer),
 u AS (
@@ -175,7 +180,7 @@ u AS (
 ),
 t AS (
     INSERT INTO totals AS t (user_id, metric, total, last_at)
-    SELECT $1::varchar, $6::varchar, $2::bigint, $5::timestamptz FROM guard
+    SELECT $1::varchar, $6::varchar, $2::bigint, {at} FROM guard
     ON CONFLICT (user_id, metric) DO UPDATE SET total = t.total + EXCLUDED.total,
         last_at = GREATEST(EXCLUDED.last_at, t.last_at + interval '1 microsecond')
     RETURNING total, last_at, nextval('scores_score_id_seq') AS event_id
@@ -190,7 +195,7 @@ _SUM = """,
 s{i} AS (
     INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
                                 version, updated_at)
-    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5 FROM t
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, last_at FROM t
     ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = s.score + EXCLUDED.score,
         rank_score = s.rank_score + EXCLUDED.rank_score, reached = EXCLUDED.reached,
         version = s.version + 1, updated_at = EXCLUDED.updated_at
@@ -200,7 +205,7 @@ _BEST = """,
 s{i} AS (
     INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
                                 version, updated_at)
-    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5 FROM t
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, last_at FROM t
     ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
         rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached,
         version = s.version + 1, updated_at = EXCLUDED.updated_at
@@ -209,12 +214,17 @@ s{i} AS (
 )"""
 _FROM_UPSERT = "(SELECT {column} FROM s{i})"
 _SEASON = "(SELECT period_id FROM periods WHERE board_id = ${b}::varchar AND ends_at IS NULL)"
+_AFTER_SEASONS = (
+    "GREATEST($5::timestamptz, (SELECT MAX(starts_at) FROM periods"
+    " WHERE ends_at IS NULL AND board_id IN ({boards})))"
+)
 
 
 def _statement(boards: tuple[Board, ...]) -> str:
     """The update statement for a metric feeding ``boards``: per board ``i`` two parameters,
     its id and its rank sign, and for a clock-reset board a third, its current period."""
-    parts = [_UPDATE_HEAD]
+    parts = [""]
+    manual = []
     selects = [
         "(SELECT score_id FROM ev)",
         "COALESCE((SELECT username FROM u), (SELECT username FROM users WHERE user_id = $1))",
@@ -225,6 +235,7 @@ def _statement(boards: tuple[Board, ...]) -> str:
         n += 2
         if board.reset == "manual":
             period = _SEASON.format(b=b)
+            manual.append(f"${b}::varchar")
         else:
             period = f"${n}::varchar"
             n += 1
@@ -232,6 +243,8 @@ def _statement(boards: tuple[Board, ...]) -> str:
         parts.append(template.format(i=i, b=b, sign=sign, period=period))
         selects.append(period)
         selects += [_FROM_UPSERT.format(column=c, i=i) for c in ("score", "version", "reached")]
+    at = _AFTER_SEASONS.format(boards=", ".join(manual)) if manual else "$5::timestamptz"
+    parts[0] = _UPDATE_HEAD.format(at=at)
     parts.append("\nSELECT " + ", ".join(selects))
     return "".join(parts)
 
@@ -372,11 +385,10 @@ class PostgresScoreStore:
     async def apply_config(
         self, config: BoardsConfig, *, expected_version: int, fill: Sequence[str]
     ) -> int:
-        now = self._clock()
-
         async def apply(connection: PoolConnectionProxy[asyncpg.Record]) -> int:
             async with connection.transaction():
                 await connection.execute(_HOLD_UPDATES)
+                now = self._clock()  # as in rollover: after the updates counted without it
                 version = await connection.fetchval(_SELECT_CONFIG_VERSION) or 0
                 if version != expected_version:
                     raise ConfigChanged(
@@ -404,11 +416,11 @@ class PostgresScoreStore:
         return {r[0]: Period(r[1], _time(r[2]), None) for r in rows}
 
     async def rollover(self, board: Board) -> tuple[Period, Period]:
-        now = self._clock()
-
         async def roll(connection: PoolConnectionProxy[asyncpg.Record]) -> tuple[Period, Period]:
             async with connection.transaction():
                 await connection.execute(_HOLD_UPDATES)
+                # Read once every update counting in the closing season has committed.
+                now = self._clock()
                 row = await connection.fetchrow(
                     "SELECT period_id, starts_at FROM periods WHERE board_id = $1"
                     " AND ends_at IS NULL",
