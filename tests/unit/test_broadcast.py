@@ -110,7 +110,6 @@ def test_without_an_event_loop_the_fan_out_happens_at_once() -> None:
     assert recorder.seqs == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="the live board fans out the newest board of a turn only")
 async def test_a_new_period_is_not_merged_into_a_later_board_of_the_same_turn() -> None:
     """``PERIOD_STARTED`` is news of its own: merged into the next board of the period (a
     change committed at the same moment), sockets would never hear that the period started."""
