@@ -6,8 +6,6 @@ import asyncio
 import random
 from collections.abc import Callable
 
-import pytest
-
 from scoreboard.model import RankedEntry, Standing, rank_key
 from scoreboard.ports import RankIndex
 
@@ -222,7 +220,6 @@ async def test_a_new_period_starts_empty_with_the_next_seq_once(
     assert await second.rank("a") is None
 
 
-@pytest.mark.xfail(strict=True, reason="a period already current is answered with the newest seq")
 async def test_a_period_started_elsewhere_is_answered_with_the_seq_it_started_with(
     index_factory: Callable[..., RankIndex],
 ) -> None:
