@@ -413,7 +413,7 @@ def scoreboard_migrate(url: str, cwd: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert migrations.revision(url) == "0004"
+    assert migrations.revision(url) == migrations.head()  # 0004, or a later one built on it
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

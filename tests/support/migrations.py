@@ -28,6 +28,15 @@ def config(database_url: str) -> Config:
     return cfg
 
 
+def head() -> str:
+    """The newest revision of this checkout's scripts."""
+    from alembic.script import ScriptDirectory
+
+    found = ScriptDirectory(str(SCRIPTS)).get_current_head()
+    assert found is not None
+    return found
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(config(database_url), revision)
 
