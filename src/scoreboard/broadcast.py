@@ -9,7 +9,10 @@ what bounds a slow client is its writer's send timeout (``SCOREBOARD_WS_SEND_TIM
 
 The fan-out runs once per event-loop turn, not once per change: changes made in the same turn
 (the updates of one group commit, resuming together) reach the sockets as the newest of them,
-and the update requests themselves never wait for a fan-out.
+and the update requests themselves never wait for a fan-out. A new period's ``PERIOD_STARTED``
+is the exception: it goes out at once, because merged into a later board of the period the
+sockets would never hear that the period started. (A socket too slow to take it at once may
+still see it replaced in its slot by a later board, which names the new period.)
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ class LiveBoard:
             return False
         self._current = EncodedBoard.build(event, initial=not event.user_id)
         self._changes += 1
+        if event.previous is not None:  # a new period: out now, not merged (module docstring)
+            if self._offered_at is None:
+                self._offered_at = self._clock()
+            self._fan_out()
+            return True
         if self._offered_at is None:
             self._offered_at = self._clock()
             try:
@@ -82,6 +90,8 @@ class LiveBoard:
         return True
 
     def _fan_out(self) -> None:
+        if self._changes == 0:  # a new period went out at once since this was scheduled
+            return
         board, offered_at, changes = self._current, self._offered_at, self._changes
         self._offered_at, self._changes = None, 0
         for subscriber in tuple(self._subscribers):

@@ -289,8 +289,10 @@ class RankIndex(Protocol):
 
     async def start_period(self, period: str) -> Top:
         """Make ``period`` the current one, empty, with the next ``seq`` (the ``seq`` of its
-        ``PERIOD_STARTED``); when it already is the current period, its top as it is (every
-        process asks; one ``seq``)."""
+        ``PERIOD_STARTED``); when it already is the current period (another process started
+        it), what that start answered, however the period changed since: every process asks
+        and announces what it gets, so the period is announced with one ``seq``. (For a period
+        made current by ``load`` rather than started: its top as it is.)"""
         ...
 
     async def load(self, period: str, standings: Iterable[Standing]) -> None:

@@ -11,6 +11,7 @@ or Redis client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -101,6 +102,8 @@ class ScoreService:
         self.config: BoardsConfig | None = None
         self.boards: dict[str, Served] = {}
         self._lives: dict[str, LiveBoard] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+        """Per board: held while a new period is taken up, so it is taken up once."""
         self.started = False
         """Whether :meth:`start` has built the indexes (readiness)."""
 
@@ -184,27 +187,41 @@ class ScoreService:
         """Make ``period`` the board's current one in this process (its index emptied, then
         loaded with whatever the store already holds of it) and announce ``PERIOD_STARTED``.
         ``False`` when it already was current. The previous period becomes an archive (pruned
-        to the board's ``keep``)."""
+        to the board's ``keep``).
+
+        The announcement comes before anything else of the new period: updates committed in it
+        meanwhile wait (in ``_catch_up_period``) until it is made, and those this process
+        committed in it before are loaded after it, announced as a change of its own."""
         served = self.boards.get(board_id)
-        if served is None or served.period.id == period.id:
+        if served is None:
             return False
-        previous = served.period
-        await self.store.start_period(board_id, period)
-        served.period = period
-        top = await served.index.start_period(period.id)
-        # Updates this process committed in the new period before its timer fired are in the
-        # store: load them, so the index is whole.
-        standings: list[Standing] = []
-        async for chunk in self.store.iter_standings(board_id, period.id):
-            standings.extend(chunk)
-        if standings:
-            await served.index.load(period.id, standings)
-            top = await served.index.board()
-        event = BoardChanged(
-            board_id, top.seq, "", 0, top.top, period=period.id, previous=previous.id
-        )
-        served.live.offer(event)
-        await self.bus.publish(event)
+        async with self._starting.setdefault(board_id, asyncio.Lock()):
+            if served.period.id == period.id:
+                return False
+            previous = served.period
+            await self.store.start_period(board_id, period)
+            top = await served.index.start_period(period.id)
+            # Current from here on, with no await before the announcement: nothing of the new
+            # period can be published ahead of it.
+            served.period = period
+            event = BoardChanged(
+                board_id, top.seq, "", 0, top.top, period=period.id, previous=previous.id
+            )
+            served.live.offer(event)
+            await self.bus.publish(event)
+            # Updates committed in the new period before this process took it up (its timer
+            # a moment late, a rollover made elsewhere) are in the store: load them, so the
+            # index is whole.
+            standings: list[Standing] = []
+            async for chunk in self.store.iter_standings(board_id, period.id):
+                standings.extend(chunk)
+            if standings:
+                await served.index.load(period.id, standings)
+                loaded = await served.index.board()
+                if loaded.seq > top.seq:
+                    change = BoardChanged(board_id, loaded.seq, "", 0, loaded.top, period=period.id)
+                    served.live.offer(change)
+                    await self.bus.publish(change)
         log.info(
             "period started",
             extra={"board": board_id, "period": period.id, "previous": previous.id},

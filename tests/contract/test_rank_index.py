@@ -220,6 +220,25 @@ async def test_a_new_period_starts_empty_with_the_next_seq_once(
     assert await second.rank("a") is None
 
 
+async def test_a_period_started_elsewhere_is_answered_with_the_seq_it_started_with(
+    index_factory: Callable[..., RankIndex],
+) -> None:
+    """Every process asks its index to start a new period and announces ``PERIOD_STARTED`` with
+    what it gets. One that asks after the period has changed (the first process already wrote
+    to it) must get the start's seq and top, or processes announce the period twice, with two
+    seqs."""
+    first, second = index_factory(), index_factory()  # for Redis: two processes
+    await first.apply("all", t("a", 5))
+    started = await first.start_period("2026-12-01")
+    moved = await first.apply("2026-12-01", t("b", 7))
+    assert moved is not None
+    assert moved.seq == started.seq + 1
+    again = await second.start_period("2026-12-01")
+    assert (again.seq, again.top, again.period) == (started.seq, (), "2026-12-01")
+    assert await second.rank("b") == 1  # the period's data, as it is now, for reads
+    assert (await second.board()).seq == moved.seq
+
+
 async def test_a_write_for_another_period_stores_nothing(index: RankIndex) -> None:
     await index.start_period("2026-12-01")
     assert await index.apply_and_rank("2026-11-30", t("late", 50)) == (None, None)

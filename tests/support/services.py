@@ -72,17 +72,19 @@ def _with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def postgres_database(migrate: bool = True) -> Iterator[str]:
-    """A fresh, uniquely named database (migrated by default); dropped on exit."""
+def postgres_database(migrate: bool = True, copy_of: str | None = None) -> Iterator[str]:
+    """A fresh, uniquely named database (migrated by default); dropped on exit. ``copy_of``:
+    the URL of a database to copy instead (nobody may be connected to it), left as it is."""
     import psycopg
 
     server = require_postgres()
     name = f"scoreboard_test_{uuid.uuid4().hex[:12]}"
+    template = "" if copy_of is None else f' TEMPLATE "{urlsplit(copy_of).path.lstrip("/")}"'
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{template}')
     url = _with_database(server, name)
     try:
-        if migrate:
+        if migrate and copy_of is None:
             from scoreboard.migrate import upgrade
 
             upgrade(url)

@@ -108,3 +108,18 @@ def test_without_an_event_loop_the_fan_out_happens_at_once() -> None:
     live.subscribe(recorder)
     live.offer(changed(1))
     assert recorder.seqs == [1]
+
+
+async def test_a_new_period_is_not_merged_into_a_later_board_of_the_same_turn() -> None:
+    """``PERIOD_STARTED`` is news of its own: merged into the next board of the period (a
+    change committed at the same moment), sockets would never hear that the period started."""
+    live = LiveBoard(empty())
+    recorder = Recorder()
+    live.subscribe(recorder)
+    live.offer(changed(1))
+    live.offer(BoardChanged("main", 2, "", 0, (), period="2", previous="1"))
+    for seq in (3, 4):
+        live.offer(BoardChanged("main", seq, "bob", seq, (), period="2"))
+    await asyncio.sleep(0)
+    assert recorder.seqs == [2, 4]
+    assert live.current.event.seq == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from scoreboard import applying
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_index import MemoryRankIndex
 from scoreboard.adapters.memory_store import MemoryScoreStore
-from scoreboard.boards import BoardsConfig
+from scoreboard.boards import Board, BoardsConfig
 from scoreboard.errors import ActionConflict, InvalidRequest, ScoreOutOfRange, Unavailable
 from scoreboard.events import BoardChanged, EncodedBoard
 from scoreboard.model import MAX_SCORE, HistoryQuery, ScoreUpdate, Standing, Top
@@ -289,3 +290,123 @@ async def test_already_applied_tells_an_update_that_would_add_nothing() -> None:
     assert not await service.already_applied(ScoreUpdate("bob", 5, "quest-1"))
     await service.update(ScoreUpdate("alice", 5))
     assert not await service.already_applied(ScoreUpdate("alice", 5))  # no action_id: never
+
+
+# -- a manual board's new season ---------------------------------------------------------------
+
+SEASONS = BoardsConfig(
+    ONE_BOARD.metrics,
+    {"main": Board("main", "All time"), "season": Board("season", "Season", reset="manual")},
+)
+
+
+class SlowStore(MemoryScoreStore):
+    """A store whose reads of a board's standings wait for ``gate`` once it is set, as a real
+    store's reads take a while."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+        self.reading = asyncio.Event()
+
+    async def iter_standings(self, board: str, period: str) -> AsyncIterator[list[Standing]]:
+        if self.gate is not None:
+            self.reading.set()
+            await self.gate.wait()
+        async for chunk in super().iter_standings(board, period):
+            yield chunk
+
+
+async def test_a_new_season_is_announced_before_any_change_in_it() -> None:
+    """Another process rolled the season over; this one takes it up with the first update that
+    commits in it, and meanwhile (the store is slow) a second update commits in it: sockets and
+    other processes hear of the new season first, then of the changes in it."""
+    store = SlowStore()
+    bus = MemoryBus()
+    service = await started_service(store, SEASONS, bus=bus)
+    recorder = Recorder()
+    service.live_board("season").subscribe(recorder)
+    published: list[BoardChanged] = []
+
+    async def listen() -> None:
+        async for event in bus.subscribe("season"):
+            published.append(event)
+
+    listener = asyncio.create_task(listen())
+    await turn()
+    await service.update(ScoreUpdate("ann", 5))
+    await store.rollover(SEASONS.boards["season"])  # ``scoreboard boards rollover``
+    store.gate = asyncio.Event()
+    first = asyncio.create_task(service.update(ScoreUpdate("bob", 7)))
+    await store.reading.wait()
+    second = await service.update(ScoreUpdate("cat", 9))
+    await turn()
+    store.gate.set()
+    await first
+    await turn()
+    listener.cancel()
+
+    assert second.on("season") is not None
+    assert second.on("season").period == "2"
+    for events in ([b.event for b in recorder.boards], published):
+        of_season_2 = [(e.previous, e.seq) for e in events if e.period == "2"]
+        assert of_season_2[0][0] == "1", of_season_2  # PERIOD_STARTED, before anything else
+        assert [seq for _, seq in of_season_2] == sorted({seq for _, seq in of_season_2})
+    assert [e.user_id for e in service.current_board("season").event.rankings] == ["cat", "bob"]
+
+
+class SlowIndex(MemoryRankIndex):
+    """An index whose ``start_period`` waits for ``gate`` once it is set (a shared index is a
+    round trip away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+        self.starting = asyncio.Event()
+
+    async def start_period(self, period: str) -> Top:
+        if self.gate is not None:
+            self.starting.set()
+            await self.gate.wait()
+        return await super().start_period(period)
+
+
+async def test_updates_that_take_a_new_season_up_at_once_announce_it_once() -> None:
+    """Several updates commit in a season this process has not taken up yet, while its index
+    is slow to start it: one ``PERIOD_STARTED``, and each answer ranks in the new season."""
+    store = MemoryScoreStore()
+    slow = SlowIndex()
+    bus = MemoryBus()
+    service = ScoreService(
+        store, bus, lambda board, live: slow if board.id == "season" else MemoryRankIndex()
+    )
+    await service.start(await applying.settle(store, SEASONS, may_change=True))
+    published: list[BoardChanged] = []
+
+    async def listen() -> None:
+        async for event in bus.subscribe("season"):
+            published.append(event)
+
+    listener = asyncio.create_task(listen())
+    await turn()
+    await service.update(ScoreUpdate("ann", 5))
+    await store.rollover(SEASONS.boards["season"])
+    slow.gate = asyncio.Event()
+    first = asyncio.create_task(service.update(ScoreUpdate("bob", 7)))
+    await slow.starting.wait()
+    others = [asyncio.create_task(service.update(ScoreUpdate(u, 9))) for u in ("cat", "dan")]
+    await turn()
+    slow.gate.set()
+    results = await asyncio.gather(first, *others)
+    await turn()
+    listener.cancel()
+
+    started = [e for e in published if e.previous is not None]
+    assert [(e.previous, e.period) for e in started] == [("1", "2")]
+    places = [r.on("season") for r in results]
+    assert [(p.period, p.rank) for p in places if p is not None] == [("2", 3), ("2", 1), ("2", 2)]
+    assert [e.user_id for e in service.current_board("season").event.rankings] == [
+        "cat",
+        "dan",
+        "bob",
+    ]

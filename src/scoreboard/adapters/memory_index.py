@@ -29,6 +29,8 @@ class MemoryRankIndex:
         """The version at which a user was removed (hidden, or nothing of theirs counts): a
         write of their standing no newer than that is late, and dropped."""
         self._top = Top(0, (), period)
+        self._started: Top | None = None
+        """What ``start_period`` answered when it started the current period."""
 
     @property
     def period(self) -> str:
@@ -103,12 +105,14 @@ class MemoryRankIndex:
 
     async def start_period(self, period: str) -> Top:
         if period == self._top.period:
-            return self._top
+            started = self._started
+            return started if started is not None and started.period == period else self._top
         self._keys = SortedList()
         self._users.clear()
         self._gone.clear()
         top = self._advance(period)
         assert top is not None
+        self._started = top
         return top
 
     async def load(self, period: str, standings: Iterable[Standing]) -> None:

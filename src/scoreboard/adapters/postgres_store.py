@@ -18,7 +18,11 @@ applied configuration is still the one this process built it for (a guard on
 configuration and rolling a season over take ``SHARE ROW EXCLUSIVE`` on ``scores``, which waits
 for every update in flight and holds off new ones until they commit; a statement that waited
 takes its snapshot after, so it sees the new version (and retries with it) or the new season.
-Every event is counted in the configuration and season current at its commit.
+Every event is counted in the configuration and season current at its commit, and its time
+lies in that season: a rollover reads the clock once it holds its lock (after every update
+that counts in the old season), and an event's time is never before the start of the current
+season of a manual board its metric feeds (a statement that waited for the rollover had read
+the clock before it).
 
 Idempotency: a repeated ``(user_id, action_id)`` violates the unique constraint, which rolls the
 *whole* statement back; a second query then tells a retry (same delta and metric: the current
@@ -209,7 +213,9 @@ _MAX_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 # The update statement's fixed part; $1 user, $2 delta, $3 action, $4 name, $5 now, $6 metric,
 # $7 configuration version; then the boards' upserts (see _statement). The guard also refuses a
 # banned user's update ({ban}; not an operator's adjustment). ``hb``: the user's hidden bit, for
-# the standings the event creates (moderation holds updates off while it changes it).
+# the standings the event creates (moderation holds updates off while it changes it). {at} is
+# the event's time before the user's own order: $5, or no earlier than the start of the manual
+# boards' seasons.
 _UPDATE_HEAD = """
 WITH guard AS (SELECT 1 FROM board_config WHERE id = 1 AND version = $7::integer{ban}),
 hb AS (SELECT CASE WHEN status = 'active' THEN 0 ELSE 1 END AS bit FROM users
@@ -225,7 +231,7 @@ u AS (
 ),
 t AS (
     INSERT INTO totals AS t (user_id, metric, total, last_at)
-    SELECT $1::varchar, $6::varchar, $2::bigint, $5::timestamptz FROM guard
+    SELECT $1::varchar, $6::varchar, $2::bigint, {at} FROM guard
     ON CONFLICT (user_id, metric) DO UPDATE SET total = t.total + EXCLUDED.total,
         last_at = GREATEST(EXCLUDED.last_at, t.last_at + interval '1 microsecond')
     RETURNING total, last_at, nextval('scores_score_id_seq') AS event_id
@@ -244,7 +250,8 @@ _SUM = """,
 s{i} AS (
     INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
                                 version, updated_at, hidden)
-    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5, {bit} FROM t
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, last_at, {bit}
+    FROM t
     ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = s.score + EXCLUDED.score,
         rank_score = s.rank_score + EXCLUDED.rank_score, reached = EXCLUDED.reached,
         version = s.version + 1, updated_at = EXCLUDED.updated_at, hidden = s.hidden & 1
@@ -254,7 +261,8 @@ _BEST = """,
 s{i} AS (
     INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached,
                                 version, updated_at, hidden)
-    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, $5, {bit} FROM t
+    SELECT ${b}::varchar, {period}, $1, $2, ${sign}::bigint * $2, event_id, 1, last_at, {bit}
+    FROM t
     ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
         rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached,
         version = s.version + 1, updated_at = EXCLUDED.updated_at, hidden = s.hidden & 1
@@ -263,14 +271,18 @@ s{i} AS (
 )"""
 _FROM_UPSERT = "(SELECT {column} FROM s{i})"
 _SEASON = "(SELECT period_id FROM periods WHERE board_id = ${b}::varchar AND ends_at IS NULL)"
+_AFTER_SEASONS = (
+    "GREATEST($5::timestamptz, (SELECT MAX(starts_at) FROM periods"
+    " WHERE ends_at IS NULL AND board_id IN ({boards})))"
+)
 
 
 def _statement(boards: tuple[Board, ...], *, admin: bool = False) -> str:
     """The update statement for a metric feeding ``boards``: per board ``i`` two parameters,
     its id and its rank sign, and for a clock-reset board a third, its current period.
     ``admin``: an operator's adjustment (recorded as such, applied to a banned user too)."""
-    head = _UPDATE_HEAD.replace("{ban}", "" if admin else _NOT_BANNED)
-    parts = [head.replace("{source}", "admin" if admin else "user")]
+    parts = [""]
+    manual = []
     selects = [
         "(SELECT score_id FROM ev)",
         "COALESCE((SELECT username FROM u), (SELECT username FROM users WHERE user_id = $1))",
@@ -281,6 +293,7 @@ def _statement(boards: tuple[Board, ...], *, admin: bool = False) -> str:
         n += 2
         if board.reset == "manual":
             period = _SEASON.format(b=b)
+            manual.append(f"${b}::varchar")
         else:
             period = f"${n}::varchar"
             n += 1
@@ -289,6 +302,9 @@ def _statement(boards: tuple[Board, ...], *, admin: bool = False) -> str:
         selects.append(period)
         columns = ("score", "version", "reached", "hidden")
         selects += [_FROM_UPSERT.format(column=c, i=i) for c in columns]
+    at = _AFTER_SEASONS.format(boards=", ".join(manual)) if manual else "$5::timestamptz"
+    head = _UPDATE_HEAD.replace("{at}", at).replace("{ban}", "" if admin else _NOT_BANNED)
+    parts[0] = head.replace("{source}", "admin" if admin else "user")
     parts.append("\nSELECT " + ", ".join(selects))
     return "".join(parts)
 
@@ -432,11 +448,10 @@ class PostgresScoreStore:
     async def apply_config(
         self, config: BoardsConfig, *, expected_version: int, fill: Sequence[str]
     ) -> int:
-        now = self._clock()
-
         async def apply(connection: PoolConnectionProxy[asyncpg.Record]) -> int:
             async with connection.transaction():
                 await connection.execute(_HOLD_UPDATES)
+                now = self._clock()  # as in rollover: after the updates counted without it
                 version = await connection.fetchval(_SELECT_CONFIG_VERSION) or 0
                 if version != expected_version:
                     raise ConfigChanged(
@@ -464,11 +479,11 @@ class PostgresScoreStore:
         return {r[0]: Period(r[1], _time(r[2]), None) for r in rows}
 
     async def rollover(self, board: Board) -> tuple[Period, Period]:
-        now = self._clock()
-
         async def roll(connection: PoolConnectionProxy[asyncpg.Record]) -> tuple[Period, Period]:
             async with connection.transaction():
                 await connection.execute(_HOLD_UPDATES)
+                # Read once every update counting in the closing season has committed.
+                now = self._clock()
                 row = await connection.fetchrow(
                     "SELECT period_id, starts_at FROM periods WHERE board_id = $1"
                     " AND ends_at IS NULL",

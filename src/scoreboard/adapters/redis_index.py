@@ -42,8 +42,10 @@ while). Each period's data has keys of its own, ``{prefix}{<board>}:<period>:z``
 board's ``seq`` and the id of its current period are one key each. Every script names the
 period it means: a write for a period that is not the current one stores nothing (the store has
 it; it is an archive, or a period this index has not started), and :meth:`start_period` makes a
-period current with the next ``seq``, once, whichever process asks first. The previous
-period's keys expire after ``KEEP_PREVIOUS`` seconds.
+period current with the next ``seq``, once, whichever process asks first; the start (its
+``seq`` and top) is kept with the period's keys, and every process that asks later gets that
+same start, so that all of them announce the period with one ``seq``. The previous period's
+keys expire after ``KEEP_PREVIOUS`` seconds.
 
 Key prefix: ``{prefix}{<board>}:...``; the braces keep one board's keys in one cluster slot.
 """
@@ -75,7 +77,7 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)
 
 KEEP_PREVIOUS = 2 * 24 * 3600
 
-# KEYS: z members versions names top built (of one period), seq, current (of the board);
+# KEYS: z members versions names top built started (of one period), seq, current (of the board);
 # ARGV[1] the seq floor, ARGV[2] k, ARGV[3] the period the call is about.
 # Every script starts with this: raise seq to the floor, and the helpers.
 _PRELUDE = f"""
@@ -84,7 +86,8 @@ local WIDTH = {_REACHED_WIDTH}
 """
 _PRELUDE += """
 local z, members, versions, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local topkey, built, seqkey, currentkey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local topkey, built, startedkey = KEYS[5], KEYS[6], KEYS[7]
+local seqkey, currentkey = KEYS[8], KEYS[9]
 local period = ARGV[3]
 local current = redis.call('GET', currentkey)
 local floor = tonumber(ARGV[1])
@@ -199,11 +202,19 @@ return redis.call('ZRANK', z, member)
 )
 
 # ARGV: floor k period -> {seq, started (1) or already current (0), top...}: ``period``
-# becomes the current one, empty and built, with the next seq; once, whoever asks first.
+# becomes the current one, empty and built, with the next seq; once, whoever asks first. Later
+# askers get that start again (its seq and top), or, for a period made current otherwise (a
+# load), the board as it is.
 _START = (
     _PRELUDE
     + """
 if current == period then
+  local start = redis.call('GET', startedkey)
+  if start then
+    local out = cjson.decode(start)
+    out[2] = 0
+    return out
+  end
   local out = {seq, 0}
   local top = topof(0, K)
   for i = 1, #top do out[#out + 1] = top[i] end
@@ -215,6 +226,7 @@ redis.call('DEL', topkey)
 local newseq, top = settle()
 local out = {newseq, 1}
 for i = 1, #top do out[#out + 1] = top[i] end
+redis.call('SET', startedkey, cjson.encode(out))
 return out
 """
 )
@@ -325,7 +337,7 @@ def _entries(flat: Sequence[Any], first_rank: int, order: str) -> tuple[RankedEn
     )
 
 
-_SUFFIXES = ("z", "members", "versions", "names", "top", "built")
+_SUFFIXES = ("z", "members", "versions", "names", "top", "built", "started")
 
 
 class RedisRankIndex:

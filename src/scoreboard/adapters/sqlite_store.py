@@ -18,7 +18,9 @@ configuration's version at its start; ``apply_config`` and ``rollover`` (run by
 ``scoreboard boards`` in another process, or by this one) are transactions of their own. SQLite
 serializes writers, so every event is committed either before a rollover or configuration
 change (and counted in the old season, or by the backfill of a new board) or after it (and
-counted in the new season, or by the new board): never lost, never in the wrong period.
+counted in the new season, or by the new board): never lost, never in the wrong period. Each
+of these transactions reads the clock once it holds the write lock, so commit order is time
+order: a season ends after every event counted in it, and its successor starts before them.
 
 The database runs in WAL mode with ``synchronous=FULL``: a commit is on disk before it is
 acknowledged, and readers (a second connection on its own thread) never block the writer.
@@ -502,7 +504,7 @@ class SqliteScoreStore(_SqliteAdmin):
                 config=config,
                 expected=expected_version,
                 fill=fill,
-                now=self._clock(),
+                clock=self._clock,
             )
         )
 
@@ -511,7 +513,7 @@ class SqliteScoreStore(_SqliteAdmin):
     async def rollover(self, board: Board) -> tuple[periods.Period, periods.Period]:
         """End the current season of the manual ``board`` now and start the next one:
         ``(closed, opened)``. One transaction, serialized with every batch."""
-        return await self._write(functools.partial(_rollover, board=board, now=self._clock()))
+        return await self._write(functools.partial(_rollover, board=board, clock=self._clock))
 
     async def seasons(self) -> dict[str, periods.Period]:
         """Every manual board's current season (the open period of each board that has one)."""
@@ -534,7 +536,7 @@ class SqliteScoreStore(_SqliteAdmin):
         """Delete the standings and records of ``board``'s closed periods beyond the newest
         ``keep`` (its archives); the ids deleted. Events stay: they are the ledger."""
         return await self._write(
-            functools.partial(_prune, board=board, keep=keep, now=self._clock())
+            functools.partial(_prune, board=board, keep=keep, clock=self._clock)
         )
 
     # -- writes -----------------------------------------------------------------------------
@@ -582,9 +584,9 @@ class SqliteScoreStore(_SqliteAdmin):
     def _apply_batch(self, updates: list[ScoreUpdate]) -> list[Applied | Exception]:
         conn = self._wconn
         assert conn is not None
-        now = self._clock()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            now = self._clock()  # holding the write lock: commit order is time order
             batch = self._batch(conn, now)
             # Ids for updates that came without an action_id: 128 random bits each, drawn in one
             # system call per batch (uuid4() per update was about 9 µs of an update here).
@@ -603,7 +605,7 @@ class SqliteScoreStore(_SqliteAdmin):
             # apply each update in a transaction of its own, so that only that one fails.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [self._apply_alone(conn, update, now) for update in updates]
+            outcomes = [self._apply_alone(conn, update) for update in updates]
         if self._on_commit is not None:
             try:
                 self._on_commit(len(updates))
@@ -627,13 +629,12 @@ class SqliteScoreStore(_SqliteAdmin):
             self._known_periods.add((board_id, period_id))
         return batch
 
-    def _apply_alone(
-        self, conn: sqlite3.Connection, update: ScoreUpdate, now: datetime
-    ) -> Applied | Exception:
+    def _apply_alone(self, conn: sqlite3.Connection, update: ScoreUpdate) -> Applied | Exception:
         """One update in a transaction of its own; any failure is this update's answer."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            outcome = _apply_one(conn, self._batch(conn, now), update, os.urandom(16).hex())
+            batch = self._batch(conn, self._clock())
+            outcome = _apply_one(conn, batch, update, os.urandom(16).hex())
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -649,9 +650,9 @@ class SqliteScoreStore(_SqliteAdmin):
 
     def _adjust_in(self, conn: sqlite3.Connection, update: ScoreUpdate, audit: Audit) -> Applied:
         """An operator's event, alone in a transaction with its audit row."""
-        now = self._clock()
 
         def apply() -> Applied:
+            now = self._clock()  # holding the write lock, like a batch
             outcome = _apply_one(conn, self._batch(conn, now), update, os.urandom(16).hex())
             if isinstance(outcome, Exception):
                 raise outcome
@@ -941,10 +942,11 @@ def _apply_config(
     config: BoardsConfig,
     expected: int,
     fill: Sequence[str],
-    now: datetime,
+    clock: Callable[[], datetime],
 ) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
+        now = clock()  # holding the write lock: commit order is time order
         row = conn.execute(_SELECT_CONFIG_VERSION).fetchone()
         version = 0 if row is None else int(row[0])
         if version != expected:
@@ -994,10 +996,11 @@ def _fill(conn: sqlite3.Connection, board: Board, period: str, bounds: tuple[str
 
 
 def _rollover(
-    conn: sqlite3.Connection, *, board: Board, now: datetime
+    conn: sqlite3.Connection, *, board: Board, clock: Callable[[], datetime]
 ) -> tuple[periods.Period, periods.Period]:
     conn.execute("BEGIN IMMEDIATE")
     try:
+        now = clock()  # holding the write lock: commit order is time order
         row = conn.execute(
             "SELECT period_id, starts_at FROM periods WHERE board_id = ? AND ends_at IS NULL",
             (board.id,),
@@ -1028,9 +1031,12 @@ def _rollover(
     return closed, opened
 
 
-def _prune(conn: sqlite3.Connection, *, board: str, keep: int, now: datetime) -> list[str]:
+def _prune(
+    conn: sqlite3.Connection, *, board: str, keep: int, clock: Callable[[], datetime]
+) -> list[str]:
     conn.execute("BEGIN IMMEDIATE")
     try:
+        now = clock()  # holding the write lock: commit order is time order
         doomed = [
             row[0]
             for row in conn.execute(

@@ -112,8 +112,12 @@ def downgrade() -> None:
         batch.add_column(
             sa.Column("reached_seq", sa.BigInteger(), nullable=False, server_default="0")
         )
+    # users.updated_at was the time of the user's last update; since 0004 it only moves on a
+    # rename, and the standing holds the time of the last update: the later of the two.
     op.execute(
-        "UPDATE users SET score = s.score, version = s.version, reached_seq = s.reached"
+        "UPDATE users SET score = s.score, version = s.version, reached_seq = s.reached,"
+        " updated_at = CASE WHEN s.updated_at > users.updated_at THEN s.updated_at"
+        " ELSE users.updated_at END"
         " FROM standings s WHERE s.board_id = 'main' AND s.period_id = 'all'"
         " AND s.user_id = users.user_id"
     )
