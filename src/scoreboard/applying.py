@@ -43,7 +43,11 @@ async def _settle(store: ScoreStore, wanted: BoardsConfig, *, may_change: bool) 
     if stored is not None and stored.to_json() == wanted.to_json():
         return stored
     if stored is None:
-        await store.apply_config(wanted, expected_version=version, fill=list(wanted.boards))
+        # The first configuration: fill the boards that have nothing yet. One that has data
+        # came from the upgrade of the one-board release (main, all) and is exactly its events
+        # already; refilling it would only raise its versions.
+        fill = [board for board in wanted.boards if not await store.has_data(board)]
+        await store.apply_config(wanted, expected_version=version, fill=fill)
         return wanted
     await refuse_reinterpretations(store, stored, wanted)
     if not may_change:
