@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     apply_cmd.add_argument("file", metavar="FILE", type=Path)
 
+    export = commands.add_parser(
+        "export",
+        help="write every row of a board's period as CSV or NDJSON (streamed)",
+        description="From the database: the board's current period unless --period names "
+        "another. CSV is for spreadsheets (formula-like text cells get a leading '); NDJSON "
+        "is the lossless format.",
+    )
+    export.add_argument("board", metavar="BOARD")
+    export.add_argument("--period", help="a period id (default: the current one)")
+    export.add_argument("--format", choices=("csv", "ndjson"), default="csv")
+    export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
+
     keys = commands.add_parser(
         "admin-key",
         help="create, list or revoke the keys of the admin API (/api/admin)",
@@ -161,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _migrate()
     elif args.command == "boards":
         _boards(args)
+    elif args.command == "export":
+        _export(args)
     elif args.command == "admin-key":
         _admin_key(args)
     elif args.command == "token":
@@ -178,6 +192,57 @@ def _migrate(settings: Settings | None = None, *, log_level: str | None = None) 
         migrate.upgrade(settings.database_url)
     except Exception as exc:  # a database we cannot reach or write: one line, not a traceback
         _fail(f"migration failed: {exc}".splitlines()[0])
+
+
+def _export(args: argparse.Namespace) -> None:
+    """``scoreboard export BOARD [--period P] [--format F] [--out FILE]``, on the database."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from scoreboard import bootstrap, exports, periods
+
+    settings = _settings()
+    _migrate(settings, log_level="warning")
+
+    async def run() -> None:
+        store = bootstrap.store_of(settings)
+        await store.open()
+        try:
+            config, _ = await store.load_config()
+            if config is None:
+                _fail("no boards configuration is stored yet: start the server once first")
+            board = config.boards.get(args.board)
+            if board is None:
+                _fail(f"there is no board '{args.board}' (boards: {', '.join(config.boards)})")
+            if args.period is not None:
+                period_id = periods.parse_period_id(board.reset, args.period)
+            elif board.reset == "manual":
+                season = (await store.seasons()).get(board.id)
+                if season is None:
+                    _fail(f"board '{board.id}' has no season yet")
+                period_id = season.id
+            else:
+                period_id = periods.period_at(board.reset, board.timezone, datetime.now(UTC)).id
+            if await store.period(board.id, period_id) is None:
+                _fail(f"board '{board.id}' has no period '{period_id}'")
+            out = sys.stdout.buffer if args.out is None else args.out.open("wb")
+            try:
+                chunks = store.iter_ranked(board.id, period_id)
+                async for data in exports.encode(chunks, args.format):
+                    out.write(data)
+                out.flush()
+            finally:
+                if args.out is not None:
+                    out.close()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except ScoreboardError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        _fail(f"cannot write {args.out}: {exc.strerror or exc}")
 
 
 def _key_name_arg(value: str) -> str:

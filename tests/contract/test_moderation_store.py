@@ -366,3 +366,28 @@ async def test_concurrent_updates_and_voids_of_one_user_lose_nothing(store: Any)
     history = await store.history(HistoryQuery("ann", limit=100))
     assert history[-1].score == counted
     assert [h.score for h in history] == list(itertools.accumulate(h.delta for h in history))
+
+
+# -- exports ---------------------------------------------------------------------------------
+
+
+async def test_iter_ranked_walks_the_board_in_rank_order_in_chunks(store: Any) -> None:
+    for user, delta in [("a", 5), ("b", 9), ("c", 5), ("d", 7), ("e", 9), ("f", 1), ("g", 5)]:
+        await store.apply(ScoreUpdate(user, delta, f"x-{user}"))
+    hidden_event = await store.apply(ScoreUpdate("h", 100, "x-h"))
+    await store.set_status("h", "hidden", CONFIG, audit())
+    voided = await store.apply(ScoreUpdate("v", 50, "x-v"))
+    await store.void(event_of(voided), CONFIG, audit())
+    chunks = [c async for c in store.iter_ranked("main", "all", chunk=2)]
+    assert [len(c) for c in chunks] == [2, 2, 2, 1]
+    rows = [r for c in chunks for r in c]
+    page = await store.page("main", "all", 0, 100)
+    assert [(r.rank, r.user_id, r.score) for r in rows] == [
+        (n + 1, s.user_id, s.score) for n, s in enumerate(page)
+    ]
+    assert [r.user_id for r in rows] == ["b", "e", "d", "a", "c", "g", "f"]  # ties: first
+    events = {e.event_id: e.at for u in "abcdefg" for e in await store.events_of(u, limit=5)}
+    for row, standing in zip(rows, page, strict=True):
+        assert row.reached_at == events[standing.reached]
+    assert hidden_event.user_id not in [r.user_id for r in rows]
+    assert [c async for c in store.iter_ranked("main", "nope")] == []
