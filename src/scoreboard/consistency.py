@@ -15,9 +15,10 @@ rows, then its events, then the rank index, in chunks and without one snapshot, 
 updated meanwhile can look wrong. Every user who looks wrong is then checked alone: their row,
 their events, their row again (a row whose version did not move while their events were read
 matches those events exactly: every event that changes a standing moves its version, in the
-same transaction), then the index. A difference is reported only when that check finds it
-twice, ``settle`` seconds apart, with the row's version unchanged: an index a moment behind
-its store (the write that follows a commit) is not a difference.
+same transaction), then the index. An index difference is reported only when that check finds
+it twice, ``settle`` seconds apart, with the row's version unchanged: an index a moment behind
+its store (the write that follows a commit) is not a difference. A standings difference needs
+no second look: the stable read already rules out an update in flight.
 
 **Repair is per user, under the update path's serialization** (``AdminStore.recount``: the
 SQLite writer; on PostgreSQL the table lock that moderation and configuration changes take),
@@ -320,18 +321,25 @@ class Consistency:
     async def _confirm(
         self, board: Board, period: str, index: RankIndex | None, suspects: Sequence[str]
     ) -> list[Difference]:
-        """The differences that each user's own check finds twice, ``settle`` apart, with
-        their row unchanged."""
-        first = {user: await self.check_user(board, period, user, index) for user in suspects}
-        first = {user: state for user, state in first.items() if state.differences}
-        if not first:
-            return []
-        await asyncio.sleep(self.settle)
+        """What each user's own check confirms: a standings difference at once (the check
+        reads a stable row, see the module docstring); an index difference when a second check
+        ``settle`` later finds it again, the row unchanged (not an index a moment behind)."""
         confirmed: list[Difference] = []
-        for user, before in first.items():
+        pending: dict[str, _UserState] = {}
+        for user in suspects:
+            state = await self.check_user(board, period, user, index)
+            confirmed += [d for d in state.differences if d.store == STANDINGS]
+            if any(d.store == INDEX for d in state.differences):
+                pending[user] = state
+        if not pending:
+            return confirmed
+        await asyncio.sleep(self.settle)
+        for user, before in pending.items():
             after = await self.check_user(board, period, user, index)
-            if after.version == before.version and after.differences == before.differences:
-                confirmed += after.differences
+            if after.version == before.version:
+                confirmed += [
+                    d for d in after.differences if d.store == INDEX and d in before.differences
+                ]
         return confirmed
 
     async def check_user(
