@@ -280,7 +280,7 @@ class Consistency:
         self, board: Board, period: Period, index: RankIndex | None, summary: Summary
     ) -> AsyncIterator[Difference]:
         suspects = await self._suspects(board, period, index, summary)
-        for difference in await self._confirm(board, period.id, index, suspects):
+        for difference in await self.confirm(board, period.id, index, suspects):
             summary.differences += 1
             yield difference
 
@@ -318,7 +318,7 @@ class Consistency:
             suspects += [u for u, t in expected.items() if t.shown and u not in seen]
         return sorted(set(suspects))
 
-    async def _confirm(
+    async def confirm(
         self, board: Board, period: str, index: RankIndex | None, suspects: Sequence[str]
     ) -> list[Difference]:
         """What each user's own check confirms: a standings difference at once (the check
@@ -534,7 +534,10 @@ class Watch:
             if not rows:
                 return []
             user = rows[0].user_id
-        return await consistency._confirm(board, period, index, [user])
+        found = await consistency.confirm(board, period, index, [user])
+        if self.service.boards.get(board.id) is not one or one.period.id != period:
+            return []  # a new period (or configuration) meanwhile: the index moved on
+        return found
 
     async def _follow_loop(self) -> None:
         while True:

@@ -10,6 +10,7 @@ prefix of their own).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -154,6 +155,56 @@ async def test_embedded_breakage_is_found_then_repaired_while_serving(
 
 async def _is(server: ServerProcess, want: list[tuple[str, int]]) -> bool:
     return await top10(server) == want
+
+
+async def test_a_repair_while_updates_arrive_loses_nothing(
+    embedded: ServerProcess, poster: Poster
+) -> None:
+    """Every row is broken; updates keep arriving for those users while ``verify`` and then
+    ``repair`` run: verify reports only the broken rows (nothing in flight), repair fixes them,
+    and every total is the sum of the user's acknowledged updates."""
+    users = [f"p{n}" for n in range(20)]
+    acknowledged = dict.fromkeys(users, 0)
+    for user in users:
+        await poster.ok(user, 10)
+        acknowledged[user] += 10
+    execute(embedded, "UPDATE standings SET score = 3, rank_score = -3")
+    stop = asyncio.Event()
+
+    async def load() -> int:
+        n = 0
+        while not stop.is_set():
+            user = users[n % len(users)]
+            await poster.ok(user, 1)
+            acknowledged[user] += 1
+            n += 1
+        return n
+
+    writer = asyncio.create_task(load())
+    try:
+        found = await asyncio.to_thread(scoreboard, embedded, "verify")
+        assert found.returncode == 1
+        flagged = {line.split()[2] for line in found.stdout.splitlines()[:-1]}
+        assert flagged == {f"user={u}" for u in users}
+        assert all("store=standings" in line for line in found.stdout.splitlines()[:-1])
+        before = sum(acknowledged.values())
+        repaired = await asyncio.to_thread(scoreboard, embedded, "repair")
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        assert sum(acknowledged.values()) > before  # updates went on during the repair
+    finally:
+        stop.set()
+        updates = await writer
+    assert updates > 0
+    assert scoreboard(embedded, "verify").returncode == 0
+    await async_wait_until(
+        lambda: _scores_are(embedded, acknowledged), 10, "every total right on the server"
+    )
+
+
+async def _scores_are(server: ServerProcess, want: dict[str, int]) -> bool:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        response = await client.get("/api/scores", params={"limit": 100})
+    return {r["user_id"]: r["score"] for r in response.json()["scores"]} == want
 
 
 async def test_a_verify_of_an_unknown_board_is_one_line(embedded: ServerProcess) -> None:
