@@ -472,13 +472,14 @@ class Watch:
     follow_interval: float = FOLLOW_INTERVAL
     rng: random.Random = field(default_factory=random.Random)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _seen_audit: int = 0
+    _seen_audit: int | None = None
 
     async def start(self) -> None:
         if self.per_minute > 0:
             self._tasks.append(asyncio.create_task(self._sample_loop()))
-        newest = await self.store.audit_page(limit=1)
-        self._seen_audit = newest[0].id if newest else 0
+        # Repairs recorded before this process built its indexes (from the store) are in them.
+        with contextlib.suppress(Unavailable):  # else from the first audit page the loop reads
+            self._seen_audit = await self._newest_audit()
         self._tasks.append(asyncio.create_task(self._follow_loop()))
 
     async def stop(self) -> None:
@@ -549,8 +550,15 @@ class Watch:
             except Exception:
                 log.exception("taking up repairs failed")
 
+    async def _newest_audit(self) -> int:
+        newest = await self.store.audit_page(limit=1)
+        return newest[0].id if newest else 0
+
     async def follow(self) -> None:
         """Bring this process's own indexes up to the repairs recorded since the last call."""
+        if self._seen_audit is None:
+            self._seen_audit = await self._newest_audit()
+            return
         entries = []
         before = None
         while True:

@@ -354,3 +354,16 @@ async def test_a_repair_under_updates_loses_nothing(store: Any) -> None:
     assert (await verify(consistency(store)))[0] == []
     shown = {s.user_id: s.score for s in await store.page("main", "all", 0, 100)}
     assert shown == acknowledged
+
+
+async def test_a_member_nobody_has_events_for_is_found_and_forgotten(
+    loaded: tuple[Any, RankIndex],
+) -> None:
+    """An erased user's leftover (an index write that landed after the erasure's sweeps)."""
+    store, index = loaded
+    await index.apply("all", Standing("ghost", "ghost", 40, 3, 10**9))
+    found, _ = await verify(consistency(store, index), "main")
+    assert found == [Difference("main", "all", "ghost", "index", "absent", "40 as ghost")]
+    await repair(consistency(store, index), "main")
+    assert (await verify(consistency(store, index)))[0] == []
+    assert await index.rank("ghost") is None
