@@ -49,6 +49,7 @@ async def test_unknown_paths_are_404_json(seeded: Api, method: str, path: str) -
         ("GET", "/healthz/"),
         ("GET", "/docs/"),
         ("GET", "/openapi.json/"),
+        ("GET", "/admin/"),
     ],
 )
 async def test_a_trailing_slash_is_404_json_not_a_redirect(
@@ -79,6 +80,8 @@ async def test_a_trailing_slash_is_404_json_not_a_redirect(
         ("PATCH", UPDATE),
         ("POST", TOP10),
         ("DELETE", TOP10),
+        ("POST", "/admin"),
+        ("DELETE", "/admin"),
     ],
 )
 async def test_wrong_methods_are_405_json(seeded: Api, method: str, path: str) -> None:
@@ -269,6 +272,7 @@ GET_PATHS = [
     "/docs",
     "/",
     "/embed",
+    "/admin",
     "/static/board.css",
 ]
 VARYING = {"date", "x-request-id"}

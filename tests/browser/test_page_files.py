@@ -32,6 +32,23 @@ async def test_pages_are_html_locked_to_their_own_origin(path: str, marker: str)
     assert "x-frame-options" not in response.headers  # embedding is the point
 
 
+async def test_the_admin_page_is_never_stored_nor_framed() -> None:
+    """It holds no secret (the key is pasted into it), but an operator's page has no business in
+    a shared cache, and a framed one could be clicked through by another site."""
+    response = await _get("/admin")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Scoreboard admin</h1>" in response.text
+    assert response.headers["cache-control"] == "no-store"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src 'self';" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert "<script>" not in response.text
+    assert " style=" not in response.text
+
+
 async def test_a_known_etag_gets_304_without_a_body() -> None:
     first = await _get("/static/board.js")
     assert first.status_code == 200
@@ -43,7 +60,10 @@ async def test_a_known_etag_gets_304_without_a_body() -> None:
     assert stale.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/static/nope.js", "/static/index.html", "/static/..%2fpage.py"])
+@pytest.mark.parametrize(
+    "path",
+    ["/static/nope.js", "/static/index.html", "/static/admin.html", "/static/..%2fpage.py"],
+)
 async def test_only_the_shipped_files_are_served(path: str) -> None:
     assert (await _get(path)).status_code == 404
 
@@ -52,7 +72,7 @@ def test_the_page_is_not_in_the_api_schema() -> None:
     from scoreboard.web.app import create_app
 
     paths = create_app().openapi()["paths"]
-    assert not {"/", "/embed", "/static/{name}"} & set(paths)
+    assert not {"/", "/embed", "/admin", "/static/{name}"} & set(paths)
 
 
 def test_no_static_file_names_another_host() -> None:

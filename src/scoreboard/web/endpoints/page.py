@@ -1,11 +1,17 @@
-"""The live page: ``GET /`` (the page), ``GET /embed`` (the board alone, for an ``<iframe>``) and
-the few static files they use.
+"""The live page: ``GET /`` (the page), ``GET /embed`` (the board alone, for an ``<iframe>``),
+``GET /admin`` (the operators' page) and the few static files they use.
 
 The files ship in the package (``web/static``) and are read once, when this module is first
 imported, then served from memory with an ETag, so a reload costs a 304. There is no build step
 and no outside request: the Content-Security-Policy allows only this origin, so even an edited
-page cannot fetch a font or script from elsewhere. Neither page sets ``frame-ancestors`` or
+page cannot fetch a font or script from elsewhere. Neither board page sets ``frame-ancestors`` or
 ``X-Frame-Options``: being embedded anywhere is the point.
+
+``/admin`` holds no secret (the key is pasted into it and kept in the tab's ``sessionStorage``;
+``/api/admin`` checks it), so it is public like the others. It differs in two headers: its
+policy adds ``frame-ancestors 'none'``, since a framed admin page could be clicked through by
+another site (clickjacking), and it is ``no-store`` like every admin answer, so no cache on the
+way keeps a copy of an operator's page.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
+_ADMIN_CSP = _CSP + "; frame-ancestors 'none'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +67,16 @@ def _load() -> dict[str, Asset]:
 _ASSETS = _load()
 
 
-def serve(request: Request, asset: Asset, csp: str | None = None) -> Response:
-    """``asset`` with its ETag (a 304 when the client has it), and ``csp`` if given."""
+def serve(
+    request: Request, asset: Asset, csp: str | None = None, cache: str = "no-cache"
+) -> Response:
+    """``asset`` with its ETag (a 304 when the client has it), and ``csp`` if given.
+
+    ``cache``: ``no-cache`` (the default) revalidates each time, cheap (a 304) and never stale.
+    """
     headers = {
         "ETag": asset.etag,
-        "Cache-Control": "no-cache",  # revalidate each time: cheap (304) and never stale
+        "Cache-Control": cache,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
@@ -95,6 +107,11 @@ async def page(request: Request) -> Response:
 @router.api_route("/embed", methods=["GET", "HEAD"])
 async def embed(request: Request) -> Response:
     return _serve(request, "embed.html")
+
+
+@router.api_route("/admin", methods=["GET", "HEAD"])
+async def admin(request: Request) -> Response:
+    return serve(request, static_file("admin.html"), _ADMIN_CSP, cache="no-store")
 
 
 @router.api_route("/static/{name}", methods=["GET", "HEAD"])
