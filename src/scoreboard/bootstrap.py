@@ -26,7 +26,10 @@ from scoreboard.boards import (
     load_config,
 )
 from scoreboard.broadcast import LiveBoard
+from scoreboard.consistency import Consistency, Watch
+from scoreboard.events import BoardChanged
 from scoreboard.keeper import Keeper
+from scoreboard.model import Top
 from scoreboard.moderation import Moderation
 from scoreboard.ports import Bus, PointsWindow, RankIndex, SharedIndex, Store
 from scoreboard.service import IndexFactory, ScoreService
@@ -70,6 +73,8 @@ class Components:
     """The boards' indexes again when they are shared between processes (Redis), by board id,
     for what only such an index needs: rebuilds after a flush, and the readiness check."""
     keeper: Keeper | None = None
+    watch: Watch | None = None
+    """The background consistency check, and the taking up of repairs made elsewhere."""
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -201,13 +206,78 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         boards,
         shared_indexes=shared,
         keeper=Keeper(service, bus, shared),
+        watch=Watch(
+            service,
+            store,
+            settings.consistency_sample,
+            on_difference=metrics.consistency_errors.inc if metrics is not None else _ignore,
+            shared=shared,
+        ),
         _closers=closers,
     )
+
+
+def _ignore(n: int) -> None:
+    return None
 
 
 def store_of(settings: Settings) -> Store:
     """The store alone (the command line's ``boards``), not opened."""
     return _build_store(settings, None)
+
+
+@contextlib.asynccontextmanager
+async def consistency_of(
+    settings: Settings, *, settle: float | None = None
+) -> AsyncIterator[Consistency]:
+    """Verify and repair (``scoreboard verify``, ``repair``) on the store and, when Redis is
+    configured, on the boards' shared rank indexes, announcing a top a repair changed on the
+    bus as an update would. ``Unavailable``, or ``NotFound`` when no configuration is stored."""
+    from scoreboard.consistency import SETTLE
+    from scoreboard.errors import NotFound
+
+    store = store_of(settings)
+    await store.open()
+    closers: list[Callable[[], Awaitable[None]]] = [store.close]
+    try:
+        config, _ = await store.load_config()
+        if config is None:
+            raise NotFound("no boards configuration is stored yet: start the server once first")
+        index_of = None
+        announce = None
+        if settings.redis_url is not None:
+            import redis.asyncio as aioredis
+
+            from scoreboard.adapters.redis_bus import RedisBus
+            from scoreboard.adapters.redis_index import RedisRankIndex
+
+            client = aioredis.Redis.from_url(
+                settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
+            )
+            closers.append(client.aclose)
+            bus = RedisBus(client, prefix=settings.redis_prefix)
+            prefix = settings.redis_prefix
+
+            def redis_index(board: Board, period: str) -> RankIndex:
+                return RedisRankIndex(
+                    client, prefix=prefix, board=board.id, order=board.order, period=period
+                )
+
+            async def publish(board: Board, top: Top, user_id: str, score: int) -> None:
+                event = BoardChanged(board.id, top.seq, user_id, score, top.top, period=top.period)
+                await bus.publish(event)
+
+            index_of, announce = redis_index, publish
+        yield Consistency(
+            store,
+            config,
+            index_of=index_of,
+            announce=announce,
+            settle=SETTLE if settle is None else settle,
+        )
+    finally:
+        for close in reversed(closers):
+            await close()
 
 
 async def settle_boards(settings: Settings) -> BoardsConfig:
@@ -246,8 +316,12 @@ async def running(components: Components) -> AsyncIterator[Components]:
         await components.service.start(config)
         if components.keeper is not None:
             await components.keeper.start(await components.store.config_version())
+        if components.watch is not None:
+            await components.watch.start()
         yield components
     finally:
+        if components.watch is not None:
+            await components.watch.stop()
         await components.moderation.stop()
         if components.keeper is not None:
             await components.keeper.stop()

@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "ndjson"), default="csv")
     export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
 
+    _consistency_parsers(commands)
+
     keys = commands.add_parser(
         "admin-key",
         help="create, list or revoke the keys of the admin API (/api/admin)",
@@ -175,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _boards(args)
     elif args.command == "export":
         _export(args)
+    elif args.command in ("verify", "repair"):
+        _consistency(args)
     elif args.command == "admin-key":
         _admin_key(args)
     elif args.command == "token":
@@ -243,6 +247,57 @@ def _export(args: argparse.Namespace) -> None:
         _fail(exc.message)
     except OSError as exc:
         _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+
+
+def _consistency_parsers(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="recompute every board and period from the events and compare with the stored "
+        "standings (and the Redis rank index); exit 1 on any difference",
+        description="Prints one line per difference (board, period, user, which store, "
+        "expected, found) and exits 1; with none, a one-line summary and exit 0. Safe while "
+        "the servers run.",
+    )
+    verify.add_argument("--board", metavar="BOARD", help="only this board")
+    repair = commands.add_parser(
+        "repair",
+        help="rebuild the standings (and the Redis rank index) from the events where they "
+        "differ, while the servers run; then verify",
+        description="Recounts each user that differs from the events, under the same "
+        "serialization as updates (none is lost or counted twice), prints what it repaired, "
+        "then verifies: exit 0 when everything agrees.",
+    )
+    repair.add_argument("--board", metavar="BOARD", help="only this board")
+
+
+def _consistency(args: argparse.Namespace) -> None:
+    """``scoreboard verify|repair [--board B]`` (scoreboard.consistency), on the database."""
+    import asyncio
+
+    from scoreboard import bootstrap
+    from scoreboard.consistency import Summary
+
+    settings = _settings()
+    _migrate(settings, log_level="warning")
+
+    async def run() -> int:
+        async with bootstrap.consistency_of(settings) as consistency:
+            if args.command == "repair":
+                repaired = Summary()
+                async for difference in consistency.repair(args.board, repaired):
+                    print("repaired: " + difference.line(), flush=True)
+                print(f"repaired {repaired.repaired} standings", flush=True)
+            summary = Summary()
+            async for difference in consistency.verify(args.board, summary):
+                print(difference.line(), flush=True)
+            print(summary.line(), flush=True)
+            return 1 if summary.differences else 0
+
+    try:
+        status = asyncio.run(run())
+    except ScoreboardError as exc:
+        _fail(exc.message)
+    raise SystemExit(status)
 
 
 def _key_name_arg(value: str) -> str:

@@ -361,6 +361,32 @@ class Moved:
     version: int
 
 
+class LedgerEvent(NamedTuple):
+    """A score event as ``scoreboard verify`` and ``repair`` read the ledger: who, the delta,
+    its source (``user`` or ``admin``), whether it is voided, and whether its user is shown
+    (``active``; a hidden or banned user's standings are kept but not shown)."""
+
+    event_id: int
+    user_id: str
+    delta: int
+    source: str
+    voided: bool
+    user_shown: bool
+
+
+class StoredRow(NamedTuple):
+    """A standings row exactly as stored, shown or not: ``hidden`` is the row's bits (1: the
+    user is hidden or banned, 2: every event of it voided; 0: shown)."""
+
+    user_id: str
+    username: str
+    score: int
+    rank_score: int
+    reached: int
+    version: int
+    hidden: int
+
+
 @dataclass(frozen=True, slots=True)
 class Moderated:
     """What a moderation action did: ``changed`` is ``False`` when there was nothing to do (it

@@ -9,6 +9,7 @@ fakes of the unit tests; every adapter passes the same contract tests (``tests/c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from scoreboard.boards import Board, BoardsConfig
@@ -23,7 +24,9 @@ from scoreboard.model import (
     ExportRow,
     HistoryPoint,
     HistoryQuery,
+    LedgerEvent,
     Moderated,
+    Moved,
     PeriodSummary,
     PointsReservation,
     PointsTicket,
@@ -31,6 +34,7 @@ from scoreboard.model import (
     ScoreEvent,
     ScoreUpdate,
     Standing,
+    StoredRow,
     Top,
     UserProfile,
 )
@@ -218,6 +222,39 @@ class AdminStore(Protocol):
         every period); replace their id by ``erased_as`` in the audit rows that name them, and
         record ``audit`` (whose target is ``erased_as``). The ``(board, period)`` pairs where
         they had a standing. ``NotFound`` for an unknown user."""
+        ...
+
+    # -- verify and repair (scoreboard.consistency) ------------------------------------------
+
+    def ledger(
+        self,
+        metric: str,
+        since: datetime | None,
+        until: datetime | None,
+        *,
+        user_id: str | None = None,
+    ) -> AsyncIterator[list[LedgerEvent]]:
+        """Every event of ``metric`` committed in ``[since, until)`` (``None``: unbounded),
+        voided ones included, by event id, in chunks (a keyset walk: flat memory); only
+        ``user_id``'s with it (an index range read)."""
+        ...
+
+    def stored(
+        self, board: str, period: str, *, user_id: str | None = None
+    ) -> AsyncIterator[list[StoredRow]]:
+        """Every standings row of ``board`` in ``period``, shown or not, in chunks, in no
+        order; only ``user_id``'s with it."""
+        ...
+
+    async def recount(
+        self, board: Board, period: str, user_ids: Sequence[str]
+    ) -> tuple[Moved, ...]:
+        """The users' standings on ``board`` in the recorded ``period`` again, from the events
+        that count, exactly as a void recomputes them, in one transaction serialized with the
+        updates (as moderation is). Each gets a new version whether or not it changed, so a rank
+        index takes it over whatever it holds. A ``Moved`` per user who has a row there
+        (``standing`` ``None``: not shown); nothing for one with neither a row nor an event
+        that counts. ``NotFound`` when ``period`` is not recorded."""
         ...
 
     async def audit_page(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:

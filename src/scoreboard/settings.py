@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     erasure_key: SecretStr | None = None
     """The key of the hash that stands for an erased user in the audit; unset: generated once
     in the data folder (``erasure_key``, mode 0600). Every process must share it."""
+    consistency_sample: int = Field(default=6, ge=0, le=600)
+    """Users a minute whose standings and rank index entry ``serve`` checks in the background
+    against the events (``scoreboard_consistency_errors_total``, docs/operations.md, "Verify
+    and repair"); 0 turns the check off."""
     allowed_origins: str = ""
     """Comma-separated origins for WebSocket and CORS; empty: any origin (the board is public)."""
     ws_max_connections: int | None = Field(default=10_000, gt=0)

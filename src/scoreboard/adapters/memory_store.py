@@ -35,6 +35,7 @@ from scoreboard.model import (
     ExportRow,
     HistoryPoint,
     HistoryQuery,
+    LedgerEvent,
     Moderated,
     Moved,
     PeriodSummary,
@@ -42,6 +43,7 @@ from scoreboard.model import (
     ScoreEvent,
     ScoreUpdate,
     Standing,
+    StoredRow,
     UserProfile,
     rank_key,
     rank_score,
@@ -578,6 +580,77 @@ class MemoryScoreStore:
                     moved.append(done)
         self._record(audit, now)
         return Moderated(True, tuple(moved))
+
+    # -- verify and repair ------------------------------------------------------------------
+
+    async def ledger(
+        self,
+        metric: str,
+        since: datetime | None,
+        until: datetime | None,
+        *,
+        user_id: str | None = None,
+    ) -> AsyncIterator[list[LedgerEvent]]:
+        span = Period("", since, until)
+        out = [
+            LedgerEvent(
+                e.event_id,
+                e.user_id,
+                e.delta,
+                e.source,
+                e.voided,
+                self._users[e.user_id].status == "active",
+            )
+            for e in sorted(self._by_id.values(), key=lambda e: e.event_id)
+            if e.metric == metric and e.at in span and user_id in (None, e.user_id)
+        ]
+        if out:
+            yield out
+
+    async def stored(
+        self, board: str, period: str, *, user_id: str | None = None
+    ) -> AsyncIterator[list[StoredRow]]:
+        order = "desc"
+        if self._config is not None and board in self._config.boards:
+            order = self._config.boards[board].order
+        rows = [
+            StoredRow(
+                u,
+                self._users[u].name,
+                row.standing.score,
+                rank_score(row.standing.score, order),
+                row.standing.reached,
+                row.standing.version,
+                row.hidden,
+            )
+            for u, row in self._standings.get((board, period), {}).items()
+            if user_id in (None, u)
+        ]
+        if rows:
+            yield rows
+
+    async def recount(
+        self, board: Board, period: str, user_ids: Sequence[str]
+    ) -> tuple[Moved, ...]:
+        found = self._periods.get(board.id, {}).get(period)
+        if found is None:
+            raise NotFound(f"board '{board.id}' has no period '{period}'", code="unknown_period")
+        now = self._clock()
+        moved = []
+        for user_id in dict.fromkeys(user_ids):
+            if user_id not in self._users:
+                continue
+            done = self._recompute(board, found, user_id, now)
+            if done is None:
+                continue
+            # The user's hidden bit from their status, not from the row (it may be what broke).
+            table = self._standings[(board.id, period)]
+            row = table[user_id]
+            hidden = (row.hidden & EMPTY) | self._user_bit(user_id)
+            table[user_id] = _Row(row.standing, row.updated, hidden)
+            shown = row.standing if hidden == 0 else None
+            moved.append(Moved(board.id, period, user_id, shown, row.standing.version))
+        return tuple(moved)
 
     def _reversion(self, user_id: str, now: datetime, bit: int | None) -> tuple[Moved, ...]:
         """Every standing of the user in every period: a new version (a new name to show, or

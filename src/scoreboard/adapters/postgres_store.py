@@ -85,6 +85,7 @@ from scoreboard.model import (
     ExportRow,
     HistoryPoint,
     HistoryQuery,
+    LedgerEvent,
     Moderated,
     Moved,
     PeriodSummary,
@@ -92,6 +93,7 @@ from scoreboard.model import (
     ScoreEvent,
     ScoreUpdate,
     Standing,
+    StoredRow,
     UserProfile,
     rank_score,
 )
@@ -966,6 +968,66 @@ class PostgresScoreStore:
 
         return await self._admin(erase)
 
+    # -- verify and repair ------------------------------------------------------------------
+
+    async def ledger(
+        self,
+        metric: str,
+        since: datetime | None,
+        until: datetime | None,
+        *,
+        user_id: str | None = None,
+    ) -> AsyncIterator[list[LedgerEvent]]:
+        statement = _LEDGER if user_id is None else _LEDGER_OF
+        mine = [] if user_id is None else [user_id]
+        after = 0
+        while True:
+            args = [metric, since or _MIN_TIME, until or _MAX_TIME, after, _CHUNK, *mine]
+            rows = await self._guard(functools.partial(_fetch, statement, args))
+            if not rows:
+                return
+            yield [LedgerEvent(*row) for row in rows]
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    async def stored(
+        self, board: str, period: str, *, user_id: str | None = None
+    ) -> AsyncIterator[list[StoredRow]]:
+        statement = _STORED if user_id is None else _STORED_OF
+        mine = [] if user_id is None else [user_id]
+        after = ""
+        while True:
+            args = [board, period, after, _CHUNK, *mine]
+            rows = await self._guard(functools.partial(_fetch, statement, args))
+            if not rows:
+                return
+            yield [StoredRow(*row) for row in rows]
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    async def recount(
+        self, board: Board, period: str, user_ids: Sequence[str]
+    ) -> tuple[Moved, ...]:
+        now = self._clock()
+
+        async def recount(c: Connection) -> tuple[Moved, ...]:
+            row = await c.fetchrow(_SELECT_PERIOD, board.id, period)
+            if row is None:
+                raise NotFound(
+                    f"board '{board.id}' has no period '{period}'", code="unknown_period"
+                )
+            since, until = row[0] or _MIN_TIME, row[1] or _MAX_TIME
+            moved = []
+            for user_id in dict.fromkeys(user_ids):
+                done = await _recount(c, board, period, since, until, user_id, now)
+                if done is not None:
+                    moved.append(done)
+            return tuple(moved)
+
+        return await self._admin(recount)
+
     async def audit_page(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
         rows = await self._guard(
             lambda c: c.fetch(_SELECT_AUDIT, 2**63 - 1 if before is None else before, limit)
@@ -1157,6 +1219,70 @@ async def _recompute(
     assert row is not None
     version, hidden = row[0], row[1]
     shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
+    return Moved(board.id, period, user_id, shown, version)
+
+
+# Verify and repair (scoreboard.consistency): see the SQLite store's statements of the same
+# names; the recount sets the row's hidden bit from the user's status.
+_LEDGER_COLUMNS = (
+    "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
+    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.metric = $1 AND s.created_at >= $2 AND s.created_at < $3 AND s.score_id > $4"
+)
+_LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT $5"
+_LEDGER_OF = _LEDGER_COLUMNS + " AND s.user_id = $6 ORDER BY s.score_id LIMIT $5"
+_STORED_COLUMNS = (
+    "SELECT s.user_id, u.username, s.score, s.rank_score, s.reached, s.version, s.hidden"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = $1 AND s.period_id = $2 AND s.user_id > $3"
+)
+_STORED = _STORED_COLUMNS + " ORDER BY s.user_id LIMIT $4"
+_STORED_OF = _STORED_COLUMNS + " AND s.user_id = $5 ORDER BY s.user_id LIMIT $4"
+_RECOUNT_STANDING = """
+INSERT INTO standings AS s (board_id, period_id, user_id, score, rank_score, reached, version,
+                            updated_at, hidden)
+VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
+ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = EXCLUDED.score,
+    rank_score = EXCLUDED.rank_score, reached = EXCLUDED.reached, version = s.version + 1,
+    updated_at = EXCLUDED.updated_at, hidden = EXCLUDED.hidden
+RETURNING version
+"""
+_RECOUNT_EMPTY = (
+    "UPDATE standings SET score = 0, rank_score = 0, reached = 0, version = version + 1,"
+    " updated_at = $1, hidden = $2::smallint | 2 WHERE board_id = $3 AND period_id = $4"
+    " AND user_id = $5 RETURNING version"
+)
+
+
+async def _recount(
+    c: Connection,
+    board: Board,
+    period: str,
+    since: datetime,
+    until: datetime,
+    user_id: str,
+    now: datetime,
+) -> Moved | None:
+    user = await c.fetchrow("SELECT username, status FROM users WHERE user_id = $1", user_id)
+    if user is None:
+        return None
+    username, bit = user[0], 0 if user[1] == "active" else 1
+    args = (user_id, board.metric, since, until)
+    if board.aggregate == "sum":
+        counted = await c.fetchrow(_COUNTED_SUM, *args)
+        assert counted is not None
+        score, reached = counted[0], counted[1]
+    else:
+        best = await c.fetchrow(_COUNTED_BEST[board.order], *args)
+        score, reached = (None, None) if best is None else (best[0], best[1])
+    if reached is None:
+        version = await c.fetchval(_RECOUNT_EMPTY, now, bit, board.id, period, user_id)
+        return None if version is None else Moved(board.id, period, user_id, None, version)
+    key = rank_score(score, board.order)
+    version = await c.fetchval(
+        _RECOUNT_STANDING, board.id, period, user_id, score, key, reached, now, bit
+    )
+    shown = Standing(user_id, username, score, version, reached) if bit == 0 else None
     return Moved(board.id, period, user_id, shown, version)
 
 

@@ -67,6 +67,7 @@ from scoreboard.model import (
     ExportRow,
     HistoryPoint,
     HistoryQuery,
+    LedgerEvent,
     Moderated,
     Moved,
     PeriodSummary,
@@ -74,6 +75,7 @@ from scoreboard.model import (
     ScoreEvent,
     ScoreUpdate,
     Standing,
+    StoredRow,
     UserProfile,
     rank_score,
 )
@@ -348,6 +350,52 @@ class _SqliteAdmin:
     async def erase(self, user_id: str, erased_as: str, audit: Audit) -> list[tuple[str, str]]:
         fn = functools.partial(
             _erase, user_id=user_id, erased_as=erased_as, audit=audit, now=self._now()
+        )
+        return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
+
+    # -- verify and repair ------------------------------------------------------------------
+
+    async def ledger(
+        self,
+        metric: str,
+        since: datetime | None,
+        until: datetime | None,
+        *,
+        user_id: str | None = None,
+    ) -> AsyncIterator[list[LedgerEvent]]:
+        bounds = (_to_text(since, _MIN_TIME), _to_text(until, _MAX_TIME))
+        statement, mine = (_LEDGER, ()) if user_id is None else (_LEDGER_OF, (user_id,))
+        after = 0
+        while True:
+            args = (metric, *bounds, after, *mine, _CHUNK)
+            rows = await self._read(functools.partial(_fetch_all, statement, args))
+            if not rows:
+                return
+            yield [LedgerEvent(i, u, d, src, bool(v), bool(a)) for i, u, d, src, v, a in rows]
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    async def stored(
+        self, board: str, period: str, *, user_id: str | None = None
+    ) -> AsyncIterator[list[StoredRow]]:
+        statement, mine = (_STORED, ()) if user_id is None else (_STORED_OF, (user_id,))
+        after = ""
+        while True:
+            args = (board, period, after, *mine, _CHUNK)
+            rows = await self._read(functools.partial(_fetch_all, statement, args))
+            if not rows:
+                return
+            yield [StoredRow(*row) for row in rows]
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    async def recount(
+        self, board: Board, period: str, user_ids: Sequence[str]
+    ) -> tuple[Moved, ...]:
+        fn = functools.partial(
+            _recount, board=board, period=period, user_ids=user_ids, now=self._now()
         )
         return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
 
@@ -1276,6 +1324,71 @@ def _void(
                 moved.append(done)
     _audit(conn, audit, now)
     return Moderated(True, tuple(moved))
+
+
+# Verify and repair (scoreboard.consistency): keyset walks of the ledger (by event id) and of a
+# period's rows (by user id), and a recount that sets the row's hidden bit from the user's
+# status (a repair must not trust the row's own bit, which is what may be wrong).
+_LEDGER_COLUMNS = (
+    "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
+    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
+)
+_LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT ?"
+_LEDGER_OF = _LEDGER_COLUMNS + " AND s.user_id = ? ORDER BY s.score_id LIMIT ?"
+_STORED_COLUMNS = (
+    "SELECT s.user_id, u.username, s.score, s.rank_score, s.reached, s.version, s.hidden"
+    " FROM standings s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.board_id = ? AND s.period_id = ? AND s.user_id > ?"
+)
+_STORED = _STORED_COLUMNS + " ORDER BY s.user_id LIMIT ?"
+_STORED_OF = _STORED_COLUMNS + " AND s.user_id = ? ORDER BY s.user_id LIMIT ?"
+_RECOUNT_STANDING = (
+    "INSERT INTO standings (board_id, period_id, user_id, score, rank_score, reached, version,"
+    " updated_at, hidden) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)"
+    " ON CONFLICT (board_id, period_id, user_id) DO UPDATE SET score = excluded.score,"
+    " rank_score = excluded.rank_score, reached = excluded.reached,"
+    " version = standings.version + 1, updated_at = excluded.updated_at,"
+    " hidden = excluded.hidden RETURNING version"
+)
+_RECOUNT_EMPTY = (
+    "UPDATE standings SET score = 0, rank_score = 0, reached = 0, version = version + 1,"
+    " updated_at = ?, hidden = ? | 2 WHERE board_id = ? AND period_id = ? AND user_id = ?"
+    " RETURNING version"
+)
+
+
+def _recount(
+    conn: sqlite3.Connection, *, board: Board, period: str, user_ids: Sequence[str], now: str
+) -> tuple[Moved, ...]:
+    row = conn.execute(_SELECT_PERIOD, (board.id, period)).fetchone()
+    if row is None:
+        raise NotFound(f"board '{board.id}' has no period '{period}'", code="unknown_period")
+    bounds = (row[0] or _MIN_TIME, row[1] or _MAX_TIME)
+    moved = []
+    for user_id in dict.fromkeys(user_ids):
+        user = conn.execute(_SELECT_USER, (user_id,)).fetchone()
+        if user is None:
+            continue
+        username, bit = user[0], 0 if user[1] == "active" else 1
+        args = (user_id, board.metric, *bounds)
+        if board.aggregate == "sum":
+            score, reached, _ = conn.execute(_COUNTED_SUM, args).fetchone()
+        else:
+            best = conn.execute(_COUNTED_BEST[board.order], args).fetchone()
+            score, reached = (None, None) if best is None else best[:2]
+        if reached is None:
+            done = conn.execute(_RECOUNT_EMPTY, (now, bit, board.id, period, user_id)).fetchone()
+            if done is not None:
+                moved.append(Moved(board.id, period, user_id, None, done[0]))
+            continue
+        key = rank_score(score, board.order)
+        (version,) = conn.execute(
+            _RECOUNT_STANDING, (board.id, period, user_id, score, key, reached, now, bit)
+        ).fetchone()
+        shown = Standing(user_id, username, score, version, reached) if bit == 0 else None
+        moved.append(Moved(board.id, period, user_id, shown, version))
+    return tuple(moved)
 
 
 def _reversion(conn: sqlite3.Connection, user_id: str, bit: int, now: str) -> tuple[Moved, ...]:

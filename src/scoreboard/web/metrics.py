@@ -103,6 +103,12 @@ class Metrics:
             ["backend"],
             registry=registry,
         )
+        self.consistency_errors = Counter(
+            "scoreboard_consistency_errors",
+            "Differences between the derived state (standings, rank index) and the events, "
+            "found by the background check (SCOREBOARD_CONSISTENCY_SAMPLE).",
+            registry=registry,
+        )
         # Every series exists from the start, so a rate() over it is defined before the first
         # event (an alert on "increase > 0" must not need a first occurrence to arm).
         self.updates.labels("accepted")
