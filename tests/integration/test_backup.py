@@ -13,8 +13,10 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+import time
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -212,6 +214,76 @@ async def test_the_erasure_key_setting_hashes_like_the_server_did(
     done = backup.restore(live.database, live.data, file, erasure_key=OTHER_KEY)
     assert done.erasures_reapplied == 1
     assert "carol" not in {row[0] for row in live.rows("users")}
+
+
+WRITER = """
+import sqlite3, sys, time
+database, stop = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(database, isolation_level=None)
+conn.execute("PRAGMA busy_timeout = 5000")
+slowest, deadline = -1.0, time.monotonic() + float(sys.argv[3])
+while time.monotonic() < deadline:
+    started = time.monotonic()
+    conn.execute("INSERT INTO filler (pad) VALUES (randomblob(100))")
+    if slowest < 0:
+        print("committed", flush=True)
+    slowest = max(slowest, time.monotonic() - started)
+    try:
+        open(stop).close()
+        break
+    except FileNotFoundError:
+        pass
+print(slowest, flush=True)
+"""
+
+
+def test_the_copy_is_the_database_as_it_began_while_another_process_keeps_committing(
+    live: Folder, tmp_path: Path
+) -> None:
+    """Small steps, and another process committing all along: the copy ends while the writer
+    still writes (a stepped copy without one read transaction restarts at every foreign commit
+    and ends only when the writes stop), it holds exactly one instant, and the writer was never
+    held up for long."""
+    with closing(sqlite3.connect(live.database, isolation_level=None)) as conn:
+        conn.execute("CREATE TABLE filler (n INTEGER PRIMARY KEY, pad BLOB)")
+        conn.execute(
+            "INSERT INTO filler (pad) SELECT randomblob(2000) FROM (WITH RECURSIVE r(i) AS"
+            " (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 5000) SELECT i FROM r)"
+        )
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(live.database), str(stop), str(scaled(120))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    at_start: list[int] = []
+
+    def clock() -> datetime:
+        at_start.append(_filler(live.database)[1])
+        return datetime.now(UTC)
+
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "committed"
+        started = time.monotonic()
+        backup.backup(live.database, live.data, tmp_path / "b.tar", step_pages=8, clock=clock)
+        assert writer.poll() is None  # the copy ended while the writes went on
+        assert time.monotonic() - started < scaled(30)  # (it takes well under a second)
+    finally:
+        stop.touch()
+        out, _ = writer.communicate(timeout=scaled(30))
+    restored = Folder(tmp_path / "restored")
+    backup.restore(restored.database, restored.data, tmp_path / "b.tar")
+    count, last = _filler(restored.database)
+    assert count == last  # no gap: one instant
+    assert at_start[0] <= count < _filler(live.database)[1]  # and not what came after
+    assert float(out.split()[-1]) < scaled(1.0)  # the writer's slowest commit
+
+
+def _filler(database: Path) -> tuple[int, int]:
+    with closing(sqlite3.connect(database)) as conn:
+        count, last = conn.execute("SELECT COUNT(*), MAX(n) FROM filler").fetchone()
+    return count, last
 
 
 # -- refusals: nothing changed ----------------------------------------------------------------
