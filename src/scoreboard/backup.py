@@ -140,6 +140,8 @@ def backup(
         hold = sqlite_lock.SharedHold(database)
     except sqlite_lock.DatabaseInUse as exc:
         raise BackupError(str(exc)) from None
+    except OSError as exc:
+        raise BackupError(f"cannot lock {database}: {exc.strerror or exc}") from None
     try:
         with tempfile.TemporaryDirectory(dir=folder, prefix=f".{out.name}.") as staging:
             copy = Path(staging) / DATABASE
@@ -166,7 +168,7 @@ def backup(
 def _snapshot(database: Path, copy: Path, step_pages: int, clock: Clock) -> datetime:
     """Copy ``database`` to ``copy`` as of one instant, returned (taken just before it: every
     commit acknowledged before that instant is in the copy)."""
-    source = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None)
+    source = sqlite3.connect(sqlite_lock.uri(database), uri=True, isolation_level=None)
     target = sqlite3.connect(copy, isolation_level=None)
     try:
         source.execute("PRAGMA busy_timeout = 5000")
@@ -386,7 +388,20 @@ def restore(
     ``erasure_key``: ``SCOREBOARD_ERASURE_KEY`` when set (else the data folder's file is the
     replaced data's key). ``BackupError`` with nothing changed for a bad file, or while any
     process has the database open."""
+    made = [p for p in (database.parent, *database.parent.parents) if not p.exists()]
     database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _restore(database, data_dir, file, erasure_key, clock)
+    except BaseException:
+        for folder in made:  # a refused restore into a new place leaves no folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _restore(
+    database: Path, data_dir: Path, file: Path, erasure_key: bytes | None, clock: Clock
+) -> Restored:
     try:
         with tempfile.TemporaryDirectory(dir=database.parent, prefix=".restore-") as staging:
             manifest, files = read(file, Path(staging))
@@ -430,17 +445,25 @@ def _alone(database: Path) -> Iterator[None]:
 
 
 def _erasures(database: Path) -> list[_Erasure]:
-    """The ``erase`` rows of the audit of ``database`` (none without one)."""
+    """The ``erase`` rows of the audit of ``database`` (none without one). ``BackupError``
+    when it cannot be read: its erasures could not be carried over, and the operator decides."""
     if not database.exists():
         return []
-    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as conn:
-        try:
+    try:
+        with contextlib.closing(sqlite3.connect(sqlite_lock.uri(database), uri=True)) as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+            if "audit" not in tables:  # a schema before the audit (0005): no erasures
+                return []
             rows = conn.execute(
                 "SELECT at, key_name, action, target, reason, details FROM audit"
                 " WHERE action = 'erase' ORDER BY id"
             ).fetchall()
-        except sqlite3.OperationalError:  # a schema before the audit (0005): no erasures
-            return []
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(
+            f"the database being replaced, {database}, cannot be read ({exc}), so the users it "
+            "erased cannot be erased again from the backup; nothing was changed. Move it away "
+            "to restore without them"
+        ) from None
     return [_Erasure(*row) for row in rows]
 
 

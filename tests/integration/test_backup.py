@@ -458,3 +458,29 @@ async def test_a_backup_of_an_older_schema_is_upgraded_on_restore(
             migrate.head(),
         )
     assert not (target.data / SECRET_FILE).exists()  # the old folder had none
+
+
+def test_a_bad_file_restored_into_a_new_place_leaves_no_folder_behind(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"nope")
+    target = Folder(tmp_path / "new" / "data")
+    with pytest.raises(backup.BackupError, match="not a tar archive"):
+        backup.restore(target.database, target.data, bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar"]
+
+
+def test_a_replaced_database_that_cannot_be_read_is_not_replaced_blindly(
+    live: Folder, tmp_path: Path
+) -> None:
+    """Its erasures could not be carried over: the operator moves it away, knowingly."""
+    file = tmp_path / "b.tar"
+    backup.backup(live.database, live.data, file)
+    live.database.write_bytes(b"\x00" * 4096)
+    with pytest.raises(backup.BackupError, match=r"cannot be read.*Move it away"):
+        backup.restore(live.database, live.data, file)
+    assert live.database.read_bytes() == b"\x00" * 4096
+    live.database.rename(tmp_path / "damaged.db")
+    assert backup.restore(live.database, live.data, file).erasures_carried == 0
+    assert {row[0] for row in live.rows("users")} == {"alice", "bob", "carol"}

@@ -61,19 +61,26 @@ def open_elsewhere(database: Path) -> bool:
     has read it, as every store does at once (it sets WAL mode). ``False`` for no file."""
     if not database.exists():
         return False
-    conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None, timeout=0)
+    conn = sqlite3.connect(uri(database), uri=True, isolation_level=None, timeout=0)
     try:
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-        try:
-            conn.execute("BEGIN EXCLUSIVE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                return True
-            raise
+        conn.execute("BEGIN EXCLUSIVE")
         conn.execute("ROLLBACK")
-        return False
+    except sqlite3.DatabaseError as exc:
+        # Locked: someone has it. Anything else (a damaged file) SQLite cannot tell us; the
+        # caller's next read of the file reports it.
+        return "locked" in str(exc) or "busy" in str(exc)
     finally:
         conn.close()  # the last connection: SQLite checkpoints and removes the WAL
+    return False
+
+
+def uri(database: Path) -> str:
+    """The ``file:`` URI opening an existing ``database`` for reading and writing (never
+    creating it), whatever characters its path holds."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(database.absolute()))}?mode=rw"
 
 
 def _locked(path: Path, *, exclusive: bool) -> IO[bytes] | None:
