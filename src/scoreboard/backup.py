@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -202,25 +203,18 @@ def _write_tar(archive: Path, manifest: Manifest, contents: dict[str, Path | byt
     fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            entries: list[tuple[str, Path | bytes]] = [(MANIFEST, manifest.to_json())]
-            for name, content in entries + list(contents.items()):
+            for name, content in {MANIFEST: manifest.to_json(), **contents}.items():
                 info = tarfile.TarInfo(name)
                 info.mode, info.mtime = 0o600, mtime
                 if isinstance(content, bytes):
                     info.size = len(content)
-                    tar.addfile(info, _bytes_reader(content))
+                    tar.addfile(info, io.BytesIO(content))
                 else:
                     info.size = manifest.files[name][0]
                     with content.open("rb") as data:
                         tar.addfile(info, data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _bytes_reader(content: bytes) -> IO[bytes]:
-    import io
-
-    return io.BytesIO(content)
 
 
 def _sync_folder(folder: Path) -> None:
