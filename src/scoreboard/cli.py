@@ -1,4 +1,4 @@
-"""The ``scoreboard`` command: serve, migrate, token, demo.
+"""The ``scoreboard`` command: serve, migrate, token, demo, backup, restore.
 
 Every failure a user can cause (a bad flag, a bad setting) ends in one line on stderr and exit
 status 2, never a traceback.
@@ -164,6 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         help="post events of this metric, in its range from SCOREBOARD_BOARDS; repeat it for "
         "several (default: points)",
     )
+    _add_backup_commands(commands)
     return parser
 
 
@@ -185,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _token(args)
     elif args.command == "demo":
         _demo(args)
+    elif args.command in ("backup", "restore"):
+        _backup_or_restore(args)
 
 
 def _migrate(settings: Settings | None = None, *, log_level: str | None = None) -> None:
@@ -583,6 +586,79 @@ def _demo(args: argparse.Namespace) -> None:
         )
     except (demo.DemoError, ValueError) as exc:
         _fail(str(exc))
+
+
+def _add_backup_commands(commands: Any) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database and the data folder's secrets to FILE while the server runs",
+        description="Embedded mode (SQLite): a consistent copy taken while the server keeps "
+        "serving and writing, with the generated token secret and erasure key, in one tar "
+        "file (mode 0600: it holds secrets). PostgreSQL: prints how to use pg_dump instead.",
+    )
+    backup.add_argument("file", metavar="FILE", type=Path)
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database and the data folder's secrets with a backup (server stopped)",
+        description="Embedded mode (SQLite), with every server on this data stopped: checks "
+        "FILE, replaces the database and secrets, and erases again every user erased after "
+        "the backup was taken. A bad file or a running server changes nothing.",
+    )
+    restore.add_argument("file", metavar="FILE", type=Path)
+
+
+def _backup_or_restore(args: argparse.Namespace) -> None:
+    """``scoreboard backup FILE`` and ``scoreboard restore FILE`` (``scoreboard.backup``)."""
+    from scoreboard import backup
+    from scoreboard.adapters.sqlite_store import sqlite_path
+
+    settings = _settings()
+    logs.configure(settings.log_format, "warning")  # the command's output is its answer
+    if not settings.is_sqlite:
+        sys.stderr.write(_pg_guidance(args.command, args.file, settings.database_url))
+        raise SystemExit(2)
+    database = sqlite_path(settings.database_url)
+    try:
+        if args.command == "backup":
+            made = backup.backup(database, settings.data_dir, args.file)
+            secrets = [name for name in made.files if name != backup.DATABASE]
+            print(
+                f"backed up {database} as of {made.created_at:%Y-%m-%d %H:%M:%S} UTC (schema "
+                f"{made.schema_revision}), with {' and '.join(secrets) or 'no secret file'} "
+                f"from {settings.data_dir}, to {args.file}"
+            )
+            return
+        key = settings.erasure_key
+        done = backup.restore(
+            database,
+            settings.data_dir,
+            args.file,
+            erasure_key=None if key is None else key.get_secret_value().encode(),
+        )
+    except backup.BackupError as exc:
+        _fail(str(exc))
+    print(
+        f"restored {database} from {args.file}, as of "
+        f"{done.manifest.created_at:%Y-%m-%d %H:%M:%S} UTC; {done.erasures_carried} erasure(s) "
+        f"made since the backup, {done.erasures_reapplied} user(s) in it erased again"
+    )
+
+
+def _pg_guidance(command: str, file: Path, database_url: str) -> str:
+    url = _without_password(database_url)
+    return (
+        f"scoreboard: error: {command} works on the embedded database (SQLite); this "
+        "deployment runs on PostgreSQL, where pg_dump is the tool. Nothing was done.\n"
+        "  back up (while serving; one consistent snapshot):\n"
+        f"    pg_dump --format=custom --file={file} '{url}'\n"
+        "  restore (every server stopped; the database is replaced):\n"
+        f"    pg_restore --clean --if-exists --no-owner --single-transaction --dbname='{url}' "
+        f"{file}\n"
+        "Redis holds only derived state (rank indexes, the bus): the servers rebuild it from "
+        "PostgreSQL when they start. Keep SCOREBOARD_JWT_SECRET and SCOREBOARD_ERASURE_KEY "
+        "with the dump. pg_restore does not erase again users erased after the dump was "
+        "taken: see docs/operations.md, 'Backup and restore'.\n"
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scoreboard import periods
+from scoreboard.adapters.sqlite_lock import DatabaseInUse, SharedHold
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.errors import (
     ActionConflict,
@@ -490,11 +491,18 @@ class SqliteScoreStore(_SqliteAdmin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._feeds = _Feeds(None, 0)
         self._known_periods: set[tuple[str, str]] = set()
+        self._hold: SharedHold | None = None
 
     async def open(self) -> None:
+        """``Unavailable`` while ``scoreboard restore`` replaces the database: the store holds
+        the lock file beside it (``sqlite_lock``) from here to :meth:`close`."""
         # Kept: asyncio.get_running_loop() makes a getpid() system call each time, and
         # apply() would need it for every update.
         self._loop = asyncio.get_running_loop()
+        try:
+            self._hold = SharedHold(self.path)
+        except DatabaseInUse as exc:
+            raise Unavailable(str(exc)) from None
         self._wconn = await self._run(self._writer, functools.partial(_connect, self.path))
         self._rconn = await self._run(self._reader, functools.partial(_connect, self.path))
 
@@ -506,6 +514,9 @@ class SqliteScoreStore(_SqliteAdmin):
                 await self._run(executor, conn.close)
             executor.shutdown(wait=True)
         self._wconn = self._rconn = None
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
 
     async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         loop = self._loop or asyncio.get_running_loop()
@@ -1450,6 +1461,16 @@ def _erase(
     conn: sqlite3.Connection, *, user_id: str, erased_as: str, audit: Audit, now: str
 ) -> list[tuple[str, str]]:
     _user_row(conn, user_id)
+    pairs = erase_rows(conn, user_id, erased_as)
+    _audit(conn, audit, now)
+    return pairs
+
+
+def erase_rows(conn: sqlite3.Connection, user_id: str, erased_as: str) -> list[tuple[str, str]]:
+    """Delete every row of ``user_id`` and put ``erased_as`` for their id in the audit, in the
+    caller's transaction; the ``(board, period)`` pairs they stood in. The one definition of an
+    erasure's rows: the admin API's erase and ``scoreboard restore``'s re-application both run
+    it."""
     pairs = [
         (b, p)
         for b, p in conn.execute(
@@ -1464,7 +1485,6 @@ def _erase(
         " details = REPLACE(details, ?, ?) WHERE target = ? OR instr(details, ?) > 0",
         (user_id, erased_as, quoted, replacement, user_id, quoted),
     )
-    _audit(conn, audit, now)
     return pairs
 
 
