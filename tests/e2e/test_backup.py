@@ -85,8 +85,12 @@ async def test_a_backup_under_load_restores_elsewhere_with_every_acknowledged_up
     sent = {(a.user_id, a.action_id): a.delta for a in ledger.attempts}
     assert all(sent.get(key) == delta for key, delta in contents.deltas.items())  # no phantom
     assert len(contents.deltas) < len(ledger.attempts)  # and not what came after it
-    # The board is whole: every standing is the sum of its user's events.
+    # The board is whole: every standing is the sum of its user's events, and `verify`
+    # (every board and period recomputed from the events) agrees.
     assert contents.totals == events_by_user(restored.database)
+    verified = command(restored, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("consistent: ")
 
     restored.start()
     try:
