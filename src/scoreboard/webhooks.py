@@ -287,8 +287,9 @@ def _top(
 
 
 def score_voided(
-    event_id: int, user_id: str, metric: str, delta: int, boards: Sequence[str], at: datetime
+    event_id: int, user_id: str, metric: str, delta: int, boards: Sequence[str]
 ) -> Notice:
+    """Queued in the void's transaction, timestamped by it."""
     data = {
         "event_id": event_id,
         "user_id": user_id,
@@ -296,10 +297,10 @@ def score_voided(
         "delta": delta,
         "boards": list(boards),
     }
-    # A void is queued in its own transaction (and a second void of the same event is a new
-    # event, after a restore): the key only has to be unique, so it carries the time.
-    key = f"score.voided:{event_id}:{at.timestamp():.6f}"
-    return Notice("score.voided", key, tuple(boards), data, user_id=user_id, at=at)
+    # A void is queued in its own transaction (and a second void of the same event, after a
+    # restore, is a new event): the key only has to be unique.
+    key = f"score.voided:{event_id}:{secrets.token_hex(8)}"
+    return Notice("score.voided", key, tuple(boards), data, user_id=user_id)
 
 
 def fan_out(

@@ -179,7 +179,7 @@ async def test_a_void_queues_its_delivery_in_its_transaction(outbox: Any) -> Non
     applied = await outbox.apply(ScoreUpdate("alice", 5, "a1", username="Alice"))
     event_id = applied.boards[0].standing.reached
     config, _ = await outbox.load_config()
-    notice = webhooks.score_voided(event_id, "alice", "points", 5, ["main"], NOW)
+    notice = webhooks.score_voided(event_id, "alice", "points", 5, ["main"])
     done = await outbox.void(event_id, config, audit("void"), notice=notice)
     assert done.changed
     (delivery,) = await outbox.deliveries("wh_1", limit=10)
