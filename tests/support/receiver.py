@@ -45,6 +45,10 @@ class Receiver:
         """Answer this many requests 500 before the next answers ``status``."""
         self.status = 200
         self.location: str | None = None
+        self.hang = threading.Event()
+        """While set, a request is recorded and then left unanswered (until cleared, or the
+        sender goes away): a sender killed mid-send."""
+        self._released = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -61,6 +65,9 @@ class Receiver:
                         status = 500
                     else:
                         status = receiver.status
+                if receiver.hang.is_set():
+                    receiver._released.wait(timeout=30)
+                    return
                 self.send_response(status)
                 if receiver.location is not None:
                     self.send_header("Location", receiver.location)
@@ -90,6 +97,7 @@ class Receiver:
         try:
             yield self
         finally:
+            self._released.set()
             self._server.shutdown()
             self._server.server_close()
 

@@ -93,17 +93,35 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+_LINKS = {
+    200: {
+        "links": {
+            operation: {
+                "operationId": operation,
+                "parameters": {"webhook_id": "$response.body#/id"},
+            }
+            for operation in (
+                "admin_webhook_deliveries",
+                "admin_webhook_enable",
+                "admin_webhook_rotate_secret",
+                "admin_webhook_delete",
+            )
+        }
+    }
+}
+
+
 @router.post(
     "",
     operation_id="admin_webhook_create",
     summary="Register a webhook (its secret is shown once)",
-    status_code=201,
+    responses=_LINKS,  # type: ignore[arg-type]
 )
 async def create(request: Request, key: KeyName, body: Annotated[CreateBody, Body()]) -> Response:
+    """200 (as every action here) with the webhook and its ``secret``, which no read shows
+    again."""
     webhook = await registry_of(request).create(key, body.url, body.events, body.boards)
-    response = private({**_webhook(webhook), "secret": webhook.secret})
-    response.status_code = 201
-    return response
+    return private({**_webhook(webhook), "secret": webhook.secret})
 
 
 @router.get("", operation_id="admin_webhooks", summary="Every webhook (no secrets)")
