@@ -47,7 +47,10 @@ PHASES = ("examples", "coverage", "fuzzing", "stateful")
 
 @pytest.fixture(scope="module")
 def schema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("schema"))
+    # 127.0.0.1 allowed: the run's own webhook (schemathesis_hooks.py) points there.
+    server = ServerProcess(
+        tmp_path_factory.mktemp("schema"), {"SCOREBOARD_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}
+    )
     server.data_dir.mkdir(parents=True, exist_ok=True)
     made = subprocess.run(
         [sys.executable, "-m", "scoreboard", "admin-key", "create", "schemathesis"],
