@@ -201,7 +201,7 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         service,
         store,
         erasure_key=load_or_create_erasure_key(settings),
-        forgetters=[forget_limits, forget_tokens],
+        forgetters=[forget_limits, forget_tokens, store.forget],
     )
     policy = webhook_policy(settings)
     courier = Courier(store, policy, poll=settings.webhook_poll)

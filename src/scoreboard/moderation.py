@@ -332,6 +332,9 @@ class Moderation:
     async def _forget_later(self, user_id: str) -> None:
         await asyncio.sleep(self.forget_again_after)
         await self._forget(user_id)
+        # What a late update's top change queued meanwhile (webhook deliveries about them).
+        for forget in self.forgetters:
+            await forget(user_id)
 
 
 def _check_limit(limit: int, most: int) -> None:

@@ -347,6 +347,11 @@ class Outbox(Protocol):
         (``None``: given up, status ``failed``). The lease is released either way."""
         ...
 
+    async def forget(self, user_id: str) -> None:
+        """Delete every delivery about ``user_id`` (an erasure deletes them in its own
+        transaction; this is for events queued just after it)."""
+        ...
+
     async def redeliver(self, webhook_id: str, delivery_id: int, audit: Audit) -> bool:
         """Make the delivery pending and due now again, whatever its status. ``False`` (and
         nothing recorded) when the webhook has no such delivery."""

@@ -198,6 +198,11 @@ async def test_an_erasure_deletes_the_deliveries_about_the_user(outbox: Any) -> 
     await outbox.erase("alice", "erased:x", audit("erase"))
     (left,) = await outbox.deliveries("wh_1", limit=10)
     assert '"user_id":"bob"' in left.payload
+    # Queued just after the erasure (a late top change), deleted by the second sweep.
+    await outbox.enqueue(entered("alice", 3))
+    await outbox.forget("alice")
+    (left,) = await outbox.deliveries("wh_1", limit=10)
+    assert '"user_id":"bob"' in left.payload
 
 
 def _fields(webhook: Any) -> dict[str, Any]:

@@ -83,6 +83,9 @@ class MemoryOutbox:
             if delivery.user_id == user_id:
                 del self._deliveries[delivery_id]
 
+    async def forget(self, user_id: str) -> None:
+        self._forget_deliveries(user_id)
+
     async def deliveries(
         self, webhook_id: str, *, limit: int, before: int | None = None
     ) -> list[Delivery]:

@@ -185,6 +185,9 @@ class PostgresOutbox:
         now = self._clock()
         return await self._transaction(lambda c: enqueue_in(c, notice, now))
 
+    async def forget(self, user_id: str) -> None:
+        await self._guard(lambda c: forget_in(c, user_id))
+
     async def deliveries(
         self, webhook_id: str, *, limit: int, before: int | None = None
     ) -> list[Delivery]:
