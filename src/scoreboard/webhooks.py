@@ -226,12 +226,16 @@ def fit(payload: dict[str, Any]) -> str:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     if len(body.encode()) <= MAX_BODY:
         return body
-    data = dict(payload.get("data", {}))
+    # Only the short scalar fields are kept: ids, ranks, scores (never cut JSON in half).
+    data = {
+        name: value
+        for name, value in dict(payload.get("data", {})).items()
+        if value is None
+        or isinstance(value, bool | int)
+        or (isinstance(value, str) and len(value) <= 256)
+    }
     data["truncated"] = True
-    for name in ("top", "username"):
-        data.pop(name, None)
-    body = json.dumps({**payload, "data": data}, separators=(",", ":"), ensure_ascii=False)
-    return body[: MAX_BODY // 2] if len(body.encode()) > MAX_BODY else body
+    return json.dumps({**payload, "data": data}, separators=(",", ":"), ensure_ascii=False)
 
 
 def _iso(moment: datetime) -> str:
