@@ -123,9 +123,11 @@ def _real_webhook(case: schemathesis.Case) -> None:
     generated = params.get("webhook_id")
     if not isinstance(generated, str) or _WEBHOOK_ID.fullmatch(generated) is None:
         return
-    base = case.operation.schema.get_base_url() + "/api/admin/webhooks"
+    base = case.operation.schema.get_base_url().rstrip("/") + "/api/admin/webhooks"
     headers = {"Authorization": f"Bearer {os.environ['SCOREBOARD_TEST_ADMIN_KEY']}"}
-    listed = requests.get(base, headers=headers, timeout=10).json()["webhooks"]
+    answer = requests.get(base, headers=headers, timeout=10)
+    assert answer.status_code == 200, (base, answer.status_code, answer.text)
+    listed = answer.json()["webhooks"]
     if listed:
         webhook_id = listed[0]["id"]
     else:

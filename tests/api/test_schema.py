@@ -139,6 +139,13 @@ def test_no_warning_says_part_of_the_api_went_untested(run: dict[str, Any]) -> N
     adjust = "POST /api/admin/users/{user_id}/adjust"
     if warnings.get("missing_test_data") == [adjust]:
         del warnings["missing_test_data"]
+    # A second: a webhook's URL must be https to a public address (or an allowed host), which a
+    # schema-valid string is only by chance, so most valid registrations are refused (400) and
+    # the fuzzer reports "validation mismatch" for it (the document cannot say "a public
+    # address"). Accepted registrations are tested in tests/api/test_webhooks.py.
+    create = "POST /api/admin/webhooks"
+    if warnings.get("validation_mismatch") == [create]:
+        del warnings["validation_mismatch"]
     assert warnings == {}, run["output"]
 
 
