@@ -6,7 +6,10 @@ The previous release (``tests.support.releases.BEFORE_MODERATION``: commit 37952
 a daily and a weekly board, a manual season, a best-of board of lap times). Players post to it
 over HTTP; an operator rolls the season over with that release's ``boards rollover`` (so season
 1 is an archive, season 2 current); more posts. Its rows and everything a client can read
-(every board, period, archive, user, around and history) are "before".
+(every board, period, archive, user, around and history) are "before". The daily and weekly
+boards have their current period only: the previous release runs on the real clock, so a day
+cannot end on cue; the season's archive is the same kind of rows (the standings of a period
+that ended) and is read and moderated like any archive.
 
 Each test then works on a copy of that database (on PostgreSQL, with a copy of the release's
 Redis keys under a prefix of its own: the index the previous release left is what an upgraded
@@ -248,23 +251,20 @@ class Baseline:
     rows: dict[str, list[tuple[Any, ...]]]
 
     def env(self, url: str, prefix: str | None) -> dict[str, str]:
-        env = {
-            "SCOREBOARD_DATABASE_URL": url,
-            "SCOREBOARD_BOARDS": str(self.folder / "boards.toml"),
-        }
-        if prefix is not None:
-            env |= {"SCOREBOARD_REDIS_URL": redis_url(), "SCOREBOARD_REDIS_PREFIX": prefix}
-        return env
+        return settings(self.folder, url, prefix)
 
-    def event(self, user: str, metric: str, *, season: str | None = None) -> tuple[Any, ...]:
-        """One of the user's events of ``metric`` (its row), the first one (the one of season 1)
-        or the last one (season 2)."""
-        mine = [
-            e
-            for e in self.rows["scores"]
-            if e[1] == user and e[self.columns["scores"].index("metric")] == metric
-        ]
-        return mine[0] if season == "1" else mine[-1]
+    def first_event(self, user: str, metric: str) -> tuple[Any, ...]:
+        """The row of the user's first event of ``metric`` (in season 1)."""
+        at = self.columns["scores"].index("metric")
+        return next(e for e in self.rows["scores"] if e[1] == user and e[at] == metric)
+
+
+def settings(folder: Path, url: str, prefix: str | None) -> dict[str, str]:
+    """What both releases run with: the database, the boards file, and in scaled mode Redis."""
+    env = {"SCOREBOARD_DATABASE_URL": url, "SCOREBOARD_BOARDS": str(folder / "boards.toml")}
+    if prefix is not None:
+        env |= {"SCOREBOARD_REDIS_URL": redis_url(), "SCOREBOARD_REDIS_PREFIX": prefix}
+    return env
 
 
 def redis_url() -> str:
@@ -316,9 +316,7 @@ def baseline(
     src = PREVIOUS.extract(folder / "release")
     prefix = services.unique_prefix() if backend == "postgres" else None
     with migrations.empty_database(backend, folder) as url:
-        env = {"SCOREBOARD_DATABASE_URL": url, "SCOREBOARD_BOARDS": str(folder / "boards.toml")}
-        if prefix is not None:
-            env |= {"SCOREBOARD_REDIS_URL": redis_url(), "SCOREBOARD_REDIS_PREFIX": prefix}
+        env = settings(folder, url, prefix)
         try:
             with PREVIOUS.serving(src, folder / "old", env) as old:
                 # It is the previous release: no admin API; its head is 0004.
@@ -370,7 +368,7 @@ def test_the_baseline_is_what_the_tests_need(baseline: Baseline) -> None:
     assert archive["ends_at"] is not None
     assert archive["entries"] == PLAYERS + 1
     for board in BOARD_IDS:
-        (period,) = baseline.periods[board] if board != "season" else ["2"]
+        period = baseline.periods[board][0]  # the current one
         entries = baseline.answers[f"/api/boards/{board}/scores?period={period}&offset=0&limit=100"]
         assert entries[0] == 200
         assert entries[1]["total"] > (10 if board == "fastest-lap" else 30)
@@ -378,6 +376,8 @@ def test_the_baseline_is_what_the_tests_need(baseline: Baseline) -> None:
     assert len(scores) - len(set(scores)) > 5
     assert min(scores) <= 0
     assert len(baseline.rows["scores"]) > 150
+    history = baseline.answers["/api/users/u03/history?limit=100"][1]["events"]
+    assert len(history) >= 3
     assert {
         r[baseline.columns["periods"].index("board_id")] for r in baseline.rows["periods"]
     } == set(BOARD_IDS)
@@ -472,10 +472,6 @@ def page(board: str, period: str) -> str:
     return f"/api/boards/{board}/scores?period={period}&offset=0&limit=100"
 
 
-def current(baseline: Baseline, board: str) -> str:
-    return baseline.periods[board][0]
-
-
 def visible_pages(baseline: Baseline) -> list[str]:
     return [page(b, p) for b in BOARD_IDS for p in baseline.periods[b]] + [
         "/api/scores?offset=0&limit=100"
@@ -489,7 +485,7 @@ def test_moderation_works_on_the_upgraded_data(baseline: Baseline, tmp_path: Pat
     main = baseline.answers["/api/scores?offset=0&limit=100"][1]["scores"]
     hidden, banned, erased = main[1]["user_id"], main[5]["user_id"], main[10]["user_id"]
     voided_user = "u03"  # points and laps in both seasons
-    points_event = baseline.event(voided_user, "points", season="1")
+    points_event = baseline.first_event(voided_user, "points")
     lap_events = [
         e
         for e in baseline.rows["scores"]
@@ -605,7 +601,7 @@ def test_downgrade_refuses_while_moderation_is_in_force_then_gives_back_0004(
     main = baseline.answers["/api/scores?offset=0&limit=100"][1]["scores"]
     hidden, banned, locked = (main[n]["user_id"] for n in (0, 3, 7))
     name = main[7]["username"]
-    event_id = baseline.event("u06", "points", season="1")[0]
+    event_id = baseline.first_event("u06", "points")[0]
     with copy_of(baseline, tmp_path) as copy:
         server = this_server(copy, tmp_path / "new").start()
         try:
