@@ -1194,8 +1194,9 @@ _EMPTY_STANDING = (
     " RETURNING version, hidden"
 )
 # Every standing of a user, with a new version (``?``: the user's hidden bit, or -1 to keep it).
+# Its time stays the time of the events that made it: an operator's action is not one of them.
 _REVERSION = (
-    "UPDATE standings SET version = version + 1, updated_at = ?,"
+    "UPDATE standings SET version = version + 1,"
     " hidden = CASE WHEN ? < 0 THEN hidden ELSE (hidden & 2) | ? END WHERE user_id = ?"
     " RETURNING board_id, period_id, score, version, reached, hidden"
 )
@@ -1266,10 +1267,10 @@ def _recompute(
     """The user's standing on ``board`` in ``period`` again, from the events that count."""
     args = (user_id, board.metric, *bounds)
     if board.aggregate == "sum":
-        score, reached, _ = conn.execute(_COUNTED_SUM, args).fetchone()
+        score, reached, at = conn.execute(_COUNTED_SUM, args).fetchone()
     else:
         best = conn.execute(_COUNTED_BEST[board.order], args).fetchone()
-        score, reached = (None, None) if best is None else best[:2]
+        score, reached, at = (None, None, None) if best is None else best
     if reached is None:  # nothing counts: the row (if any) stays, not shown
         row = conn.execute(_EMPTY_STANDING, (now, board.id, period, user_id)).fetchone()
         if row is None:
@@ -1281,7 +1282,7 @@ def _recompute(
     bit = 0 if status == "active" else 1
     key = rank_score(score, board.order)
     version, hidden = conn.execute(
-        _SET_STANDING, (board.id, period, user_id, score, key, reached, now, bit)
+        _SET_STANDING, (board.id, period, user_id, score, key, reached, at, bit)
     ).fetchone()
     shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
     return Moved(board.id, period, user_id, shown, version)
@@ -1402,11 +1403,11 @@ def _recount(
     return tuple(moved)
 
 
-def _reversion(conn: sqlite3.Connection, user_id: str, bit: int, now: str) -> tuple[Moved, ...]:
+def _reversion(conn: sqlite3.Connection, user_id: str, bit: int) -> tuple[Moved, ...]:
     (username,) = conn.execute(_SELECT_NAME, (user_id,)).fetchone()
     moved = []
     for board, period, score, version, reached, hidden in conn.execute(
-        _REVERSION, (now, bit, bit, user_id)
+        _REVERSION, (bit, bit, user_id)
     ).fetchall():
         shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
         moved.append(Moved(board, period, user_id, shown, version))
@@ -1431,7 +1432,7 @@ def _set_status(
     )
     moved: tuple[Moved, ...] = ()
     if (old == "active") != (status == "active"):
-        moved = _reversion(conn, user_id, 0 if status == "active" else 1, now)
+        moved = _reversion(conn, user_id, 0 if status == "active" else 1)
     _audit(conn, audit, now)
     return Moderated(True, moved)
 
@@ -1452,7 +1453,7 @@ def _rename(
         "UPDATE users SET username = ?, name_locked = 1, updated_at = ? WHERE user_id = ?",
         (username, now, user_id),
     )
-    moved = _reversion(conn, user_id, -1, now)
+    moved = _reversion(conn, user_id, -1)
     _audit(conn, audit, now)
     return Moderated(True, moved)
 
