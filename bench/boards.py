@@ -13,6 +13,7 @@ per second, the server's CPU time per update, and each rate against the 1-board 
     .venv/bin/python bench/boards.py --rounds 1 --duration 5
     .venv/bin/python bench/boards.py --json bench/results/boards.json
     .venv/bin/python bench/boards.py --limits off        # the update limits off (servers.NO_LIMITS)
+    .venv/bin/python bench/boards.py --profile bench/results/profiles   # then py-spy each
 
 Like ``run.py``, the servers import the committed ``src/`` of ``--rev`` (default ``HEAD``), the
 servers are pinned to ``--server-cpu`` and wrk to ``--wrk-cpu``, and each run records the CPU
@@ -25,7 +26,10 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +109,9 @@ def measure_all(args: argparse.Namespace, wrk: str, tmp: Path) -> dict[str, Any]
                     f" others {result['others_cpus']:.2f}",
                     flush=True,
                 )
+        if args.profile:
+            for n in COUNTS:
+                profile(args, wrk, pool[f"{n} boards"], token_file, args.profile / f"boards{n}.txt")
     summary: dict[str, Any] = {}
     for name, rs in results.items():
         summary[name] = {
@@ -117,6 +124,44 @@ def measure_all(args: argparse.Namespace, wrk: str, tmp: Path) -> dict[str, Any]
             "runs": rs,
         }
     return summary
+
+
+def profile(
+    args: argparse.Namespace, wrk: str, server: servers.Server, token_file: Path, out: Path
+) -> None:
+    """One more wrk run of updates while ``py-spy`` samples the server (every thread, CPU
+    samples only), written as collapsed stacks to ``out``; prints the functions found in the
+    most samples (inclusive)."""
+    spy = shutil.which("py-spy") or str(servers.VENV_BIN / "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [spy, "record", "--threads", "--rate", "200", "--duration", str(args.duration)]
+    argv += ["--format", "raw", "--output", str(out), "--pid", str(server.process.pid)]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT) as spying:
+        time.sleep(1)  # py-spy attaches
+        result = run.run_wrk(wrk, args, server.url, "update.lua", [str(token_file)])
+        spying.wait(timeout=args.duration + 60)
+    print(f"\nprofile of {server.name} ({result['rps']:.0f} updates/s under py-spy): {out}")
+    print(summarize(out))
+
+
+def summarize(path: Path, top: int = 30) -> str:
+    """The functions in the most samples of a collapsed-stack file, with their share."""
+    total = 0
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        # "function (file:line)" -> "function (file)", once per sample
+        seen = {re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")}
+        for frame in seen:
+            counts[frame] = counts.get(frame, 0) + count
+    lines = [f"{total} samples; in the most samples (inclusive):"]
+    for frame, count in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {count / max(1, total):6.1%}  {frame}")
+    return "\n".join(lines)
 
 
 def report(info: dict[str, str], args: argparse.Namespace, summary: dict[str, Any]) -> str:
@@ -178,6 +223,12 @@ def main() -> None:
     parser.add_argument("--rev", default="HEAD", help="a commit, or 'worktree'")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     parser.add_argument("--report", type=Path, help="only print the report of a --json file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="after the rounds, profile each service under one more run with py-spy",
+    )
     args = parser.parse_args()
     if args.report:
         saved = json.loads(args.report.read_text())
