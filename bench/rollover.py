@@ -263,7 +263,9 @@ def rounds(args: argparse.Namespace, folder: Path) -> tuple[float, list[dict[str
         shutil.copy(template, database)
         env = environment(database, boards)
         started = perf()
-        with servers.service(cpu=args.server_cpu, name=f"rollover{number}", **env) as server:
+        with servers.service(
+            cpu=args.server_cpu, name=f"rollover{number}", ready_timeout=180, **env
+        ) as server:
             ready = perf() - started
             full_env = {**os.environ, **env, "SCOREBOARD_DATA_DIR": str(folder)}
             result = uvloop.run(one_round(args, server, key, full_env, via))
