@@ -145,7 +145,8 @@ def profile(
 
 
 def summarize(path: Path, top: int = 30) -> str:
-    """The functions in the most samples of a collapsed-stack file, with their share."""
+    """The functions in the most samples of a collapsed-stack file, with their share (idle
+    pool threads left out)."""
     total = 0
     counts: dict[str, int] = {}
     for line in path.read_text().splitlines():
@@ -153,6 +154,8 @@ def summarize(path: Path, top: int = 30) -> str:
         if not count_text.isdigit():
             continue
         count = int(count_text)
+        if stack.rsplit(";", 1)[-1].startswith("_worker (concurrent/futures/thread.py"):
+            continue  # a pool thread waiting for work: idle, though py-spy samples it
         total += count
         # "function (file:line)" -> "function (file)", once per sample
         seen = {re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")}
