@@ -1,5 +1,6 @@
 """Memory per (board, period, user) entry in the rank indexes (issue 13): the embedded
-in-memory index and the Redis index, for boards of 10^2 to 10^6 entries.
+in-memory index and the Redis index, for boards of 10^2 to 10^5 entries
+(10^6 with ``--sizes``).
 
 **In-memory index** (``MemoryRankIndex``), each size measured in a fresh subprocess:
 
@@ -19,7 +20,8 @@ in-memory index and the Redis index, for boards of 10^2 to 10^6 entries.
 ``INFO memory`` ``used_memory`` before and after (disturbed by anything else using that Redis
 meanwhile). Keys use a prefix of their own (``bench-memory:<pid>:``), deleted afterwards.
 
-    .venv/bin/python bench/memory.py                         # about 2 minutes
+    .venv/bin/python bench/memory.py                         # about 3 minutes
+    .venv/bin/python bench/memory.py --sizes 1000000 --redis ''   # 10^6: about 10 minutes
     .venv/bin/python bench/memory.py --sizes 100,1000,10000 --redis ''   # memory index only
     .venv/bin/python bench/memory.py --chart docs/benchmarks-memory.png \\
         --json bench/results/memory.json
@@ -202,7 +204,7 @@ def chart(path: Path, sizes: list[int], rows: dict[str, list[float | None]]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000,100000,1000000")
+    parser.add_argument("--sizes", default="100,1000,10000,100000")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12", help="'' to skip Redis")
     parser.add_argument("--chart", type=Path, help="draw bytes per entry to this PNG")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
