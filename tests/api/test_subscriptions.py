@@ -423,3 +423,22 @@ async def test_events_overflowing_the_queue_close_the_socket_with_1013(api: Api)
         while (message := await ws.raw())["type"] != "websocket.close":
             assert message["type"] == "websocket.send"
         assert message["code"] == 1013
+
+
+async def test_a_slow_socket_never_delays_another_and_gets_the_newest_state(seeded: Api) -> None:
+    async with connected(seeded) as slow, connected(seeded) as quick:
+        await slow.subscribe(id="s", board="main", view="top", limit=3)
+        await quick.subscribe(id="q", board="main", view="top", limit=3)
+        slow.paused.clear()  # stops reading
+        for i in range(5):
+            await seeded.ok("alice", 10 + i)
+            update = await quick.receive()
+            assert update["seq"] == 2 + i
+        slow.paused.set()
+        first = await slow.receive()  # the one send that was under way when it stopped
+        assert first["seq"] == 2
+        newest = await slow.receive()
+        assert newest["seq"] == 6  # 3..5 were coalesced away: the gap says so
+        assert newest["rows"][0] == {"rank": 1, "user_id": "alice", "username": "Alice",
+                                     "score": 10 + sum(10 + i for i in range(5))}  # fmt: skip
+        await slow.nothing()
