@@ -100,6 +100,8 @@ class Keeper:
         for board_id in [b for b in self._boards if b not in served]:
             for task in self._boards.pop(board_id):
                 task.cancel()
+            if self.views is not None:  # its /ws subscriptions end with an error
+                self.views.unsettled(board_id)
         for board_id in served:
             if board_id in self._boards:
                 continue

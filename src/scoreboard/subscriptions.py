@@ -487,6 +487,16 @@ class LiveViews:
         views.work.append(None)
         self._kick(views)
 
+    def _retire(self, views: BoardViews) -> None:
+        """The board is no longer served: each of its subscriptions ends with an error."""
+        for view in list(views.views.values()):
+            for subscription in tuple(view.subscriptions):
+                subscription.outbox.put(
+                    _error(subscription.id, "unknown_board", "the board is no longer served")
+                )
+                self.unsubscribe(subscription.outbox, subscription.id)
+        self._boards.pop(views.board, None)
+
     def _kick(self, views: BoardViews) -> None:
         if views.worker is None:
             views.worker = asyncio.get_running_loop().create_task(self._work(views))
@@ -512,6 +522,7 @@ class LiveViews:
     async def _refresh(self, views: BoardViews, batch: list[StandingMoved | View | None]) -> None:
         served = self._service.boards.get(views.board)
         if served is None:
+            self._retire(views)
             raise NotFound(f"there is no board '{views.board}'", code="unknown_board")
         period = served.period.id
         added = [item for item in batch if isinstance(item, View) and not item.dropped]
@@ -560,6 +571,10 @@ class LiveViews:
                 events = me_events(view.user_id, (was_rank, was_score), now, moves)
                 if events:
                     _announce(view, events)
+
+
+def _error(sub_id: str, code: str, message: str) -> str:
+    return orjson.dumps({"type": "error", "id": sub_id, "error": code, "message": message}).decode()
 
 
 def _score_of(view: View) -> int | None:

@@ -241,3 +241,26 @@ async def test_next_waits_for_a_message_and_ends_on_close() -> None:
     await asyncio.sleep(0)
     outbox.close()
     assert await waiting is None
+
+
+async def test_a_board_no_longer_served_ends_its_subscriptions_with_an_error() -> None:
+    from dataclasses import replace
+
+    from scoreboard.boards import Board
+    from tests.support.core import ONE_BOARD
+
+    two = replace(ONE_BOARD, boards={**ONE_BOARD.boards, "extra": Board("extra", "points")})
+    service = await started_service(config=two)
+    views = LiveViews(service)
+    outbox = Outbox()
+    await views.subscribe(outbox, "x", "extra", "top", None, 5)
+    await views.subscribe(outbox, "m", "main", "top", None, 5)
+    outbox.take()
+    outbox.take()
+    await service.reconfigure(ONE_BOARD)
+    views.unsettled("extra")  # what the keeper does for a board it stops following
+    await settled(views)
+    error = orjson.loads(outbox.take() or "")
+    assert (error["type"], error["id"], error["error"]) == ("error", "x", "unknown_board")
+    assert list(outbox.subscriptions) == ["m"]
+    assert views.count() == 1

@@ -264,6 +264,8 @@ async def _read(
             await handle(text, outbox, views, parts)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
+    except Exception:  # a bug: the traceback, never the message (it may hold a token)
+        log.exception("a /ws client message could not be handled; closing the socket")
     finally:
         outbox.close()
     if flooded:
