@@ -264,3 +264,30 @@ async def test_a_board_no_longer_served_ends_its_subscriptions_with_an_error() -
     assert (error["type"], error["id"], error["error"]) == ("error", "x", "unknown_board")
     assert list(outbox.subscriptions) == ["m"]
     assert views.count() == 1
+
+
+async def test_a_socket_that_keeps_up_is_written_directly_and_order_holds_when_it_cannot() -> None:
+    service = await started_service()
+    views = LiveViews(service)
+    written: list[str] = []
+    writable = True
+
+    def direct(message: str) -> bool:
+        if writable:
+            written.append(message)
+        return writable
+
+    outbox = Outbox()
+    outbox.direct = direct
+    sub = await views.subscribe(outbox, "t", "main", "top", None, 3)
+    assert [orjson.loads(m)["type"] for m in written] == ["snapshot"]  # straight out
+    assert outbox.take() is None
+    writable = False
+    sub.view.show("all", (RankedEntry(1, "a", "a", 1),), None)
+    sub.changed()  # cannot go out: waits
+    writable = True
+    outbox.put("event")  # must not overtake the waiting update
+    assert len(written) == 1
+    waiting = orjson.loads(outbox.take() or "")
+    assert (waiting["type"], waiting["seq"]) == ("update", 2)  # not a second snapshot
+    assert outbox.take() == "event"

@@ -180,6 +180,9 @@ async def _serve(websocket: WebSocket) -> None:
     outbox = Outbox()
     farewell.add(outbox)
     sink = sink_of(websocket.scope)
+    if sink is not None:  # messages go straight out while the socket keeps up
+        write = sink.write
+        outbox.direct = lambda message: write(text_frame(message.encode()))
     frames = (
         None
         if frames_guarded(websocket.scope)
@@ -221,15 +224,20 @@ async def _serve(websocket: WebSocket) -> None:
 async def _write(
     websocket: WebSocket, outbox: Outbox, sink: FrameSink | None, send_timeout: float
 ) -> None:
+    """Send what waits in the outbox. With a sink, nothing is awaited between taking a message
+    and writing it, so the outbox's direct writes can never overtake one."""
     try:
-        while (message := await outbox.next()) is not None:
-            async with asyncio.timeout(send_timeout):
-                if sink is None:
+        if sink is None:
+            while (message := await outbox.next()) is not None:
+                async with asyncio.timeout(send_timeout):
                     await websocket.send_text(message)
-                    continue
+            return
+        while await outbox.ready():
+            async with asyncio.timeout(send_timeout):
                 await sink.wait_writable()
-                if not sink.write(text_frame(message.encode())):
-                    break  # closed: the reader sees the disconnect
+            message = outbox.take()
+            if message is not None and not sink.write(text_frame(message.encode())):
+                break  # closed: the reader sees the disconnect
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client went away mid-send
     finally:
