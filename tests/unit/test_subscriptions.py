@@ -16,7 +16,7 @@ from scoreboard.events import StandingMoved
 from scoreboard.keeper import Keeper
 from scoreboard.model import RankedEntry, ScoreUpdate
 from scoreboard.service import ScoreService
-from scoreboard.subscriptions import BoardViews, LiveViews, Outbox, View, me_events, span
+from scoreboard.subscriptions import BoardViews, LiveViews, MeEvent, Outbox, View, me_events, span
 from tests.support.core import started_service
 
 
@@ -148,7 +148,7 @@ async def test_a_view_is_shared_and_dropped_with_its_last_subscription(
 # -- me events --------------------------------------------------------------------------------
 
 
-def kinds(events: list) -> list[tuple[str, int | None]]:  # type: ignore[type-arg]
+def kinds(events: list[MeEvent]) -> list[tuple[str, int | None]]:
     return [(e.event, e.rank) for e in events]
 
 
