@@ -22,7 +22,7 @@ from scoreboard import periods
 from scoreboard.boards import NAME_PATTERN, Board, BoardsConfig, Metric
 from scoreboard.broadcast import LiveBoard
 from scoreboard.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from scoreboard.events import BoardChanged, EncodedBoard
+from scoreboard.events import BoardChanged, EncodedBoard, StandingMoved
 from scoreboard.model import (
     BUCKETS,
     DEFAULT_BOARD,
@@ -362,14 +362,31 @@ class ScoreService:
             return None
         rank = None
         if moved.changed and not replayed:
-            top, rank = await index.apply_and_rank(moved.period, standing)
+            top, before, rank, stored = await index.apply_and_move(moved.period, standing)
             await self.publish(served, top, standing.user_id, standing.score)
+            if stored:
+                await self.bus.publish(
+                    StandingMoved(
+                        served.board.id,
+                        moved.period,
+                        standing.user_id,
+                        standing.username,
+                        standing.score,
+                        before,
+                        rank,
+                    )
+                )
         if rank is None:
             rank = await index.rank(standing.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
             await index.apply(moved.period, standing)
             rank = await index.rank(standing.user_id)
         return rank if rank is not None else await self._rank_in_store(served.board, moved)
+
+    async def unsettled(self, served: Served, period: str) -> None:
+        """Something moved on the board that no single move describes (an operator's action):
+        every ``/ws`` view of it is read again, in every process."""
+        await self.bus.publish(StandingMoved(served.board.id, period, "", "", 0, None, None))
 
     async def publish(self, served: Served, top: Top | None, user_id: str, score: int) -> None:
         """A new top of the board (``None``: the write changed nothing shown): to this
