@@ -6,17 +6,20 @@ committed in the period that held ``at``, from its start up to and including ``a
 voided since does not count (nor does a restored one's absence show), a user hidden or banned
 since is not shown, an erased user does not exist, and names are today's. The period is one the
 board recorded: an instant before the board's first period, or in an archive ``keep`` deleted,
-reads as an empty board. ``at`` after now is refused (the future is not known yet).
+reads as an empty board. An ``at`` after now reads as now: a client's clock a moment ahead gets
+the latest board rather than an error.
 
 **What it costs.** Each read walks the period's events up to ``at`` (the store's ledger walk,
 by event id) and keeps one tally per user: time and memory in O(events of the period up to
-``at``) and O(users of it). Nothing is stored for it, so it needs no migration and cannot go
-stale; ``docs/design.md`` (Reading the past) gives the figures and the checkpoints that would
-make a long period's reads fast.
+``at``) and O(users of it). A trajectory walks each period it spans once, whatever its number
+of points, plus O(users) each time the user's own standing moves. Nothing is stored for them,
+so they need no migration and cannot go stale; ``docs/design.md`` (Reading the past) gives the
+figures, and the checkpoints that would make a long period's reads fast.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,12 +89,9 @@ class Past:
     # -- the board at an instant --------------------------------------------------------------
 
     async def board_at(self, board: Board, at: datetime) -> PastBoard:
-        """The board's shown standings as they stood at ``at`` (inclusive)."""
-        if at > self._clock():
-            raise InvalidRequest(
-                "at is in the future: the board at a time that has not come yet is not known",
-                code="invalid_time",
-            )
+        """The board's shown standings as they stood at ``at`` (inclusive); a time after now
+        reads as now (the latest the ledger knows, not a guess at the future)."""
+        at = min(at, self._clock())
         period = await self.period_at(board, at)
         recorded = period is not None and await self.store.period(board.id, period.id) is not None
         tallies: dict[str, Tally] = {}
@@ -197,15 +197,84 @@ class Past:
         profile = await self.store.profile(user_id)
         if profile is None or profile.status != "active":
             return []
-        points = []
-        for i, first in enumerate(starts):
-            closes = starts[i + 1] if i + 1 < len(starts) else _bucket_end(board, bucket, first)
-            moment = min(closes, end) - _MICROSECOND  # the bucket's last instant
-            past = await self.board_at(board, moment)
-            found = past.tallies.get(user_id)
-            rank = past.rank(user_id)
-            points.append(Point(first, None if found is None else found.score, rank))
+        # Each point is the board at its bucket's last instant (or just before ``until``).
+        moments = [
+            min(starts[i + 1] if i + 1 < len(starts) else _bucket_end(board, bucket, first), end)
+            - _MICROSECOND
+            for i, first in enumerate(starts)
+        ]
+        points: list[Point] = []
+        i = 0
+        while i < len(moments):
+            period = await self.period_at(board, moments[i])
+            j = i + 1
+            while period is not None and j < len(moments) and moments[j] in period:
+                j += 1
+            recorded = period is not None and await self.store.period(board.id, period.id)
+            if period is None or not recorded:
+                points += [Point(at, None, None) for at in starts[i:j]]
+            else:
+                found = await self._walk(board, period, user_id, moments[i:j])
+                points += [Point(at, *f) for at, f in zip(starts[i:j], found, strict=True)]
+            i = j
         return points
+
+    async def _walk(
+        self, board: Board, period: Period, user_id: str, moments: list[datetime]
+    ) -> list[tuple[int | None, int | None]]:
+        """The user's (score, rank) at each of ``moments`` (ascending, all in ``period``), from
+        one walk of the period's events: the board is tallied in event id order, and the count
+        of users ahead of the user kept up event by event (recounted only when the user's own
+        standing moves). An event committed at a time earlier than events with lower ids (a
+        clock set back, concurrent commits) belongs to points already taken: those points are
+        recounted alone, as :meth:`board_at` would."""
+        order = board.order
+        tallies: dict[str, Tally] = {}
+        mine: tuple[int, int, str] | None = None
+        ahead = 0
+        figures: list[tuple[int | None, int | None]] = []
+        late: set[int] = set()
+
+        def key(user: str) -> tuple[int, int, str] | None:
+            found = tallies.get(user)
+            if found is None or not found.shown:
+                return None
+            return rank_key(found.score, found.reached, user, order)
+
+        def snapshot() -> None:
+            found = tallies.get(user_id)
+            score = None if found is None or mine is None else found.score
+            figures.append((score, None if mine is None else ahead + 1))
+
+        until = moments[-1] + _MICROSECOND
+        async for events in self.store.ledger(board.metric, period.starts_at, until):
+            for event in events:
+                at = event.at if event.at is not None else period.starts_at
+                first = 0 if at is None else bisect.bisect_left(moments, at)
+                while len(figures) < min(first, len(moments)):
+                    snapshot()
+                if first < len(figures):
+                    late.update(range(first, len(figures)))
+                if event.user_id == user_id:
+                    tally(board, (event,), tallies)
+                    mine = key(user_id)
+                    if mine is not None:
+                        ahead = sum(
+                            1 for u in tallies if u != user_id and (k := key(u)) and k < mine
+                        )
+                    continue
+                old = key(event.user_id)
+                tally(board, (event,), tallies)
+                new = key(event.user_id)
+                if mine is not None and old != new:
+                    ahead += (new is not None and new < mine) - (old is not None and old < mine)
+        while len(figures) < len(moments):
+            snapshot()
+        for index in sorted(late):
+            past = await self.board_at(board, moments[index])
+            found = past.tallies.get(user_id)
+            figures[index] = (None if found is None else found.score, past.rank(user_id))
+        return figures
 
 
 def buckets(timezone: str, bucket: Bucket, since: datetime, until: datetime) -> list[datetime]:

@@ -157,10 +157,12 @@ async def test_names_are_todays_and_updated_at_is_the_reaching_event(
     assert entry.updated_at == MONDAY + timedelta(minutes=1)
 
 
-async def test_the_future_is_refused(store: Any) -> None:
-    past = Past(store, clock=lambda: MONDAY)
-    with pytest.raises(InvalidRequest):
-        await past.top(CONFIG.boards["main"], MONDAY + timedelta(seconds=1), 10)
+async def test_the_future_reads_as_now(store: Any, store_clock: StoreClock) -> None:
+    store_clock.at(MONDAY + timedelta(seconds=2))
+    await store.apply(ScoreUpdate("ann", 5, "a1"))
+    past = Past(store, clock=lambda: MONDAY + timedelta(seconds=1))
+    found, top = await past.top(CONFIG.boards["main"], MONDAY + timedelta(days=1), 10)
+    assert (found.at, top) == (MONDAY + timedelta(seconds=1), [])
 
 
 async def test_a_trajectory_is_the_models_rank_at_each_bucket_end(
@@ -194,3 +196,28 @@ async def test_more_than_a_thousand_points_asks_for_a_coarser_bucket(store: Any)
     points = await past.trajectory(board, "u0", MONDAY, MONDAY + timedelta(hours=1000), "hour")
     assert len(points) == 1000
     assert {(p.score, p.rank) for p in points} == {(5, 1)}
+
+
+async def test_a_trajectory_over_events_committed_out_of_time_order(
+    store: Any, store_clock: StoreClock
+) -> None:
+    """A clock set back (or concurrent commits) gives a later event id an earlier time: the
+    points it belongs to are recounted, so each is still the board at its instant."""
+    # Different users: PostgreSQL keeps each user's own events in time order.
+    steps = ((150, "ann", 10), (30, "bob", 5), (90, "cid", 20), (20, "dan", 1))
+    for minutes, user, delta in steps:
+        store_clock.at(MONDAY + timedelta(minutes=minutes))
+        await store.apply(ScoreUpdate(user, delta, f"{user}{minutes}"))
+    end = MONDAY + timedelta(hours=4)
+    past = Past(store, clock=lambda: end)
+    board = CONFIG.boards["main"]
+    for user in ("ann", "bob", "cid", "dan"):
+        points = await past.trajectory(board, user, MONDAY, end, "hour")
+        for point in points:
+            moment = point.at + timedelta(hours=1) - timedelta(microseconds=1)
+            at = await past.board_at(board, moment)
+            found = at.tallies.get(user)
+            expected = (None if found is None else found.score, at.rank(user))
+            assert (point.score, point.rank) == expected, (user, point)
+    dan = await past.trajectory(board, "dan", MONDAY, end, "hour")
+    assert [(p.score, p.rank) for p in dan] == [(1, 2), (1, 3), (1, 4), (1, 4)]

@@ -78,7 +78,8 @@ At = Annotated[
     Query(
         description="read the board as it stood at this instant (RFC 3339; without an offset, "
         "UTC), in the period that held it: events voided since do not count, users hidden, "
-        "banned or erased since are not shown. Not with period; not in the future",
+        "banned or erased since are not shown. Not with period (400); a time after now reads "
+        "as now",
         json_schema_extra={"pattern": AT_PATTERN},
         examples=["2026-11-27T18:00:00Z"],
     ),
