@@ -150,7 +150,8 @@ async def measure(store: Any, users: int, events: int, repeat: int) -> dict[str,
 async def run_sqlite(users: int, events: int, repeat: int) -> dict[str, Any]:
     from scoreboard.adapters.sqlite_store import SqliteScoreStore
 
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as folder:
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)  # git-ignored
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "results") as folder:
         path = Path(folder) / "asof.db"
         upgrade(f"sqlite:///{path}")
         store = SqliteScoreStore(path)
