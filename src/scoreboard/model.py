@@ -385,6 +385,8 @@ class LedgerEvent(NamedTuple):
     source: str
     voided: bool
     user_shown: bool
+    at: datetime | None = None
+    """When it was committed (the past reads place it in time; verify does not need it)."""
 
 
 class StoredRow(NamedTuple):

@@ -287,7 +287,7 @@ class ScoreService:
     def validate(self, update: ScoreUpdate) -> Metric:
         """The update's metric, or ``InvalidRequest`` unless the update is well formed and in
         its metric's range."""
-        self._check_user_id(update.user_id)
+        self.check_user_id(update.user_id)
         metric = self.metric(update.metric)
         if not is_valid_delta(update.delta, metric.min_delta, metric.max_delta):
             raise InvalidRequest(
@@ -459,7 +459,7 @@ class ScoreService:
         self, board_id: str, period_id: str | None, user_id: str
     ) -> tuple[Period, Entry, int]:
         """A user's entry and rank; ``NotFound`` for a user with no entry there."""
-        self._check_user_id(user_id)
+        self.check_user_id(user_id)
         served, period, current = await self.period_of(board_id, period_id)
         entry, rank = await self._placed(served, period, current, user_id)
         return period, entry, rank
@@ -470,7 +470,7 @@ class ScoreService:
         """The user's rank and the entries from ``radius`` above to ``radius`` below it."""
         if not 1 <= radius <= RADIUS_MAX:
             raise InvalidRequest(f"radius must be 1-{RADIUS_MAX}")
-        self._check_user_id(user_id)
+        self.check_user_id(user_id)
         served, period, current = await self.period_of(board_id, period_id)
         _, rank = await self._placed(served, period, current, user_id)
         start = max(0, rank - 1 - radius)
@@ -524,7 +524,7 @@ class ScoreService:
         return await self.store.periods(board_id, limit=limit, before=before)
 
     async def profile(self, user_id: str) -> UserProfile | None:
-        self._check_user_id(user_id)
+        self.check_user_id(user_id)
         return await self.store.profile(user_id)
 
     async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
@@ -552,14 +552,14 @@ class ScoreService:
         profile = await self.store.profile(user_id)
         return profile is None or profile.status == "active"
 
-    def _check_user_id(self, user_id: str) -> None:
+    def check_user_id(self, user_id: str) -> None:
         if not is_valid_user_id(user_id):
             raise InvalidRequest(f"user_id must be {USER_ID_RULE}", code="invalid_user_id")
 
     def _check_history(self, query: HistoryQuery) -> bool:
         """Raise for a bad request; ``False`` when the window is empty (not an error: the
         OpenAPI document has no way to relate two parameters, so a client could not know)."""
-        self._check_user_id(query.user_id)
+        self.check_user_id(query.user_id)
         self.metric(query.metric)
         if not 1 <= query.limit <= HISTORY_MAX:
             raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")

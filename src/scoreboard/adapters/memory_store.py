@@ -602,6 +602,7 @@ class MemoryScoreStore:
                 e.source,
                 e.voided,
                 self._users[e.user_id].status == "active",
+                e.at,
             )
             for e in sorted(self._by_id.values(), key=lambda e: e.event_id)
             if e.metric == metric and e.at in span and user_id in (None, e.user_id)

@@ -1230,7 +1230,7 @@ async def _recompute(
 # names; the recount sets the row's hidden bit from the user's status.
 _LEDGER_COLUMNS = (
     "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
-    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " u.status = 'active', s.created_at FROM scores s JOIN users u ON u.user_id = s.user_id"
     " WHERE s.metric = $1 AND s.created_at >= $2 AND s.created_at < $3 AND s.score_id > $4"
 )
 _LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT $5"

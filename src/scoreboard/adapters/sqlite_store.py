@@ -372,7 +372,10 @@ class _SqliteAdmin:
             rows = await self._read(functools.partial(_fetch_all, statement, args))
             if not rows:
                 return
-            yield [LedgerEvent(i, u, d, src, bool(v), bool(a)) for i, u, d, src, v, a in rows]
+            yield [
+                LedgerEvent(i, u, d, src, bool(v), bool(a), _from_text(t))
+                for i, u, d, src, v, a, t in rows
+            ]
             if len(rows) < _CHUNK:
                 return
             after = rows[-1][0]
@@ -1343,7 +1346,7 @@ def _void(
 # status (a repair must not trust the row's own bit, which is what may be wrong).
 _LEDGER_COLUMNS = (
     "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
-    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " u.status = 'active', s.created_at FROM scores s JOIN users u ON u.user_id = s.user_id"
     " WHERE s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
 )
 _LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT ?"
