@@ -98,8 +98,12 @@ def _stop(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def service(cpu: int | None = None, name: str = "service", **env: str) -> Iterator[Server]:
-    """``scoreboard serve`` on a fresh SQLite database in a temporary folder."""
+def service(
+    cpu: int | None = None, name: str = "service", ready_timeout: float = 30.0, **env: str
+) -> Iterator[Server]:
+    """``scoreboard serve`` on a fresh SQLite database in a temporary folder (``env`` may name
+    another, ``SCOREBOARD_DATABASE_URL``); ``ready_timeout``: how long it may take to answer
+    (a large database is rebuilt into the rank index first)."""
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="service-", dir=RESULTS) as tmp:
         data = Path(tmp)
@@ -133,7 +137,7 @@ def service(cpu: int | None = None, name: str = "service", **env: str) -> Iterat
             )
         server = Server(name, port, process, log)
         try:
-            _wait_ready(server, "/api/scores/top10")
+            _wait_ready(server, "/api/scores/top10", ready_timeout)
             yield server
         finally:
             _stop(server)

@@ -36,6 +36,7 @@ from scoreboard.moderation import Moderation
 from scoreboard.ports import Bus, PointsWindow, RankIndex, SharedIndex, Store
 from scoreboard.service import IndexFactory, ScoreService
 from scoreboard.settings import Settings
+from scoreboard.subscriptions import LiveViews
 from scoreboard.web.guards.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
 from scoreboard.webhook_registry import WebhookRegistry
@@ -83,6 +84,8 @@ class Components:
     keeper: Keeper | None = None
     watch: Watch | None = None
     """The background consistency check, and the taking up of repairs made elsewhere."""
+    views: LiveViews | None = None
+    """The ``/ws`` views of this process's sockets."""
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -187,6 +190,7 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         default_board=settings.default_board,
         on_fan_out=metrics.fanned_out if metrics is not None else None,
     )
+    views = LiveViews(service)
     verifier = verifier_from_settings(settings)
     limits = UpdateLimits.from_settings(settings, limit_storage, velocity_window, metrics)
 
@@ -229,7 +233,8 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         shared_indexes=shared,
         webhooks=WebhookRegistry(store, policy, resolve, on_queued=courier.poke),
         courier=courier,
-        keeper=Keeper(service, bus, shared),
+        keeper=Keeper(service, bus, shared, views=views),
+        views=views,
         watch=Watch(
             service,
             store,

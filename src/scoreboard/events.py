@@ -1,4 +1,4 @@
-"""The board event that crosses the bus, and the wire formats built from it.
+"""The board events that cross the bus, and the wire formats built from them.
 
 A :class:`BoardChanged` is published once per change of the top of a board in its current
 period (membership, order or a score in it), and once when a new period starts. Its ``seq``
@@ -64,6 +64,60 @@ class BoardChanged:
             period=raw.get("period", "all"),
             previous=raw.get("previous"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StandingMoved:
+    """One user's place on ``board`` in ``period`` changed: ranked ``before`` the write and
+    ``after`` it (``None``: not on the board). Published for every stored write, whether or not
+    the top changed, so that each process can bring the ``/ws`` views of its own sockets up to
+    date (``scoreboard.subscriptions``): only the entries ranked between ``before`` and
+    ``after`` moved. Both ``None`` means "unknown": any view of the board may have changed (an
+    operator's action); the views are then read again.
+    """
+
+    board: str
+    period: str
+    user_id: str
+    username: str
+    score: int
+    before: int | None
+    after: int | None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "kind": "moved",
+                "board": self.board,
+                "period": self.period,
+                "user_id": self.user_id,
+                "username": self.username,
+                "score": self.score,
+                "before": self.before,
+                "after": self.after,
+            }
+        )
+
+
+BoardEvent = BoardChanged | StandingMoved
+"""What crosses the bus, on one channel per board."""
+
+
+def decode_event(data: bytes | str) -> BoardEvent:
+    """The event :meth:`BoardChanged.to_bytes` or :meth:`StandingMoved.to_bytes` encoded.
+    ``ValueError``, ``KeyError`` or ``TypeError`` for anything else."""
+    raw = orjson.loads(data)
+    if raw.get("kind") != "moved":
+        return BoardChanged.from_bytes(data)
+    return StandingMoved(
+        board=raw["board"],
+        period=raw["period"],
+        user_id=raw["user_id"],
+        username=raw["username"],
+        score=raw["score"],
+        before=raw["before"],
+        after=raw["after"],
+    )
 
 
 def _entry(e: RankedEntry) -> dict[str, Any]:

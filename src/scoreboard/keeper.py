@@ -5,7 +5,8 @@ Loops started by the composition root (``bootstrap.running``) and stopped with i
 
 - **Following the bus**, one subscription per served board: board events from every process
   (this one included) go to the board's live board; ``LiveBoard.offer`` drops our own echo and
-  anything older by ``seq``.
+  anything older by ``seq``. Moves (``StandingMoved``) go to the ``/ws`` views
+  (``scoreboard.subscriptions``), and so does anything that calls for reading them all again.
 - **The clock and the database**: at each period boundary of a clock-reset board (and at least
   every ``check_interval``) the board's new period starts (``PERIOD_STARTED`` within a moment of
   the boundary, whether or not any update happens); every ``check_interval`` the applied
@@ -32,10 +33,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from scoreboard.errors import Unavailable
-from scoreboard.events import BoardChanged
+from scoreboard.events import BoardChanged, StandingMoved
 from scoreboard.model import Top
 from scoreboard.ports import Bus, SharedIndex
 from scoreboard.service import ScoreService
+from scoreboard.subscriptions import LiveViews
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,12 @@ class Keeper:
         check_interval: float = CHECK_INTERVAL,
         subscribe_timeout: float = SUBSCRIBE_TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        views: LiveViews | None = None,
     ) -> None:
         """``shared``: the boards' shared indexes by board id (filled as boards are added),
-        empty when the indexes live in this process."""
+        empty when the indexes live in this process; ``views``: the ``/ws`` views, fed with
+        every move the bus brings."""
+        self.views = views
         self.service = service
         self.bus = bus
         self.shared = shared if shared is not None else {}
@@ -95,6 +100,8 @@ class Keeper:
         for board_id in [b for b in self._boards if b not in served]:
             for task in self._boards.pop(board_id):
                 task.cancel()
+            if self.views is not None:  # its /ws subscriptions end with an error
+                self.views.unsettled(board_id)
         for board_id in served:
             if board_id in self._boards:
                 continue
@@ -106,8 +113,15 @@ class Keeper:
 
     async def _follow_bus(self, board_id: str) -> None:
         live = self.service.live_board(board_id)
+        views = self.views
         async for event in self.bus.subscribe(board_id):
+            if isinstance(event, StandingMoved):
+                if views is not None:
+                    views.moved(event)
+                continue
             live.offer(event)
+            if views is not None and (event.previous is not None or not event.user_id):
+                views.unsettled(board_id)  # a new period, or a board no single update made
 
     async def _tick(self) -> None:
         """Sleep to the next period boundary (at most ``check_interval``), then roll clock
@@ -186,3 +200,5 @@ class Keeper:
                 extra={"board": board_id, "seq": live.seq, "shared_seq": shared.seq},
             )
             live.offer(BoardChanged(board_id, shared.seq, "", 0, shared.top, period=shared.period))
+            if self.views is not None:  # moves were lost with it: read the views again
+                self.views.unsettled(board_id)

@@ -112,6 +112,19 @@ class Top:
     period: str = "all"
 
 
+class Placement(NamedTuple):
+    """What one write did to a rank index: the new top (``None``: unchanged), the user's 1-based
+    rank right ``before`` and ``after`` it (``None``: not on the board, or the index cannot
+    vouch for it), and whether the write was ``stored`` (not dropped as stale, or as another
+    period's). A user moving from ``before`` to ``after`` moves only the entries ranked between
+    the two: the live views (``scoreboard.subscriptions``) recompute only the windows there."""
+
+    top: Top | None
+    before: int | None
+    after: int | None
+    stored: bool
+
+
 @dataclass(frozen=True, slots=True)
 class UserProfile:
     """A user's row as the store holds it: who, under which name, since when; the status an
@@ -372,6 +385,8 @@ class LedgerEvent(NamedTuple):
     source: str
     voided: bool
     user_shown: bool
+    at: datetime | None = None
+    """When it was committed (the past reads place it in time; verify does not need it)."""
 
 
 class StoredRow(NamedTuple):

@@ -319,6 +319,7 @@ class Moderation:
             log.warning("rank index unavailable after a moderation action: %s", exc)
             return
         await self.service.publish(served, top, moved.user_id, score)
+        await self.service.unsettled(served, moved.period)
 
     async def _forget(self, user_id: str) -> None:
         for served in list(self.service.boards.values()):
@@ -328,6 +329,7 @@ class Moderation:
                 log.warning("rank index unavailable during an erasure: %s", exc)
                 continue
             await self.service.publish(served, top, "", 0)
+            await self.service.unsettled(served, served.period.id)
 
     async def _forget_later(self, user_id: str) -> None:
         await asyncio.sleep(self.forget_again_after)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from scoreboard.boards import Board, BoardsConfig
-from scoreboard.events import BoardChanged
+from scoreboard.events import BoardEvent
 from scoreboard.model import (
     AdminKey,
     Applied,
@@ -29,6 +29,7 @@ from scoreboard.model import (
     Moderated,
     Moved,
     PeriodSummary,
+    Placement,
     PointsReservation,
     PointsTicket,
     RankedEntry,
@@ -385,6 +386,14 @@ class RankIndex(Protocol):
         for it (another period, found empty, mid-rebuild); the caller then asks elsewhere."""
         ...
 
+    async def apply_and_move(self, period: str, standing: Standing) -> Placement:
+        """``apply``, plus the user's rank right before and right after it, in the same
+        atomic step (one round trip for a networked index): what the live views need to know
+        which windows the write can have changed. ``stored`` is ``False`` when the write was
+        dropped (stale, another period); ranks are ``None`` where the index cannot vouch for
+        them (as in ``apply_and_rank``)."""
+        ...
+
     async def remove(self, period: str, user_id: str, version: int) -> Top | None:
         """The user is no longer on the board in ``period`` (hidden, banned, or nothing of
         theirs counts there), as of their standing's ``version``: a later :meth:`apply` of an
@@ -459,21 +468,24 @@ class SharedIndex(RankIndex, Protocol):
 
 
 class Bus(Protocol):
-    """Carries board events between processes. At most once: a lost event is healed by the
-    next one, because every event carries the whole top of the board."""
+    """Carries board events between processes: ``BoardChanged`` (a new top) and
+    ``StandingMoved`` (one user's place changed, for the subscribed views of ``/ws``). At most
+    once: a lost ``BoardChanged`` is healed by the next one, because every one carries the whole
+    top of the board; a lost ``StandingMoved`` leaves the views it would have changed behind
+    until a later move, a rebuild or a catch-up touches them (``scoreboard.subscriptions``)."""
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def publish(self, event: BoardChanged) -> None: ...
+    async def publish(self, event: BoardEvent) -> None: ...
 
     async def listening(self, board: str) -> None:
         """Return once events of ``board`` published from now on, by any process, are
         delivered to this process's subscribers."""
         ...
 
-    def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
+    def subscribe(self, board: str) -> AsyncIterator[BoardEvent]:
         """Events of ``board`` published from now on, by any process (this one included)."""
         ...
 

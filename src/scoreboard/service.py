@@ -22,7 +22,7 @@ from scoreboard import periods, webhooks
 from scoreboard.boards import NAME_PATTERN, Board, BoardsConfig, Metric
 from scoreboard.broadcast import LiveBoard
 from scoreboard.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from scoreboard.events import BoardChanged, EncodedBoard
+from scoreboard.events import BoardChanged, EncodedBoard, StandingMoved
 from scoreboard.model import (
     BUCKETS,
     DEFAULT_BOARD,
@@ -297,7 +297,7 @@ class ScoreService:
     def validate(self, update: ScoreUpdate) -> Metric:
         """The update's metric, or ``InvalidRequest`` unless the update is well formed and in
         its metric's range."""
-        self._check_user_id(update.user_id)
+        self.check_user_id(update.user_id)
         metric = self.metric(update.metric)
         if not is_valid_delta(update.delta, metric.min_delta, metric.max_delta):
             raise InvalidRequest(
@@ -372,14 +372,31 @@ class ScoreService:
             return None
         rank = None
         if moved.changed and not replayed:
-            top, rank = await index.apply_and_rank(moved.period, standing)
+            top, before, rank, stored = await index.apply_and_move(moved.period, standing)
             await self.publish(served, top, standing.user_id, standing.score)
+            if stored:
+                await self.bus.publish(
+                    StandingMoved(
+                        served.board.id,
+                        moved.period,
+                        standing.user_id,
+                        standing.username,
+                        standing.score,
+                        before,
+                        rank,
+                    )
+                )
         if rank is None:
             rank = await index.rank(standing.user_id)
         if rank is None:  # the index lost the user (a derived store was flushed): heal it
             await index.apply(moved.period, standing)
             rank = await index.rank(standing.user_id)
         return rank if rank is not None else await self._rank_in_store(served.board, moved)
+
+    async def unsettled(self, served: Served, period: str) -> None:
+        """Something moved on the board that no single move describes (an operator's action):
+        every ``/ws`` view of it is read again, in every process."""
+        await self.bus.publish(StandingMoved(served.board.id, period, "", "", 0, None, None))
 
     async def publish(self, served: Served, top: Top | None, user_id: str, score: int) -> None:
         """A new top of the board (``None``: the write changed nothing shown): to this
@@ -461,7 +478,7 @@ class ScoreService:
         self, board_id: str, period_id: str | None, user_id: str
     ) -> tuple[Period, Entry, int]:
         """A user's entry and rank; ``NotFound`` for a user with no entry there."""
-        self._check_user_id(user_id)
+        self.check_user_id(user_id)
         served, period, current = await self.period_of(board_id, period_id)
         entry, rank = await self._placed(served, period, current, user_id)
         return period, entry, rank
@@ -472,7 +489,7 @@ class ScoreService:
         """The user's rank and the entries from ``radius`` above to ``radius`` below it."""
         if not 1 <= radius <= RADIUS_MAX:
             raise InvalidRequest(f"radius must be 1-{RADIUS_MAX}")
-        self._check_user_id(user_id)
+        self.check_user_id(user_id)
         served, period, current = await self.period_of(board_id, period_id)
         _, rank = await self._placed(served, period, current, user_id)
         start = max(0, rank - 1 - radius)
@@ -526,7 +543,7 @@ class ScoreService:
         return await self.store.periods(board_id, limit=limit, before=before)
 
     async def profile(self, user_id: str) -> UserProfile | None:
-        self._check_user_id(user_id)
+        self.check_user_id(user_id)
         return await self.store.profile(user_id)
 
     async def history(self, query: HistoryQuery) -> list[ScoreEvent]:
@@ -554,14 +571,14 @@ class ScoreService:
         profile = await self.store.profile(user_id)
         return profile is None or profile.status == "active"
 
-    def _check_user_id(self, user_id: str) -> None:
+    def check_user_id(self, user_id: str) -> None:
         if not is_valid_user_id(user_id):
             raise InvalidRequest(f"user_id must be {USER_ID_RULE}", code="invalid_user_id")
 
     def _check_history(self, query: HistoryQuery) -> bool:
         """Raise for a bad request; ``False`` when the window is empty (not an error: the
         OpenAPI document has no way to relate two parameters, so a client could not know)."""
-        self._check_user_id(query.user_id)
+        self.check_user_id(query.user_id)
         self.metric(query.metric)
         if not 1 <= query.limit <= HISTORY_MAX:
             raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")

@@ -44,6 +44,24 @@ def test_one_board_has_no_violations(
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_users_chart_has_no_violations(
+    server: ServerProcess, api: Api, tab: Tab, scheme: str
+) -> None:
+    api.update("ada", 30, name="Ada Lovelace")
+    api.update("alan", 20, name="Alan Turing")
+    page = tab.page
+    page.emulate_media(color_scheme=scheme)
+    page.goto(server.base_url + "/")
+    want = [["1", "Ada Lovelace", "30"], ["2", "Alan Turing", "20"]]
+    wait_for_rows(page, want, 5, time.monotonic())
+    page.get_by_role("button", name="Alan Turing").click()
+    expect(page.locator("#chart-summary")).to_contain_text("Rank 2 to 2")
+    page.locator("#chart details summary").click()
+    axe.assert_accessible(page)
+    assert tab.errors == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_the_tabs_have_no_violations(
     boards_server: ServerProcess, boards_api: Api, tab: Tab, scheme: str
 ) -> None:

@@ -232,7 +232,8 @@ def test_a_phone_width_screen_shows_the_board_without_sideways_scrolling(
     assert score is not None
     assert score["x"] + score["width"] <= 360
     name = page.locator('tr[data-user="max"] th')
-    assert name.evaluate("c => c.scrollWidth > c.clientWidth")  # cut with an ellipsis
+    who = name.locator(".who")  # the name's button (it opens a chart)
+    assert who.evaluate("c => c.scrollWidth > c.clientWidth")  # cut with an ellipsis
     expect(name).to_have_attribute("title", long_name)  # the full name is still there
 
 
@@ -276,3 +277,31 @@ def test_the_readme_screenshot(boards_server: ServerProcess, boards_api: Api, ta
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_a_click_on_a_name_charts_the_users_rank_and_score(
+    server: ServerProcess, api: Api, tab: Tab
+) -> None:
+    api.update("ada", 30, name="Ada Lovelace")
+    api.update("alan", 20, name="Alan Turing")
+    api.update("alan", 15, name="Alan Turing")
+    page = tab.page
+    page.goto(server.base_url + "/")
+    want = [["1", "Alan Turing", "35"], ["2", "Ada Lovelace", "30"]]
+    wait_for_rows(page, want, within=5, since=time.monotonic())
+    page.get_by_role("button", name="Alan Turing").click()
+    chart = page.locator("#chart")
+    expect(chart).to_be_visible()
+    expect(page.locator("#chart-title")).to_have_text("Alan Turing this period")
+    # The text alternative: the sentence the SVG is labelled by, and a table of the hours.
+    expect(page.locator("#chart-summary")).to_contain_text("Rank 1 to 1")
+    expect(page.locator("#chart-summary")).to_contain_text("score 35 to 35")
+    expect(page.get_by_role("img", name=re.compile("Alan Turing this period"))).to_be_visible()
+    assert page.locator("#chart-svg polyline").count() == 2
+    expect(page.locator("#chart-close")).to_be_focused()
+    page.locator("#chart details summary").click()
+    cells = page.locator("#chart-table tbody tr").last.locator("td").all_inner_texts()
+    assert cells[1:] == ["1", "35"]
+    page.locator("#chart-close").click()
+    expect(chart).to_be_hidden()
+    assert tab.errors == []

@@ -234,6 +234,43 @@ async def test_a_hidden_user_is_on_no_board_but_their_updates_count(store: Any) 
     assert (await store.profile("ann")).status == "active"
 
 
+async def test_a_standings_time_is_its_events_whatever_an_operator_did_to_it(
+    store: Any, store_clock: StoreClock
+) -> None:
+    """A standing's ``updated_at`` (a user's public ``updated_at``) is the time of the event
+    that made it, as an update and a refill leave it: a hide, a ban, a rename and their undoing
+    leave it; a void or a restore gives the time of the last event that counts (on a best board,
+    of the run that counts). Lifting an action gives back exactly what was read before it."""
+    times = [MONDAY + timedelta(minutes=n) for n in range(10)]
+    store_clock.at(times[0])
+    first = event_of(await store.apply(ScoreUpdate("ann", 10, "a1")))
+    store_clock.at(times[1])
+    second = event_of(await store.apply(ScoreUpdate("ann", 5, "a2")))
+
+    async def seen() -> dict[str, tuple[int, datetime]]:
+        entries = {b: await store.entry(b, "all", "ann") for b in ("main", "best")}
+        return {b: (e.standing.score, e.updated_at) for b, e in entries.items()}
+
+    before = await seen()
+    assert before == {"main": (15, times[1]), "best": (10, times[0])}
+    store_clock.at(times[2])
+    await store.set_status("ann", "hidden", CONFIG, audit("hide", "ann"))
+    await store.set_status("ann", "active", CONFIG, audit("unhide", "ann"))
+    await store.set_status("ann", "banned", CONFIG, audit("ban", "ann"))
+    await store.set_status("ann", "active", CONFIG, audit("unban", "ann"))
+    await store.rename("ann", "Ann", audit("rename", "ann"))
+    assert await seen() == before
+    store_clock.at(times[3])
+    await store.void(second, CONFIG, audit("void", str(second)))
+    assert await seen() == {"main": (10, times[0]), "best": (10, times[0])}
+    await store.void(first, CONFIG, audit("void", str(first)))
+    store_clock.at(times[4])
+    await store.void(second, CONFIG, audit("restore", str(second)), restore=True)
+    assert await seen() == {"main": (5, times[1]), "best": (5, times[1])}
+    await store.void(first, CONFIG, audit("restore", str(first)), restore=True)
+    assert await seen() == before
+
+
 async def test_a_banned_users_updates_are_refused_and_change_nothing(store: Any) -> None:
     await store.apply(ScoreUpdate("ann", 50, "a1"))
     await store.set_status("ann", "banned", CONFIG, audit("ban", "ann"))

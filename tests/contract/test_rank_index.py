@@ -203,6 +203,31 @@ async def test_apply_and_rank_answers_the_rank_after_the_write(index: RankIndex)
     assert rank == await index.rank("r00")
 
 
+async def test_apply_and_move_answers_the_ranks_before_and_after_the_write(
+    index: RankIndex,
+) -> None:
+    for i in range(30):  # r00 has 100 (rank 30) ... r29 has 129 (rank 1)
+        await index.apply("all", t(f"r{i:02d}", 100 + i, reached=i + 1))
+    # Below the top: no new top, ranks 25 -> 13 (behind r18, who reached 118 first).
+    placed = await index.apply_and_move("all", t("r05", 118, version=2, reached=100))
+    assert (placed.top, placed.before, placed.after, placed.stored) == (None, 25, 13, True)
+    # A new user: not ranked before.
+    placed = await index.apply_and_move("all", t("new", 1, reached=101))
+    assert (placed.before, placed.after, placed.stored) == (None, 31, True)
+    # Into the top: the new top comes with it.
+    placed = await index.apply_and_move("all", t("new", 500, version=2, reached=102))
+    assert (placed.before, placed.after, placed.stored) == (31, 1, True)
+    assert placed.top is not None
+    assert placed.top.top[0].user_id == "new"
+    # A stale write is not stored.
+    placed = await index.apply_and_move("all", t("new", 2, version=1, reached=103))
+    assert (placed.top, placed.stored) == (None, False)
+    assert await index.rank("new") == 1
+    # Another period's write: nothing.
+    placed = await index.apply_and_move("another", t("x", 1))
+    assert placed == (None, None, None, False)
+
+
 # -- periods and order -------------------------------------------------------------------------
 
 

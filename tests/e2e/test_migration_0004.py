@@ -1,7 +1,7 @@
 """Migration 0004 (many boards) upgrades the previous release's database in place (house style,
 rule 18), on SQLite and on PostgreSQL.
 
-The previous release (``tests.support.previous_release``: commit 57ac4ca, schema head 0003) is
+The previous release (``tests.support.releases.BEFORE_BOARDS``: commit 57ac4ca, head 0003) is
 run as it was released: its ``serve`` migrates an empty database to 0003, and a few hundred
 players post to it over HTTP (names, renames, ties, totals of 0 and below, action ids or none).
 Its rows are then moved in time, as if those posts had come over six days (each round of posts
@@ -36,11 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,10 +49,12 @@ import pytest
 import sqlalchemy as sa
 import websockets
 
-from tests.support import migrations, previous_release, services
+from tests.support import migrations, releases
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 from tests.support.tokens import token
+
+PREVIOUS = releases.BEFORE_BOARDS
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -360,38 +358,13 @@ def table_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-@contextlib.contextmanager
-def empty_database(backend: str, folder: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{folder / 'previous.db'}"
-    else:
-        with services.postgres_database(migrate=False) as url:
-            yield url
-
-
-@contextlib.contextmanager
-def copy_of(baseline: Baseline, folder: Path) -> Iterator[str]:
+def copy_of(baseline: Baseline, folder: Path) -> contextlib.AbstractContextManager[str]:
     """A copy of the baseline database for one test (the baseline stays at 0003)."""
-    if baseline.backend == "sqlite":
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / "copy.db"
-        source = sqlite3.connect(baseline.url.removeprefix("sqlite:///"))
-        copy = sqlite3.connect(target)
-        try:
-            source.backup(copy)
-        finally:
-            source.close()
-            copy.close()
-        yield f"sqlite:///{target}"
-    else:
-        with services.postgres_database(copy_of=baseline.url) as url:
-            yield url
+    return migrations.copy_database(baseline.backend, baseline.url, folder)
 
 
 def previous_server(baseline: Baseline, folder: Path, url: str) -> ServerProcess:
-    return previous_release.server(
-        baseline.src, folder, {"SCOREBOARD_DATABASE_URL": url, **SETTINGS}
-    )
+    return PREVIOUS.server(baseline.src, folder, {"SCOREBOARD_DATABASE_URL": url, **SETTINGS})
 
 
 def this_server(folder: Path, url: str) -> ServerProcess:
@@ -399,21 +372,8 @@ def this_server(folder: Path, url: str) -> ServerProcess:
 
 
 def scoreboard_migrate(url: str, cwd: Path) -> None:
-    """``python -m scoreboard migrate`` of this checkout, as an operator runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
-    env["SCOREBOARD_DATABASE_URL"] = url
-    cwd.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "scoreboard", "migrate"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert migrations.revision(url) == migrations.head()  # 0004, or a later one built on it
+    """``python -m scoreboard migrate`` of this checkout: 0004, or a later head built on it."""
+    migrations.scoreboard_migrate(url, cwd)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -422,15 +382,15 @@ def baseline(
 ) -> Iterator[Baseline]:
     backend = request.param
     folder = tmp_path_factory.mktemp(f"previous-{backend}")
-    src = previous_release.extract(folder / "release")
-    with empty_database(backend, folder) as url:
-        old = previous_release.server(
+    src = PREVIOUS.extract(folder / "release")
+    with migrations.empty_database(backend, folder) as url:
+        old = PREVIOUS.server(
             src, folder / "build", {"SCOREBOARD_DATABASE_URL": url, **SETTINGS}
         ).start()
         try:
             # It is the previous release: one board, no /api/boards; its head is 0003.
             assert httpx.get(old.base_url + "/api/boards").status_code == 404
-            assert migrations.revision(url) == previous_release.HEAD_REVISION
+            assert migrations.revision(url) == PREVIOUS.head_revision
             last_ids = []
             for r, posts in enumerate(plan()):
                 asyncio.run(post_round(old.base_url, posts, seed=r))
@@ -438,7 +398,7 @@ def baseline(
         finally:
             old.stop()
         spread_over_days(url, last_ids)
-        old = previous_release.server(
+        old = PREVIOUS.server(
             src, folder / "read", {"SCOREBOARD_DATABASE_URL": url, **SETTINGS}
         ).start()
         try:
@@ -741,8 +701,8 @@ def test_downgrade_restores_the_previous_schema_rows_and_answers(
     with copy_of(baseline, tmp_path) as url:
         scoreboard_migrate(url, tmp_path / "migrate")
         this_server(tmp_path / "new", url).start().stop()
-        migrations.downgrade(url, previous_release.HEAD_REVISION)
-        assert migrations.revision(url) == previous_release.HEAD_REVISION
+        migrations.downgrade(url, PREVIOUS.head_revision)
+        assert migrations.revision(url) == PREVIOUS.head_revision
         assert migrations.schema(url) == baseline.schema
         assert table_rows(url) == baseline.rows
         old = previous_server(baseline, tmp_path / "old", url).start()
@@ -770,7 +730,7 @@ def test_a_downgrade_keeps_the_updates_made_after_the_upgrade(
             new_read = asyncio.run(read(new.base_url, paths))
         finally:
             new.stop()
-        migrations.downgrade(url, previous_release.HEAD_REVISION)
+        migrations.downgrade(url, PREVIOUS.head_revision)
         old = previous_server(baseline, tmp_path / "old", url).start()
         try:
             old_read = asyncio.run(read(old.base_url, paths))

@@ -7,6 +7,12 @@ same scripts and the same environment (``scoreboard.migrate`` builds the config 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +21,8 @@ from alembic import command
 from alembic.config import Config
 
 import scoreboard.migrate
+from tests.support import services
+from tests.support.timing import scaled
 
 SCRIPTS = Path(scoreboard.migrate.__file__).parent / "migrations"
 
@@ -43,6 +51,58 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(config(database_url), revision)
+
+
+def scoreboard_migrate(database_url: str, cwd: Path) -> None:
+    """``python -m scoreboard migrate`` of this checkout, as an operator runs it; it must reach
+    this checkout's head."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
+    env["SCOREBOARD_DATABASE_URL"] = database_url
+    cwd.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "scoreboard", "migrate"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert revision(database_url) == head()
+
+
+@contextlib.contextmanager
+def empty_database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of a database with nothing in it: a SQLite file under ``folder`` (``sqlite``), or
+    a PostgreSQL database of its own, dropped on exit (``postgres``)."""
+    if backend == "sqlite":
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder / 'previous.db'}"
+    else:
+        with services.postgres_database(migrate=False) as url:
+            yield url
+
+
+@contextlib.contextmanager
+def copy_database(backend: str, database_url: str, folder: Path) -> Iterator[str]:
+    """A copy of the database at ``database_url`` (nothing may be writing to it), for one test:
+    the original stays as it is. On SQLite the copy is a file under ``folder``; on PostgreSQL a
+    database made from it as a template, dropped on exit."""
+    if backend == "sqlite":
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "copy.db"
+        source = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+            copy.close()
+        yield f"sqlite:///{target}"
+    else:
+        with services.postgres_database(copy_of=database_url) as url:
+            yield url
 
 
 def engine(database_url: str) -> sa.Engine:

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
-from scoreboard.events import BoardChanged
+from scoreboard.events import BoardEvent
 
 _QUEUE_LIMIT = 1024
 
@@ -17,7 +17,7 @@ class MemoryBus:
     the whole top of the board, so the newest one is enough to catch up."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[BoardChanged]]] = defaultdict(set)
+        self._queues: dict[str, set[asyncio.Queue[BoardEvent]]] = defaultdict(set)
 
     async def open(self) -> None:
         return None
@@ -25,7 +25,7 @@ class MemoryBus:
     async def close(self) -> None:
         return None
 
-    async def publish(self, event: BoardChanged) -> None:
+    async def publish(self, event: BoardEvent) -> None:
         for queue in self._queues[event.board]:
             if queue.full():
                 queue.get_nowait()
@@ -34,8 +34,8 @@ class MemoryBus:
     async def listening(self, board: str) -> None:
         return None  # one process: everything published here is delivered here
 
-    async def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
-        queue: asyncio.Queue[BoardChanged] = asyncio.Queue(_QUEUE_LIMIT)
+    async def subscribe(self, board: str) -> AsyncIterator[BoardEvent]:
+        queue: asyncio.Queue[BoardEvent] = asyncio.Queue(_QUEUE_LIMIT)
         self._queues[board].add(queue)
         try:
             while True:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from sortedcontainers import SortedList
 
-from scoreboard.model import TOP_K, RankedEntry, Standing, Top, rank_key
+from scoreboard.model import TOP_K, Placement, RankedEntry, Standing, Top, rank_key
 
 
 class MemoryRankIndex:
@@ -67,6 +67,15 @@ class MemoryRankIndex:
             return None, None
         moved = await self.apply(period, standing)
         return moved, await self.rank(standing.user_id)
+
+    async def apply_and_move(self, period: str, standing: Standing) -> Placement:
+        if period != self._top.period:
+            return Placement(None, None, None, False)
+        before = await self.rank(standing.user_id)
+        old = self._users.get(standing.user_id)
+        top = await self.apply(period, standing)
+        stored = self._users.get(standing.user_id) is not old
+        return Placement(top, before, await self.rank(standing.user_id), stored)
 
     async def remove(self, period: str, user_id: str, version: int) -> Top | None:
         if period != self._top.period:

@@ -533,9 +533,11 @@ class MemoryScoreStore(MemoryOutbox):
         if row is None and not counted:
             return None
         version = 0 if row is None else row.standing.version
-        standing = None
-        for event in counted:
-            standing = self._moved(board, standing, user_id, event) or standing
+        standing, at = None, now
+        for event in counted:  # the standing's time: the event it was last moved by
+            moved = self._moved(board, standing, user_id, event)
+            if moved is not None:
+                standing, at = moved, event.at
         name = self._users[user_id].name
         if standing is None:  # nothing counts any more: the row stays, not shown
             assert row is not None
@@ -544,7 +546,7 @@ class MemoryScoreStore(MemoryOutbox):
         else:
             kept = standing._replace(username=name, version=version + 1)
             bit = self._user_bit(user_id) if row is None else row.hidden & HIDDEN_USER
-            table[user_id] = _Row(kept, now, bit)
+            table[user_id] = _Row(kept, at, bit)
         shown = table[user_id].hidden == 0
         return Moved(board.id, period.id, user_id, kept if shown else None, kept.version)
 
@@ -611,6 +613,7 @@ class MemoryScoreStore(MemoryOutbox):
                 e.source,
                 e.voided,
                 self._users[e.user_id].status == "active",
+                e.at,
             )
             for e in sorted(self._by_id.values(), key=lambda e: e.event_id)
             if e.metric == metric and e.at in span and user_id in (None, e.user_id)
@@ -663,9 +666,9 @@ class MemoryScoreStore(MemoryOutbox):
             moved.append(Moved(board.id, period, user_id, shown, row.standing.version))
         return tuple(moved)
 
-    def _reversion(self, user_id: str, now: datetime, bit: int | None) -> tuple[Moved, ...]:
+    def _reversion(self, user_id: str, bit: int | None) -> tuple[Moved, ...]:
         """Every standing of the user in every period: a new version (a new name to show, or
-        ``bit``: the user's hidden bit set or cleared)."""
+        ``bit``: the user's hidden bit set or cleared); its time stays its events'."""
         name = self._users[user_id].name
         moved = []
         for (board, period), table in self._standings.items():
@@ -674,7 +677,7 @@ class MemoryScoreStore(MemoryOutbox):
                 continue
             hidden = row.hidden if bit is None else (row.hidden & EMPTY) | bit
             standing = row.standing._replace(username=name, version=row.standing.version + 1)
-            table[user_id] = _Row(standing, now, hidden)
+            table[user_id] = _Row(standing, row.updated, hidden)
             shown = standing if hidden == 0 else None
             moved.append(Moved(board, period, user_id, shown, standing.version))
         return tuple(moved)
@@ -696,7 +699,7 @@ class MemoryScoreStore(MemoryOutbox):
         user.status = status
         moved: tuple[Moved, ...] = ()
         if was_shown != (status == "active"):
-            moved = self._reversion(user_id, now, 0 if status == "active" else HIDDEN_USER)
+            moved = self._reversion(user_id, 0 if status == "active" else HIDDEN_USER)
         self._record(audit, now)
         return Moderated(True, moved)
 
@@ -712,7 +715,7 @@ class MemoryScoreStore(MemoryOutbox):
         if user.name == username and user.name_locked:
             return Moderated(False)
         user.name, user.name_locked = username, True
-        moved = self._reversion(user_id, now, None)
+        moved = self._reversion(user_id, None)
         self._record(audit, now)
         return Moderated(True, moved)
 

@@ -913,7 +913,7 @@ class PostgresScoreStore(PostgresOutbox):
             )
             moved: tuple[Moved, ...] = ()
             if (old == "active") != (status == "active"):
-                moved = await _reversion(c, user_id, 0 if status == "active" else 1, now)
+                moved = await _reversion(c, user_id, 0 if status == "active" else 1)
             await _audit(c, audit, now)
             return Moderated(True, moved)
 
@@ -939,7 +939,7 @@ class PostgresScoreStore(PostgresOutbox):
                 username,
                 now,
             )
-            moved = await _reversion(c, user_id, -1, now)
+            moved = await _reversion(c, user_id, -1)
             await _audit(c, audit, now)
             return Moderated(True, moved)
 
@@ -1124,12 +1124,14 @@ _RESCORE = (
     " AND voided_at IS NULL ORDER BY created_at, score_id"
 )
 _COUNTED_SUM = (
-    "SELECT SUM(score_delta), MAX(score_id) FROM scores WHERE user_id = $1 AND metric = $2"
+    "SELECT SUM(score_delta), MAX(score_id), MAX(created_at) FROM scores WHERE user_id = $1"
+    " AND metric = $2"
     " AND voided_at IS NULL AND created_at >= $3 AND created_at < $4"
 )
 _COUNTED_BEST = {
     order: (
-        "SELECT score_delta, score_id FROM scores WHERE user_id = $1 AND metric = $2"  # noqa: S608
+        "SELECT score_delta, score_id, created_at FROM scores WHERE user_id = $1"  # noqa: S608
+        " AND metric = $2"
         " AND voided_at IS NULL AND source = 'user' AND created_at >= $3 AND created_at < $4"
         f" ORDER BY score_delta {order}, score_id LIMIT 1"
     )
@@ -1149,10 +1151,12 @@ _EMPTY_STANDING = (
     " updated_at = $1, hidden = hidden | 2 WHERE board_id = $2 AND period_id = $3"
     " AND user_id = $4 RETURNING version, hidden"
 )
+# Every standing of a user, with a new version ($1: the user's hidden bit, or -1 to keep it).
+# Its time stays the time of the events that made it: an operator's action is not one of them.
 _REVERSION = (
-    "UPDATE standings SET version = version + 1, updated_at = $1,"
-    " hidden = CASE WHEN $2::integer < 0 THEN hidden ELSE (hidden & 2) | $2::integer END"
-    " WHERE user_id = $3 RETURNING board_id, period_id, score, version, reached, hidden"
+    "UPDATE standings SET version = version + 1,"
+    " hidden = CASE WHEN $1::integer < 0 THEN hidden ELSE (hidden & 2) | $1::integer END"
+    " WHERE user_id = $2 RETURNING board_id, period_id, score, version, reached, hidden"
 )
 KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -1219,17 +1223,17 @@ async def _recompute(
     if board.aggregate == "sum":
         counted = await c.fetchrow(_COUNTED_SUM, *args)
         assert counted is not None
-        score, reached = counted[0], counted[1]
+        score, reached, at = counted[0], counted[1], counted[2]
     else:
         best = await c.fetchrow(_COUNTED_BEST[board.order], *args)
-        score, reached = (None, None) if best is None else (best[0], best[1])
+        score, reached, at = (None, None, None) if best is None else (best[0], best[1], best[2])
     if reached is None:
         row = await c.fetchrow(_EMPTY_STANDING, now, board.id, period, user_id)
         return None if row is None else Moved(board.id, period, user_id, None, row[0])
     username, status, _ = await _user_row(c, user_id)
     bit = 0 if status == "active" else 1
     key = rank_score(score, board.order)
-    row = await c.fetchrow(_SET_STANDING, board.id, period, user_id, score, key, reached, now, bit)
+    row = await c.fetchrow(_SET_STANDING, board.id, period, user_id, score, key, reached, at, bit)
     assert row is not None
     version, hidden = row[0], row[1]
     shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
@@ -1240,7 +1244,7 @@ async def _recompute(
 # names; the recount sets the row's hidden bit from the user's status.
 _LEDGER_COLUMNS = (
     "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
-    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " u.status = 'active', s.created_at FROM scores s JOIN users u ON u.user_id = s.user_id"
     " WHERE s.metric = $1 AND s.created_at >= $2 AND s.created_at < $3 AND s.score_id > $4"
 )
 _LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT $5"
@@ -1312,12 +1316,10 @@ async def _rescore(c: Connection, user_id: str, metric: str) -> None:
     )
 
 
-async def _reversion(c: Connection, user_id: str, bit: int, now: datetime) -> tuple[Moved, ...]:
+async def _reversion(c: Connection, user_id: str, bit: int) -> tuple[Moved, ...]:
     username = await c.fetchval(_SELECT_NAME, user_id)
     moved = []
-    for board, period, score, version, reached, hidden in await c.fetch(
-        _REVERSION, now, bit, user_id
-    ):
+    for board, period, score, version, reached, hidden in await c.fetch(_REVERSION, bit, user_id):
         shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
         moved.append(Moved(board, period, user_id, shown, version))
     return tuple(moved)

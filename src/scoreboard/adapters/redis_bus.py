@@ -3,7 +3,7 @@
 Each process holds **one** pub/sub connection, opened by :meth:`RedisBus.open`, and one reader
 task that hands each message to the local subscribers' queues; any number of local subscribers
 share it. The channel of a board is ``{prefix}{<board>}:events`` and the payload is
-:meth:`BoardChanged.to_bytes`.
+the event's ``to_bytes`` (``events.decode_event`` reads both kinds).
 
 Pub/sub is at most once, which the bus contract allows: every event carries the whole top, so the
 next one heals a lost one. A publish that fails on the connection is logged and dropped rather
@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from scoreboard.events import BoardChanged
+from scoreboard.events import BoardChanged, BoardEvent, decode_event
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class RedisBus:
     def __init__(self, client: aioredis.Redis, *, prefix: str = "scoreboard:") -> None:
         self.client = client
         self.prefix = prefix
-        self._queues: dict[str, set[asyncio.Queue[BoardChanged]]] = defaultdict(set)
+        self._queues: dict[str, set[asyncio.Queue[BoardEvent]]] = defaultdict(set)
         self._pubsub: aioredis.client.PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         # redis-py's PubSub connects on the first SUBSCRIBE; two at once would open two
@@ -65,17 +65,18 @@ class RedisBus:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
 
-    async def publish(self, event: BoardChanged) -> None:
+    async def publish(self, event: BoardEvent) -> None:
         try:
             await self.client.publish(self.channel(event.board), event.to_bytes())
         except _UNAVAILABLE as exc:
-            log.warning("board event %s not published: %s", event.seq, exc)
+            what = event.seq if isinstance(event, BoardChanged) else "move"
+            log.warning("board event %s not published: %s", what, exc)
 
-    async def subscribe(self, board: str) -> AsyncIterator[BoardChanged]:
+    async def subscribe(self, board: str) -> AsyncIterator[BoardEvent]:
         pubsub = self._pubsub
         if pubsub is None:
             raise RuntimeError("RedisBus.open() has not run")
-        queue: asyncio.Queue[BoardChanged] = asyncio.Queue(_QUEUE_LIMIT)
+        queue: asyncio.Queue[BoardEvent] = asyncio.Queue(_QUEUE_LIMIT)
         first = not self._queues[board]
         self._queues[board].add(queue)
         try:
@@ -124,7 +125,7 @@ class RedisBus:
             if message is None or message.get("type") != "message":
                 continue
             try:
-                event = BoardChanged.from_bytes(message["data"])
+                event = decode_event(message["data"])
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("ignored a malformed board event: %s", exc)
                 continue

@@ -62,7 +62,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scoreboard.errors import Unavailable
-from scoreboard.model import DEFAULT_BOARD, TOP_K, RankedEntry, Standing, Top, rank_score
+from scoreboard.model import (
+    DEFAULT_BOARD,
+    TOP_K,
+    Placement,
+    RankedEntry,
+    Standing,
+    Top,
+    rank_score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +109,20 @@ local function put(user, version, negscore, member, name)
   if old and tonumber(old) >= tonumber(version) then return false end
   local oldmember = redis.call('HGET', members, user)
   local touched = false
+  local before = false
   if oldmember then
     local r = redis.call('ZRANK', z, oldmember)
-    if r and r < K then touched = true end
+    if r then
+      before = r
+      if r < K then touched = true end
+    end
     redis.call('ZREM', z, oldmember)
   end
   redis.call('ZADD', z, negscore, member)
   redis.call('HSET', members, user, member)
   redis.call('HSET', versions, user, version)
   redis.call('HSET', names, user, name)
-  return true, touched
+  return true, touched, before
 end
 local function topof(start, count)
   local out = {}
@@ -137,7 +149,8 @@ end
 """
 
 # ARGV: floor k period user version rankscore member name
-#   -> {seq or 0, lost (1) or another period (2), 0-based rank, top...}
+#   -> {seq or 0, lost (1) or another period (2), 0-based rank, stored (1/0),
+#       0-based rank before, top...}
 _APPLY = (
     _PRELUDE
     + """
@@ -147,17 +160,18 @@ if not current then
   redis.call('SET', currentkey, period)
   current = period
 end
-if current ~= period then return {0, 2, false} end
+if current ~= period then return {0, 2, false, 0, false} end
 local user = ARGV[4]
-local stored, touched = put(user, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+local stored, touched, before = put(user, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 local member = redis.call('HGET', members, user)
 local rank = false
 if member then rank = redis.call('ZRANK', z, member) end
-if not stored or lost == 1 then return {0, lost, rank} end
-if not touched and rank >= K then return {0, 0, rank} end
+if not stored then return {0, lost, rank, 0, false} end
+if lost == 1 then return {0, lost, rank, 1, before} end
+if not touched and rank >= K then return {0, 0, rank, 1, before} end
 local newseq, top = settle()
-if newseq == 0 then return {0, 0, rank} end
-local out = {newseq, 0, rank}
+if newseq == 0 then return {0, 0, rank, 1, before} end
+local out = {newseq, 0, rank, 1, before}
 for i = 1, #top do out[#out + 1] = top[i] end
 return out
 """
@@ -424,19 +438,26 @@ class RedisRankIndex:
     async def apply_and_rank(
         self, period: str, standing: Standing
     ) -> tuple[Top | None, int | None]:
+        top, _, rank, _ = await self.apply_and_move(period, standing)
+        return top, rank
+
+    async def apply_and_move(self, period: str, standing: Standing) -> Placement:
         reply = await self._run(self._apply, period, self._args(standing))
         seq, lost = int(reply[0]), int(reply[1])
         if lost == 2:
-            return None, None  # another period's write: the store holds it
+            return Placement(None, None, None, False)  # another period's: the store holds it
+        stored = bool(int(reply[3]))
         if lost:
             log.warning("rank index found empty (flushed or restarted); rebuilding from the store")
             self._lost.set()
-            return None, None  # a rank in a half-built index means nothing
+            # A rank in a half-built index means nothing.
+            return Placement(None, None, None, stored)
         rank = None if reply[2] is None else int(reply[2]) + 1
+        before = None if reply[4] is None else int(reply[4]) + 1
         if seq == 0:
-            return None, rank
+            return Placement(None, before, rank, stored)
         self._saw(seq)
-        return Top(seq, _entries(reply[3:], 1, self.order), period), rank
+        return Placement(Top(seq, _entries(reply[5:], 1, self.order), period), before, rank, stored)
 
     async def remove(self, period: str, user_id: str, version: int) -> Top | None:
         reply = await self._run(self._remove, period, [user_id, version])

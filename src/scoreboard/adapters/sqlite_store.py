@@ -392,7 +392,10 @@ class _SqliteAdmin(SqliteOutbox):
             rows = await self._read(functools.partial(_fetch_all, statement, args))
             if not rows:
                 return
-            yield [LedgerEvent(i, u, d, src, bool(v), bool(a)) for i, u, d, src, v, a in rows]
+            yield [
+                LedgerEvent(i, u, d, src, bool(v), bool(a), _from_text(t))
+                for i, u, d, src, v, a, t in rows
+            ]
             if len(rows) < _CHUNK:
                 return
             after = rows[-1][0]
@@ -1214,8 +1217,9 @@ _EMPTY_STANDING = (
     " RETURNING version, hidden"
 )
 # Every standing of a user, with a new version (``?``: the user's hidden bit, or -1 to keep it).
+# Its time stays the time of the events that made it: an operator's action is not one of them.
 _REVERSION = (
-    "UPDATE standings SET version = version + 1, updated_at = ?,"
+    "UPDATE standings SET version = version + 1,"
     " hidden = CASE WHEN ? < 0 THEN hidden ELSE (hidden & 2) | ? END WHERE user_id = ?"
     " RETURNING board_id, period_id, score, version, reached, hidden"
 )
@@ -1286,10 +1290,10 @@ def _recompute(
     """The user's standing on ``board`` in ``period`` again, from the events that count."""
     args = (user_id, board.metric, *bounds)
     if board.aggregate == "sum":
-        score, reached, _ = conn.execute(_COUNTED_SUM, args).fetchone()
+        score, reached, at = conn.execute(_COUNTED_SUM, args).fetchone()
     else:
         best = conn.execute(_COUNTED_BEST[board.order], args).fetchone()
-        score, reached = (None, None) if best is None else best[:2]
+        score, reached, at = (None, None, None) if best is None else best
     if reached is None:  # nothing counts: the row (if any) stays, not shown
         row = conn.execute(_EMPTY_STANDING, (now, board.id, period, user_id)).fetchone()
         if row is None:
@@ -1301,7 +1305,7 @@ def _recompute(
     bit = 0 if status == "active" else 1
     key = rank_score(score, board.order)
     version, hidden = conn.execute(
-        _SET_STANDING, (board.id, period, user_id, score, key, reached, now, bit)
+        _SET_STANDING, (board.id, period, user_id, score, key, reached, at, bit)
     ).fetchone()
     shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
     return Moved(board.id, period, user_id, shown, version)
@@ -1365,7 +1369,7 @@ def _void(
 # status (a repair must not trust the row's own bit, which is what may be wrong).
 _LEDGER_COLUMNS = (
     "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
-    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " u.status = 'active', s.created_at FROM scores s JOIN users u ON u.user_id = s.user_id"
     " WHERE s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
 )
 _LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT ?"
@@ -1425,11 +1429,11 @@ def _recount(
     return tuple(moved)
 
 
-def _reversion(conn: sqlite3.Connection, user_id: str, bit: int, now: str) -> tuple[Moved, ...]:
+def _reversion(conn: sqlite3.Connection, user_id: str, bit: int) -> tuple[Moved, ...]:
     (username,) = conn.execute(_SELECT_NAME, (user_id,)).fetchone()
     moved = []
     for board, period, score, version, reached, hidden in conn.execute(
-        _REVERSION, (now, bit, bit, user_id)
+        _REVERSION, (bit, bit, user_id)
     ).fetchall():
         shown = Standing(user_id, username, score, version, reached) if hidden == 0 else None
         moved.append(Moved(board, period, user_id, shown, version))
@@ -1454,7 +1458,7 @@ def _set_status(
     )
     moved: tuple[Moved, ...] = ()
     if (old == "active") != (status == "active"):
-        moved = _reversion(conn, user_id, 0 if status == "active" else 1, now)
+        moved = _reversion(conn, user_id, 0 if status == "active" else 1)
     _audit(conn, audit, now)
     return Moderated(True, moved)
 
@@ -1475,7 +1479,7 @@ def _rename(
         "UPDATE users SET username = ?, name_locked = 1, updated_at = ? WHERE user_id = ?",
         (username, now, user_id),
     )
-    moved = _reversion(conn, user_id, -1, now)
+    moved = _reversion(conn, user_id, -1)
     _audit(conn, audit, now)
     return Moderated(True, moved)
 

@@ -33,18 +33,33 @@ TOKEN_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"  # noqa: S10
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 
-async def authorize(
-    verifier: TokenVerifier, mode: AuthMode, token: str, update: ScoreUpdate
-) -> ScoreUpdate:
-    """The update to apply on behalf of ``token``, or ``Unauthorized``. ``update`` is the
-    request's, already validated; the result carries the token's display name and, in grant
-    mode, the grant's action id."""
+async def identify(verifier: TokenVerifier, token: str) -> str:
+    """The user a login token proves (``me`` subscriptions of ``/ws``), checked as an update's
+    token is in ``user`` mode, whatever the mode: the shape, the signature and claims, and a
+    score grant refused. ``Unauthorized`` otherwise (its message never quotes the token)."""
+    _check_shape(token)
+    identity = await verifier.verify(token)
+    if identity.grant is not None:
+        raise Unauthorized("a score grant is not a login token", code="grant_not_accepted")
+    return identity.user_id
+
+
+def _check_shape(token: str) -> None:
     if len(token) > TOKEN_MAX or _TOKEN_RE.fullmatch(token) is None:
         raise Unauthorized(
             f"the token must be a JWT (three base64url parts joined by dots) of at most "
             f"{TOKEN_MAX} characters",
             code="token_invalid",
         )
+
+
+async def authorize(
+    verifier: TokenVerifier, mode: AuthMode, token: str, update: ScoreUpdate
+) -> ScoreUpdate:
+    """The update to apply on behalf of ``token``, or ``Unauthorized``. ``update`` is the
+    request's, already validated; the result carries the token's display name and, in grant
+    mode, the grant's action id."""
+    _check_shape(token)
     identity = await verifier.verify(token)
     grant = identity.grant
     if mode == "grant":

@@ -22,12 +22,14 @@ if context.is_offline_mode():
         context.run_migrations()
 else:
     engine = create_engine(url)
-    with engine.connect() as connection:
-        context.configure(connection=connection, render_as_batch=url.startswith("sqlite"))
-        with context.begin_transaction():
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
-                )
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, render_as_batch=url.startswith("sqlite"))
+            with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
+                context.run_migrations()
+    finally:  # a migration that fails (a refused downgrade) leaves no connection open either
+        engine.dispose()

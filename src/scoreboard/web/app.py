@@ -20,7 +20,7 @@ from scoreboard.web.guards.limits import RequestLimit
 from scoreboard.web.guards.origins import AllowedOrigins, JsonCorsMiddleware
 from scoreboard.web.guards.request_id import RequestIdMiddleware
 from scoreboard.web.hot_paths import ScoreboardApp
-from scoreboard.web.live import channel
+from scoreboard.web.live import channel, multiplex
 from scoreboard.web.live.caps import SocketCaps
 from scoreboard.web.live.farewell import Farewell
 from scoreboard.web.metrics import Metrics, metrics_endpoint
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reads.router)
     app.include_router(boards.router)
     app.include_router(channel.router)
+    app.include_router(multiplex.router)
     app.include_router(page.router)
     app.include_router(docs.router)
     app.include_router(readiness.router)

@@ -79,7 +79,8 @@ class Metrics:
         )
         self.ws_closed = Counter(
             "scoreboard_websocket_closed",
-            "Sockets closed by the server: slow_consumer (send timeout), frame_flood.",
+            "Sockets closed by the server: slow_consumer (send timeout), frame_flood, "
+            "overflow (a /ws socket's events queue).",
             ["reason"],
             registry=registry,
         )
@@ -116,7 +117,7 @@ class Metrics:
             self.rate_limited.labels(limit)
         for reason in ("origin", "unknown_board", "process_cap", "address_cap"):
             self.ws_refused.labels(reason)
-        for reason in ("slow_consumer", "frame_flood"):
+        for reason in ("slow_consumer", "frame_flood", "overflow"):
             self.ws_closed.labels(reason)
         for backend in ("database", "redis", "rate_limit_storage"):
             self.backend_errors.labels(backend)

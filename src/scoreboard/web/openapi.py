@@ -175,6 +175,27 @@ def _boards(document: Document, config: BoardsConfig, service: ScoreService) -> 
                 ]
                 concrete[method] = copy
             paths[path.replace("{board}", board_id)] = concrete
+    _link_the_update(document, default)
+
+
+_USER_READS = ("board_user", "board_around", "board_trajectory")
+
+
+def _link_the_update(document: Document, default: str) -> None:
+    """Links from an update's answer to the default board's reads about its user, as to the
+    seed's: the stateful phase reaches them with a user who exists."""
+    suffix = default.replace("-", "_")
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            if operation.get("operationId") != "update_score":
+                continue
+            links = operation["responses"]["200"].setdefault("links", {})
+            for read in _USER_READS:
+                name = f"{read}_{suffix}"
+                links[name] = {
+                    "operationId": name,
+                    "parameters": {"user_id": "$response.body#/user_id"},
+                }
 
 
 def _with_period_form(parameter: dict[str, Any], pattern: str, current: str) -> dict[str, Any]:

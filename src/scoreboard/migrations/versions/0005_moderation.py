@@ -18,6 +18,14 @@ and standings.
 
 Every existing user is active, every existing event a user's and counting.
 
+The downgrade (to 0004) refuses while moderation is in force: a hidden or banned user, a voided
+event, a standing hidden by either, a locked name. 0004 has no column for any of them and would
+show, count and rename them again (a voided event would even count in history but not in the
+totals): an operator lifts them first (unhide, unban, restore, unlock-name; or erases the user),
+and the refusal says how many of each there are. Otherwise it drops, by design: the audit, the
+admin keys, and which events were adjustments (they stay as events and keep counting as they
+did on ``sum`` boards). Rows of erased users were deleted by the erasure itself.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01
@@ -67,7 +75,39 @@ def upgrade() -> None:
     op.create_index("ix_scores_user_id", "scores", ["user_id", "score_id"])
 
 
+# What 0004 cannot represent, and what lifts it (docs/operations.md, "Upgrades").
+_IN_FORCE = {
+    "hidden or banned users (unhide or unban them)": (
+        "SELECT COUNT(*) FROM users WHERE status <> 'active'"
+    ),
+    "voided events (restore them)": "SELECT COUNT(*) FROM scores WHERE voided_at IS NOT NULL",
+    "standings hidden by a status or by voids": "SELECT COUNT(*) FROM standings WHERE hidden <> 0",
+    "locked names (unlock-name)": "SELECT COUNT(*) FROM users WHERE name_locked",
+}
+
+
+class ModerationInForce(RuntimeError):
+    """The downgrade would undo an operator's decision: refused, nothing changed."""
+
+
+def _refuse_while_moderation_is_in_force() -> None:
+    bind = op.get_bind()
+    found = {
+        what: int(bind.execute(sa.text(query)).scalar() or 0) for what, query in _IN_FORCE.items()
+    }
+    in_force = [f"{n} {what}" for what, n in found.items() if n]
+    if in_force:
+        raise ModerationInForce(
+            "refusing to downgrade below 0005 while moderation is in force: "
+            + "; ".join(in_force)
+            + ". Revision 0004 cannot keep it and would show, count and rename them again."
+            " Lift each through /api/admin (or erase the user), then downgrade again."
+            " Nothing was changed."
+        )
+
+
 def downgrade() -> None:
+    _refuse_while_moderation_is_in_force()
     op.drop_index("ix_scores_user_id", table_name="scores")
     with op.batch_alter_table("standings") as batch:
         batch.drop_column("hidden")

@@ -11,6 +11,7 @@ period's reads are served by the board's rank index; an archive's from the store
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -19,8 +20,9 @@ from starlette.responses import Response, StreamingResponse
 
 from scoreboard import exports
 from scoreboard.boards import NAME_PATTERN
-from scoreboard.errors import InvalidRequest
-from scoreboard.model import PeriodSummary
+from scoreboard.errors import InvalidRequest, NotFound
+from scoreboard.model import BUCKETS, TOP_K, PeriodSummary
+from scoreboard.past import Past, PastBoard
 from scoreboard.periods import Period
 from scoreboard.service import PAGE_MAX, PERIODS_MAX, RADIUS_MAX, ScoreService, Served
 from scoreboard.web.endpoints.reads import (
@@ -29,6 +31,7 @@ from scoreboard.web.endpoints.reads import (
     entries_body,
     iso,
     page_body,
+    parse_time,
     service_of,
     user_body,
 )
@@ -66,6 +69,20 @@ PeriodId = Annotated[
     ),
 ]
 
+At = Annotated[
+    str | None,
+    Query(
+        description="read the board as it stood at this instant (RFC 3339; without an offset, "
+        "UTC), in the period that held it: events voided since do not count, users hidden, "
+        "banned or erased since are not shown. Not with period (400); a time after now reads "
+        "as now",
+        # The document says date-time (an offset); the server also reads a time without one
+        # as UTC, as issue 16 asks: more lenient than the document, never less.
+        json_schema_extra={"format": "date-time"},
+        examples=["2026-11-27T18:00:00Z"],
+    ),
+]
+
 
 class PeriodBody(BaseModel):
     id: str
@@ -90,13 +107,13 @@ class BoardsResponse(BaseModel):
 
 class BoardTopResponse(BaseModel):
     board: str
-    period: str
+    period: str | None
     scores: list[BoardEntry]
 
 
 class BoardPageResponse(BaseModel):
     board: str
-    period: str
+    period: str | None
     scores: list[BoardEntry]
     total: int
     offset: int
@@ -145,6 +162,20 @@ def _served(request: Request, board: str) -> tuple[ScoreService, Served]:
         raise InvalidRequest(f"board must be {NAME_PATTERN}", code="invalid_board")
     service = service_of(request)
     return service, service.served(board)
+
+
+def _at(request: Request, board: str, at: str, period: str | None) -> tuple[Past, Served, datetime]:
+    """The past reads, the board, and the instant ``at`` (``period`` with it is a 400)."""
+    if period is not None:
+        raise InvalidRequest("at and period exclude each other", code="invalid_parameter")
+    moment = parse_time(at, "at", utc_by_default=True)
+    assert moment is not None
+    _, served = _served(request, board)
+    return Past(request.app.state.components.store), served, moment
+
+
+def _period_id(past: PastBoard) -> str | None:
+    return None if past.period is None else past.period.id
 
 
 def period_body(period: Period) -> dict[str, str | None]:
@@ -206,8 +237,17 @@ async def get_board(request: Request, board: BoardId) -> Response:
     responses=_ERRORS,
     summary="A board's top 10",
 )
-async def board_top10(request: Request, board: BoardId, period: PeriodId = None) -> Response:
-    """The current period's is encoded once per change and served from memory."""
+async def board_top10(
+    request: Request, board: BoardId, period: PeriodId = None, at: At = None
+) -> Response:
+    """The current period's is encoded once per change and served from memory; ``at``'s is
+    recomputed from the events (``period`` is ``null`` before the board's first season)."""
+    if at is not None:
+        reads, served, moment = _at(request, board, at, period)
+        past, ranked = await reads.top(served.board, moment, TOP_K)
+        return json_response(
+            {"board": board, "period": _period_id(past), "scores": entries_body(tuple(ranked))}
+        )
     service, served = _served(request, board)
     if period is None or period == served.period.id:
         return Response(served.live.current.board.top_body, media_type="application/json")
@@ -228,7 +268,14 @@ async def board_scores(
     period: PeriodId = None,
     offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, examples=[0])] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX, examples=[10])] = 10,
+    at: At = None,
 ) -> Response:
+    if at is not None:
+        service_of(request)  # the integer parameters' check
+        reads, served, moment = _at(request, board, at, period)
+        past, ranked = await reads.page(served.board, moment, offset, limit)
+        body = page_body(tuple(ranked), len(past.tallies), offset, limit)
+        return json_response({"board": board, "period": _period_id(past), **body})
     service, _ = _served(request, board)
     found, entries, total = await service.page(board, period, offset, limit)
     return json_response(
@@ -244,8 +291,18 @@ async def board_scores(
     summary="One user's score and rank on a board",
 )
 async def board_user(
-    request: Request, board: BoardId, user_id: UserId, period: PeriodId = None
+    request: Request, board: BoardId, user_id: UserId, period: PeriodId = None, at: At = None
 ) -> Response:
+    if at is not None:
+        service, _ = _served(request, board)
+        service.check_user_id(user_id)
+        reads, served, moment = _at(request, board, at, period)
+        try:
+            past, entry, rank = await reads.user(served.board, moment, user_id)
+        except LookupError:
+            raise NotFound(f"no score for user '{user_id}' then", code="unknown_user") from None
+        body = {"board": board, "period": _period_id(past), **user_body(entry, rank)}
+        return json_response(body)
     service, _ = _served(request, board)
     found, entry, rank = await service.user(board, period, user_id)
     return json_response({"board": board, "period": found.id, **user_body(entry, rank)})
@@ -274,6 +331,83 @@ async def board_around(
             "user_id": user_id,
             "rank": rank,
             "scores": entries_body(entries),
+        }
+    )
+
+
+class TrajectoryPoint(BaseModel):
+    at: str
+    score: int | None
+    rank: int | None
+
+
+class TrajectoryResponse(BaseModel):
+    board: str
+    user_id: str
+    bucket: str
+    points: list[TrajectoryPoint]
+
+
+_TIME: dict[str, Any] = {"format": "date-time"}
+
+
+@router.get(
+    "/api/boards/{board}/users/{user_id}/trajectory",
+    operation_id="board_trajectory",
+    response_model=TrajectoryResponse,
+    responses=_ERRORS,
+    summary="A user's score and rank over time on a board",
+)
+async def board_trajectory(
+    request: Request,
+    board: BoardId,
+    user_id: UserId,
+    bucket: Annotated[
+        str,
+        Query(
+            description="hour or day, of the board's time zone",
+            json_schema_extra={"enum": list(BUCKETS)},
+            examples=["hour"],
+        ),
+    ] = "hour",
+    since: Annotated[
+        str | None,
+        Query(
+            description="inclusive (default: the current period's start; on a board that never "
+            "resets, a day of hours or 30 days before until)",
+            json_schema_extra=_TIME,
+            examples=["2026-11-27T00:00:00Z"],
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(
+            description="exclusive (default and at most: now)",
+            json_schema_extra=_TIME,
+            examples=["2026-11-28T00:00:00Z"],
+        ),
+    ] = None,
+) -> Response:
+    """One point per hour or day from ``since`` to ``until``: ``at`` the bucket's start, the
+    user's ``score`` and ``rank`` as the bucket ended (``null``: not on the board then). A
+    window of more than 1,000 buckets is a 400 (``too_many_points``): ask for ``bucket=day``
+    or a shorter window. A hidden, banned or unknown user has no points."""
+    if bucket not in BUCKETS:
+        raise InvalidRequest("bucket must be 'hour' or 'day'", code="invalid_bucket")
+    start = parse_time(since, "since")
+    end = parse_time(until, "until")
+    service, served = _served(request, board)
+    service.check_user_id(user_id)
+    reads = Past(request.app.state.components.store)
+    points = await reads.trajectory(
+        served.board, user_id, start, end, "hour" if bucket == "hour" else "day"
+    )
+    return json_response(
+        {
+            "board": board,
+            "user_id": user_id,
+            "bucket": bucket,
+            "points": [{"at": iso(p.at), "score": p.score, "rank": p.rank} for p in points],
         }
     )
 

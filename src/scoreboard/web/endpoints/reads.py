@@ -148,7 +148,7 @@ def iso(moment: datetime) -> str:
 
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))?",
     re.ASCII,
 )
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -156,9 +156,11 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def parse_time(value: str | None, name: str) -> datetime | None:
+def parse_time(value: str | None, name: str, *, utc_by_default: bool = False) -> datetime | None:
     """An RFC 3339 date-time (the OpenAPI ``date-time`` format), as UTC, within
     ``EARLIEST``..``LATEST``: a time outside them selects the same events as that bound.
+    ``utc_by_default``: a time without an offset is read as UTC (``at``); otherwise the offset
+    is required, as RFC 3339 has it (``since`` and ``until``, documented as ``date-time``).
 
     A leap second (``23:59:60`` in UTC) is the last microsecond of the minute before it.
     """
@@ -166,13 +168,16 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         return None
     match = _RFC3339.fullmatch(value)
     if match is None:
+        raise _bad_time(name, utc_by_default)
+    offset_given = match.end(7 if match.group(7) else 6) < len(value)
+    if not offset_given and not utc_by_default:
         raise _bad_time(name)
     year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
     fraction, sign, offset_hours, offset_minutes = match.group(7, 8, 9, 10)
     offset = timedelta()
     if sign is not None:
         if int(offset_hours) > 23 or int(offset_minutes) > 59:
-            raise _bad_time(name)
+            raise _bad_time(name, utc_by_default)
         offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
         offset = -offset if sign == "-" else offset
     leap = second == 60
@@ -180,7 +185,7 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         # Year 0 (valid in RFC 3339, not in Python) is a leap year like 2000, and before EARLIEST.
         local = datetime(year or 2000, month, day, hour, minute, 59 if leap else second)
     except ValueError:
-        raise _bad_time(name) from None
+        raise _bad_time(name, utc_by_default) from None
     if year == 0:
         return EARLIEST
     try:
@@ -189,16 +194,18 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         return EARLIEST if offset > timedelta() else LATEST
     if leap:
         if (moment.hour, moment.minute) != (23, 59):
-            raise _bad_time(name)
+            raise _bad_time(name, utc_by_default)
         moment = moment.replace(microsecond=999_999)
     elif fraction:
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     return min(max(moment, EARLIEST), LATEST)
 
 
-def _bad_time(name: str) -> InvalidRequest:
+def _bad_time(name: str, utc_by_default: bool = False) -> InvalidRequest:
+    without = " (without an offset: UTC)" if utc_by_default else ""
     return InvalidRequest(
-        f"{name} must be an RFC 3339 time, e.g. 2026-11-27T10:00:00Z", code="invalid_time"
+        f"{name} must be an RFC 3339 time{without}, e.g. 2026-11-27T10:00:00Z",
+        code="invalid_time",
     )
 
 

@@ -220,7 +220,9 @@ async def board_socket(websocket: WebSocket, board: str) -> None:
     await _socket(websocket, board)
 
 
-async def _socket(websocket: WebSocket, board: str | None) -> None:
+async def admit(websocket: WebSocket, board: str | None) -> str | None:
+    """Admit a live socket before accept (every live channel, ``/ws`` too): its address,
+    counted in the socket caps (``release`` it when done), or ``None`` once it was refused."""
     parts: Components = websocket.app.state.components
     metrics: Metrics = websocket.app.state.metrics
     caps: SocketCaps = websocket.app.state.socket_caps
@@ -236,6 +238,16 @@ async def _socket(websocket: WebSocket, board: str | None) -> None:
             "socket refused", extra={"event": "ws_refused", "reason": refusal, "client": address}
         )
         await _refuse(websocket, refusal)
+        return None
+    return address
+
+
+async def _socket(websocket: WebSocket, board: str | None) -> None:
+    parts: Components = websocket.app.state.components
+    metrics: Metrics = websocket.app.state.metrics
+    caps: SocketCaps = websocket.app.state.socket_caps
+    address = await admit(websocket, board)
+    if address is None:
         return
     metrics.ws_connections.inc()
     try:

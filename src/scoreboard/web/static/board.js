@@ -51,6 +51,8 @@
   const older = document.getElementById("older");
   const embedCode = document.getElementById("embed-code");
   const announcer = document.getElementById("announcer");
+  // On `/` only: a user's rank and score over the current period (a hand-drawn SVG chart).
+  const chart = document.getElementById("chart");
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   const numbers = new Intl.NumberFormat();
   // A period id names a date of the board's own zone: formatted as that date, in UTC.
@@ -190,6 +192,7 @@
   }
 
   function select(next, focus) {
+    if (chart) chart.hidden = true; // a user of another board
     if (board === next) return;
     board = next;
     stats.board = next.id;
@@ -599,7 +602,16 @@
     const score = document.createElement("td");
     score.className = "score";
     tr.append(rank, name, score);
-    return { tr, rank, name, score, value: null };
+    let who = name;
+    if (chart && !embedded) {
+      // A button in the name cell: its text is the name, so the row reads as it did.
+      who = document.createElement("button");
+      who.type = "button";
+      who.className = "who";
+      who.addEventListener("click", () => openChart(userId, who.textContent));
+      name.append(who);
+    }
+    return { tr, rank, name, who, score, value: null };
   }
 
   function render() {
@@ -633,7 +645,7 @@
       const name = String(entry.username || id);
       if (row.rank.textContent !== rank) row.rank.textContent = rank;
       if (row.name.textContent !== name) {
-        row.name.textContent = name; // text, never HTML: names come from users
+        row.who.textContent = name; // text, never HTML: names come from users
         row.name.title = name;
       }
       if (row.value !== entry.score) {
@@ -684,6 +696,76 @@
       const unit = board.metric === "points" ? " points" : ""; // a lap time is not points
       announce(`${row.name.textContent}: ${row.score.textContent}${unit}, rank ${row.rank.textContent}`);
     }
+  }
+
+  // -- A user's chart: rank and score at the end of each hour of the current period ---------------
+
+  const hourFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", hour: "numeric" });
+
+  async function openChart(userId, name) {
+    if (!chart || archive !== null) return;
+    const path = `/api/boards/${encodeURIComponent(board.id)}/users/${encodeURIComponent(userId)}`;
+    const title = document.getElementById("chart-title");
+    const summary = document.getElementById("chart-summary");
+    title.textContent = `${name} this period`;
+    summary.textContent = "Loading…";
+    chart.hidden = false;
+    let points = [];
+    try {
+      points = (await getJson(`${path}/trajectory?bucket=hour`)).points;
+    } catch (error) {
+      summary.textContent = "The chart could not be loaded.";
+      return;
+    }
+    drawChart(points.filter((p) => p.rank !== null), name);
+    document.getElementById("chart-close").focus();
+  }
+
+  function drawChart(points, name) {
+    const svg = document.getElementById("chart-svg");
+    const summary = document.getElementById("chart-summary");
+    const body = document.getElementById("chart-table").tBodies[0];
+    svg.replaceChildren();
+    body.replaceChildren();
+    if (points.length === 0) {
+      summary.textContent = `${name} has no rank this period yet.`;
+      return;
+    }
+    const W = 320, H = 140, PAD = 16;
+    const x = (i) => PAD + (points.length === 1 ? 0 : (i * (W - 2 * PAD)) / (points.length - 1));
+    const worst = Math.max(...points.map((p) => p.rank));
+    const scores = points.map((p) => p.score);
+    const low = Math.min(...scores), high = Math.max(...scores);
+    const rankY = (r) => PAD + (worst === 1 ? 0 : ((r - 1) * (H - 2 * PAD)) / (worst - 1));
+    const scoreY = (v) => H - PAD - (high === low ? 0 : ((v - low) * (H - 2 * PAD)) / (high - low));
+    const line = (ys, cls) => {
+      const el = document.createElementNS(svg.namespaceURI, "polyline"); // no URL in this file
+      el.setAttribute("points", ys.map((y, i) => `${x(i).toFixed(1)},${y.toFixed(1)}`).join(" "));
+      el.setAttribute("class", cls);
+      svg.append(el);
+    };
+    line(points.map((p) => scoreY(p.score)), "score-line");
+    line(points.map((p) => rankY(p.rank)), "rank-line");
+    const first = points[0], last = points[points.length - 1];
+    summary.textContent =
+      `Rank ${first.rank} to ${last.rank} (solid line; higher is better), ` +
+      `score ${numbers.format(first.score)} to ${numbers.format(last.score)} (dashed line), ` +
+      `over ${points.length} hour${points.length === 1 ? "" : "s"}.`;
+    for (const p of points) {
+      const tr = document.createElement("tr");
+      for (const text of [hourFormat.format(new Date(p.at)), String(p.rank), numbers.format(p.score)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      body.append(tr);
+    }
+  }
+
+  if (chart) {
+    document.getElementById("chart-close").addEventListener("click", () => {
+      chart.hidden = true;
+    });
   }
 
   // A screen reader hears the latest change at most every two seconds, never a backlog.

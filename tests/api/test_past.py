@@ -1,0 +1,135 @@
+"""Reading the past over HTTP: ``at`` on a board's top 10, page and user, and a user's
+trajectory; every bad parameter is a 400 with the JSON error body and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scoreboard.model import Audit
+from tests.api.conftest import Api, assert_error
+
+MAIN = "/api/boards/main"
+
+
+def stamp(moment: datetime, *, offset: bool = True) -> str:
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return text.replace("+00:00", "Z" if offset else "")
+
+
+async def get(api: Api, path: str, **params: Any) -> Any:
+    response = await api.client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def story(api: Api) -> tuple[Api, list[datetime]]:
+    """alice 10, then bob 30, then alice +25: the instants right after each."""
+    after = []
+    for user, delta, action in (("alice", 10, "a1"), ("bob", 30, "b1"), ("alice", 25, "a2")):
+        await api.ok(user, delta, action_id=action, name=user.title())
+        after.append(datetime.now(UTC))
+    return api, after
+
+
+async def test_the_board_as_it_stood(story: tuple[Api, list[datetime]]) -> None:
+    api, (t1, t2, t3) = story
+    top = await get(api, f"{MAIN}/top10", at=stamp(t1))
+    assert top == {
+        "board": "main",
+        "period": "all",
+        "scores": [{"rank": 1, "user_id": "alice", "username": "Alice", "score": 10}],
+    }
+    top = await get(api, f"{MAIN}/top10", at=stamp(t2, offset=False))  # no offset: UTC
+    assert [(e["user_id"], e["score"]) for e in top["scores"]] == [("bob", 30), ("alice", 10)]
+    top = await get(api, f"{MAIN}/top10", at=stamp(t3))
+    now = await get(api, f"{MAIN}/top10")
+    assert top["scores"] == now["scores"]
+    page = await get(api, f"{MAIN}/scores", at=stamp(t2), offset=1, limit=5)
+    assert page["total"] == 2
+    assert [e["user_id"] for e in page["scores"]] == ["alice"]
+    user = await get(api, f"{MAIN}/users/alice", at=stamp(t2))
+    assert (user["rank"], user["score"], user["period"]) == (2, 10, "all")
+    assert datetime.fromisoformat(user["updated_at"]) <= t1
+    response = await api.client.get(f"{MAIN}/users/carol", params={"at": stamp(t2)})
+    assert assert_error(response, 404)["error"] == "unknown_user"
+    early = await get(api, f"{MAIN}/top10", at="2001-01-01T00:00:00")
+    assert early == {"board": "main", "period": "all", "scores": []}
+    later = await get(api, f"{MAIN}/top10", at="2999-01-01T00:00:00Z")  # the future: now
+    assert later["scores"] == now["scores"]
+
+
+async def test_a_voided_event_no_longer_counts_in_the_past(
+    story: tuple[Api, list[datetime]],
+) -> None:
+    api, (_, t2, _) = story
+    components = api.app.state.components
+    (bob_event,) = await components.store.events_of("bob", limit=1)
+    audit = Audit("ops", "void", f"event:{bob_event.event_id}")
+    await components.store.void(bob_event.event_id, components.service.config, audit)
+    top = await get(api, f"{MAIN}/top10", at=stamp(t2))
+    assert [e["user_id"] for e in top["scores"]] == ["alice"]
+
+
+async def test_a_trajectory_of_hours(story: tuple[Api, list[datetime]]) -> None:
+    api, (t1, _, t3) = story
+    since = t1 - timedelta(hours=2)
+    body = await get(
+        api,
+        f"{MAIN}/users/bob/trajectory",
+        since=stamp(since),
+        until=stamp(t3 + timedelta(microseconds=1)),
+        bucket="hour",
+    )
+    assert (body["board"], body["bucket"]) == ("main", "hour")
+    points = body["points"]
+    assert 3 <= len(points) <= 4
+    assert points[0] == {"at": points[0]["at"], "score": None, "rank": None}
+    assert (points[-1]["score"], points[-1]["rank"]) == (30, 2)
+    assert await get(api, f"{MAIN}/users/nobody/trajectory", bucket="day") == {
+        "board": "main",
+        "user_id": "nobody",
+        "bucket": "day",
+        "points": [],
+    }
+
+
+BAD = [
+    ("/top10", {"at": "yesterday"}, "invalid_time"),
+    ("/top10", {"at": "2026-11-27T10:00:00Z", "period": "all"}, "invalid_parameter"),
+    ("/scores", {"at": "2026-13-01T00:00:00Z"}, "invalid_time"),
+    ("/scores", {"at": "2026-11-27T10:00:00Z", "limit": "0"}, "invalid_parameter"),
+    ("/users/alice", {"at": "2026-11-27 10:00"}, "invalid_time"),
+    ("/users/alice", {"at": "2026-11-27T10:00:00Z", "period": "all"}, "invalid_parameter"),
+    ("/users/alice/trajectory", {"bucket": "week"}, "invalid_bucket"),
+    ("/users/alice/trajectory", {"since": "2026-11-27T10:00:00"}, "invalid_time"),
+    ("/users/alice/trajectory", {"until": "soon"}, "invalid_time"),
+    (
+        "/users/alice/trajectory",
+        {"since": "2026-01-01T00:00:00Z", "until": "2026-03-01T00:00:00Z", "bucket": "hour"},
+        "too_many_points",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "code"), BAD)
+async def test_bad_parameters_are_400_and_change_nothing(
+    story: tuple[Api, list[datetime]], path: str, params: dict[str, str], code: str
+) -> None:
+    api, _ = story
+    before = await api.state()
+    response = await api.client.get(MAIN + path, params=params)
+    body = assert_error(response, 400)
+    if code != "invalid_parameter":  # FastAPI's own range check words it its way
+        assert body["error"] == code, body
+    assert await api.state() == before
+
+
+async def test_since_and_until_keep_their_offset(api: Api) -> None:
+    response = await api.client.get(
+        "/api/users/alice/history", params={"since": "2026-11-27T10:00:00"}
+    )
+    assert assert_error(response, 400)["error"] == "invalid_time"
