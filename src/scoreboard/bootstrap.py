@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from scoreboard import applying
@@ -27,6 +28,7 @@ from scoreboard.boards import (
 )
 from scoreboard.broadcast import LiveBoard
 from scoreboard.consistency import Consistency, Watch
+from scoreboard.courier import Courier, resolve
 from scoreboard.events import BoardChanged
 from scoreboard.keeper import Keeper
 from scoreboard.model import Top
@@ -37,6 +39,8 @@ from scoreboard.settings import Settings
 from scoreboard.subscriptions import LiveViews
 from scoreboard.web.guards.limits import UpdateLimits
 from scoreboard.web.metrics import Metrics
+from scoreboard.webhook_registry import WebhookRegistry
+from scoreboard.webhooks import Notice, Policy
 
 if TYPE_CHECKING:
     from limits.aio.storage import Storage
@@ -73,6 +77,10 @@ class Components:
     shared_indexes: dict[str, SharedIndex] = field(default_factory=dict)
     """The boards' indexes again when they are shared between processes (Redis), by board id,
     for what only such an index needs: rebuilds after a flush, and the readiness check."""
+    webhooks: WebhookRegistry | None = None
+    """The operators' webhooks (``/api/admin/webhooks``)."""
+    courier: Courier | None = None
+    """Sends the outbox's deliveries, in every serving process."""
     keeper: Keeper | None = None
     watch: Watch | None = None
     """The background consistency check, and the taking up of repairs made elsewhere."""
@@ -197,8 +205,22 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         service,
         store,
         erasure_key=load_or_create_erasure_key(settings),
-        forgetters=[forget_limits, forget_tokens],
+        forgetters=[forget_limits, forget_tokens, store.forget],
     )
+    policy = webhook_policy(settings)
+    courier = Courier(store, policy, poll=settings.webhook_poll)
+
+    async def notify(notice: Notice) -> None:
+        # After the commit that made the event: a store that fails here loses this one
+        # notice (logged), never the update (docs/webhooks.md, "Guarantees").
+        try:
+            if await store.enqueue(notice):
+                courier.poke()
+        except Exception:
+            log.exception("webhook event not queued", extra={"key": notice.key})
+
+    service.notify = notify
+    moderation.on_queued = courier.poke
     return Components(
         settings,
         store,
@@ -209,6 +231,8 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         limits,
         boards,
         shared_indexes=shared,
+        webhooks=WebhookRegistry(store, policy, resolve, on_queued=courier.poke),
+        courier=courier,
         keeper=Keeper(service, bus, shared, views=views),
         views=views,
         watch=Watch(
@@ -224,6 +248,16 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
 
 def _ignore(n: int) -> None:
     return None
+
+
+def webhook_policy(settings: Settings) -> Policy:
+    hosts = {h.strip().lower() for h in settings.webhook_allow_hosts.split(",") if h.strip()}
+    return Policy(
+        allow_hosts=frozenset(hosts),
+        retry_window=timedelta(hours=settings.webhook_retry_hours),
+        retry_base=settings.webhook_retry_base,
+        lease=settings.webhook_lease,
+    )
 
 
 def store_of(settings: Settings) -> Store:
@@ -323,8 +357,12 @@ async def running(components: Components) -> AsyncIterator[Components]:
             await components.keeper.start(await components.store.config_version())
         if components.watch is not None:
             await components.watch.start()
+        if components.courier is not None:
+            await components.courier.start()
         yield components
     finally:
+        if components.courier is not None:
+            await components.courier.stop()
         if components.watch is not None:
             await components.watch.stop()
         await components.moderation.stop()

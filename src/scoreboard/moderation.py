@@ -29,6 +29,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from scoreboard import webhooks
 from scoreboard.boards import BoardsConfig
 from scoreboard.errors import InvalidRequest, NotFound, Unavailable
 from scoreboard.model import (
@@ -130,6 +131,8 @@ class Moderation:
         self.forgetters = list(forgetters)
         self.forget_again_after = forget_again_after
         self._sweeps: set[asyncio.Task[None]] = set()
+        self.on_queued: Callable[[], None] = lambda: None
+        """Told when an action queued a webhook delivery (the courier looks at once)."""
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -175,7 +178,16 @@ class Moderation:
             "delta": found.delta,
         }
         audit = Audit(key, action, f"event:{event_id}", reason, details)
-        done = await self.admin.void(event_id, self._config(), audit, restore=restore)
+        config = self._config()
+        notice = None
+        if not restore:
+            boards = [b.id for b in config.boards.values() if b.metric == found.metric]
+            notice = webhooks.score_voided(
+                event_id, found.user_id, found.metric, found.delta, boards
+            )
+        done = await self.admin.void(event_id, config, audit, restore=restore, notice=notice)
+        if done.changed and notice is not None:
+            self.on_queued()
         await self._take_up(done)
         return done.changed
 
@@ -322,6 +334,9 @@ class Moderation:
     async def _forget_later(self, user_id: str) -> None:
         await asyncio.sleep(self.forget_again_after)
         await self._forget(user_id)
+        # What a late update's top change queued meanwhile (webhook deliveries about them).
+        for forget in self.forgetters:
+            await forget(user_id)
 
 
 def _check_limit(limit: int, most: int) -> None:

@@ -1,5 +1,6 @@
 """The ports. The core talks to the first three, operators' actions to ``AdminStore``;
-``PointsWindow`` holds the velocity limit's points (``scoreboard.web.guards.limits``).
+``PointsWindow`` holds the velocity limit's points (``scoreboard.web.guards.limits``);
+``Outbox`` holds the webhooks and their deliveries (``scoreboard.courier`` sends them).
 Adapters live in ``scoreboard.adapters``.
 
 Each port is small on purpose. The in-memory adapters are the defaults for embedded mode and the
@@ -40,6 +41,7 @@ from scoreboard.model import (
     UserProfile,
 )
 from scoreboard.periods import Period
+from scoreboard.webhooks import Claimed, Delivery, Notice, Webhook
 
 
 class ScoreStore(Protocol):
@@ -192,12 +194,20 @@ class AdminStore(Protocol):
         ...
 
     async def void(
-        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+        self,
+        event_id: int,
+        config: BoardsConfig,
+        audit: Audit,
+        *,
+        restore: bool = False,
+        notice: Notice | None = None,
     ) -> Moderated:
         """The event stops counting (``restore``: counts again) on every board of
         ``config`` its metric feeds, in the period it was committed in. ``changed`` is
         ``False`` (and nothing is recorded) when it already was so. ``NotFound`` for an
-        unknown event; ``ScoreOutOfRange`` if a restored total would leave ``±MAX_SCORE``."""
+        unknown event; ``ScoreOutOfRange`` if a restored total would leave ``±MAX_SCORE``.
+        ``notice`` (``score.voided``) is queued for the webhooks that want it in the same
+        transaction (:meth:`Outbox.enqueue`), when the event changed."""
         ...
 
     async def set_status(
@@ -220,9 +230,9 @@ class AdminStore(Protocol):
 
     async def erase(self, user_id: str, erased_as: str, audit: Audit) -> list[tuple[str, str]]:
         """Delete the user and everything of theirs (profile, events, totals, standings in
-        every period); replace their id by ``erased_as`` in the audit rows that name them, and
-        record ``audit`` (whose target is ``erased_as``). The ``(board, period)`` pairs where
-        they had a standing. ``NotFound`` for an unknown user."""
+        every period, webhook deliveries about them); replace their id by ``erased_as`` in the
+        audit rows that name them, and record ``audit`` (whose target is ``erased_as``). The
+        ``(board, period)`` pairs where they had a standing. ``NotFound`` for an unknown user."""
         ...
 
     # -- verify and repair (scoreboard.consistency) ------------------------------------------
@@ -283,8 +293,74 @@ class AdminStore(Protocol):
         ...
 
 
-class Store(ScoreStore, AdminStore, Protocol):
-    """What each store adapter is: the truth, and what operators do to it."""
+class Outbox(Protocol):
+    """The webhooks operators registered and the deliveries queued for them. The same adapter
+    as the :class:`ScoreStore`, on the same database, so a delivery can be queued in the
+    transaction of what caused it (a void). Each management action is one transaction with its
+    :class:`~scoreboard.model.Audit` row.
+
+    A delivery is unique per ``(webhook, notice.key)``: queueing a notice again (another
+    process came to know the same event) adds nothing. :meth:`claim` hands each due delivery
+    to one caller at a time, across processes, until its lease runs out."""
+
+    async def add_webhook(self, webhook: Webhook, audit: Audit) -> None: ...
+
+    async def webhooks(self) -> list[Webhook]:
+        """Every webhook, oldest first."""
+        ...
+
+    async def webhook(self, webhook_id: str) -> Webhook | None: ...
+
+    async def delete_webhook(self, webhook_id: str, audit: Audit) -> bool:
+        """With its deliveries. ``False`` (and nothing recorded) if there is no such webhook."""
+        ...
+
+    async def update_webhook(self, webhook: Webhook, audit: Audit) -> bool:
+        """Store ``webhook``'s secrets and ``enabled``/``disabled_at`` (a rotation, an enable,
+        a disable). ``False`` (and nothing recorded) if there is no such webhook."""
+        ...
+
+    async def enqueue(self, notice: Notice) -> int:
+        """Queue ``notice`` for every enabled webhook that wants it, due now; how many
+        deliveries this call added."""
+        ...
+
+    async def deliveries(
+        self, webhook_id: str, *, limit: int, before: int | None = None
+    ) -> list[Delivery]:
+        """Newest first, those with ``id < before``."""
+        ...
+
+    async def claim(self, *, limit: int, lease: float) -> list[Claimed]:
+        """Up to ``limit`` pending deliveries that are due (``next_at`` passed) and not held,
+        oldest first, now held by the caller for ``lease`` seconds (their endpoint enabled)."""
+        ...
+
+    async def settle(
+        self,
+        delivery_id: int,
+        *,
+        delivered: bool,
+        error: str | None = None,
+        next_at: datetime | None = None,
+    ) -> None:
+        """The outcome of one attempt: delivered; or failed, tried again at ``next_at``
+        (``None``: given up, status ``failed``). The lease is released either way."""
+        ...
+
+    async def forget(self, user_id: str) -> None:
+        """Delete every delivery about ``user_id`` (an erasure deletes them in its own
+        transaction; this is for events queued just after it)."""
+        ...
+
+    async def redeliver(self, webhook_id: str, delivery_id: int, audit: Audit) -> bool:
+        """Make the delivery pending and due now again, whatever its status. ``False`` (and
+        nothing recorded) when the webhook has no such delivery."""
+        ...
+
+
+class Store(ScoreStore, AdminStore, Outbox, Protocol):
+    """What each store adapter is: the truth, what operators do to it, and the outbox."""
 
 
 class RankIndex(Protocol):

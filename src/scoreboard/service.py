@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from scoreboard import periods
+from scoreboard import periods, webhooks
 from scoreboard.boards import NAME_PATTERN, Board, BoardsConfig, Metric
 from scoreboard.broadcast import LiveBoard
 from scoreboard.errors import Conflict, InvalidRequest, NotFound, Unavailable
@@ -106,6 +106,10 @@ class ScoreService:
         """Per board: held while a new period is taken up, so it is taken up once."""
         self.started = False
         """Whether :meth:`start` has built the indexes (readiness)."""
+        self.notify: Callable[[webhooks.Notice], Awaitable[None]] | None = None
+        """Told of every webhook event this process comes to know (the composition root
+        queues it in the outbox): a top-10 entry or exit once the index applied the change
+        that made it, a period closed once this process started the next. It must not raise."""
 
     # -- boards -----------------------------------------------------------------------------
 
@@ -226,6 +230,12 @@ class ScoreService:
             "period started",
             extra={"board": board_id, "period": period.id, "previous": previous.id},
         )
+        if self.notify is not None:
+            # Every process that starts the period says so; the outbox keeps one (its key).
+            final = await self.store.page(board_id, previous.id, 0, webhooks.TOP_N)
+            await self.notify(
+                webhooks.period_closed(board_id, previous.id, _ranked(final, 0), self._clock())
+            )
         if served.board.keep is not None:
             deleted = await self.store.prune(board_id, served.board.keep)
             if deleted:
@@ -394,8 +404,17 @@ class ScoreService:
         if top is None:
             return
         event = BoardChanged(served.board.id, top.seq, user_id, score, top.top, period=top.period)
+        previous = served.live.current.event
         served.live.offer(event)
         await self.bus.publish(event)
+        if self.notify is not None and previous.period == top.period and previous.seq < top.seq:
+            # Against the newest top this process knew: the one before this change, unless
+            # another process changed the board in between and its change has not arrived yet
+            # (docs/webhooks.md, "Events").
+            for notice in webhooks.top_changes(
+                served.board.id, top.period, top.seq, previous.rankings, top.top, self._clock()
+            ):
+                await self.notify(notice)
 
     async def _catch_up_period(self, served: Served, period_id: str) -> None:
         """The store committed in a period this process has not started yet (its timer is a

@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     """Users a minute whose standings and rank index entry ``serve`` checks in the background
     against the events (``scoreboard_consistency_errors_total``, docs/operations.md, "Verify
     and repair"); 0 turns the check off."""
+    # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
+    webhook_allow_hosts: str = ""
+    """Comma-separated hosts a webhook may point at over plain http and whatever they resolve
+    to (private addresses included); every other URL must be https to a public address."""
+    webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    """How long a failing delivery is retried (exponential backoff with jitter); an endpoint
+    failing for all of it is disabled."""
+    webhook_retry_base: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds before the first retry; doubled each time, at most an hour."""
+    webhook_lease: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a process holds a delivery it is sending; one held longer (the process died)
+    is sent again by any process."""
+    webhook_poll: float = Field(default=1.0, gt=0, le=60)
+    """Seconds between looks at the outbox for due deliveries (one queued here is sent at
+    once; this bounds the wait for retries and for deliveries queued by other processes)."""
     allowed_origins: str = ""
     """Comma-separated origins for WebSocket and CORS; empty: any origin (the board is public)."""
     ws_max_connections: int | None = Field(default=10_000, gt=0)

@@ -15,16 +15,25 @@ the document under test, so the same hooks judge any version of the server.
 ``/api/admin`` takes an admin key: the one test_schema.py created in the server's database
 before the run, given here in ``SCOREBOARD_TEST_ADMIN_KEY``. Without it every admin request
 would be a 401 and the admin routes would go untested.
+
+A webhook's routes name it by an id the server made (``wh_`` and random hex) and a delivery by
+its number: a generated id names a real one only by chance, and every request would be a 404.
+So a generated id the document calls valid is swapped, when the request is sent, for a real
+one: the run's webhook (registered here through the API when there is none, pointing at a
+closed port of 127.0.0.1, which the test server allows) and its newest delivery (queued by the
+run's own updates entering the top 10). An invalid id is left alone, as tokens are.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
 import jwt
+import requests
 import schemathesis
 
 from tests.support.server import SECRET
@@ -54,14 +63,22 @@ class UserToken:
             body["auth_token"] = signed
 
 
+WEBHOOK = "/api/admin/webhooks/{webhook_id}"
+_WEBHOOK_ID = re.compile(r"wh_[0-9a-f]{1,29}")
+
+
 @schemathesis.hook
 def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwargs: Any) -> None:
     """The token again, for the user the body names now: in the stateful phase a link (for
-    example from an admin read of a user) may fill ``user_id`` after the auth above ran.
+    example from an admin read of a user) may fill ``user_id`` after the auth above ran. And a
+    real webhook (and delivery) for a valid generated one.
 
     Two rules the document states in words, since OpenAPI cannot relate two parameters: ``at``
     excludes ``period``, and a trajectory has at most 1,000 points. A case that breaks one
     drops the parameter that does (Schemathesis judges the case again as it is sent)."""
+    if case.path.startswith(WEBHOOK):
+        _real_webhook(case)
+        return
     _documented_combinations(case)
     if case.path != UPDATE or not isinstance(case.body, dict):
         return
@@ -128,3 +145,29 @@ class AdminKey:
 
     def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+def _real_webhook(case: schemathesis.Case) -> None:
+    params = case.path_parameters or {}
+    generated = params.get("webhook_id")
+    if not isinstance(generated, str) or _WEBHOOK_ID.fullmatch(generated) is None:
+        return
+    base = case.operation.schema.get_base_url().rstrip("/") + "/api/admin/webhooks"
+    headers = {"Authorization": f"Bearer {os.environ['SCOREBOARD_TEST_ADMIN_KEY']}"}
+    answer = requests.get(base, headers=headers, timeout=10)
+    assert answer.status_code == 200, (base, answer.status_code, answer.text)
+    listed = answer.json()["webhooks"]
+    if listed:
+        webhook_id = listed[0]["id"]
+    else:
+        body = {"url": "http://127.0.0.1:9/hook", "events": ["top.entered"], "boards": None}
+        webhook_id = requests.post(base, json=body, headers=headers, timeout=10).json()["id"]
+    params["webhook_id"] = webhook_id
+    delivery = params.get("delivery_id")
+    if isinstance(delivery, int) and not isinstance(delivery, bool) and 1 <= delivery < 2**63:
+        found = requests.get(
+            f"{base}/{webhook_id}/deliveries", params={"limit": 1}, headers=headers, timeout=10
+        ).json()["deliveries"]
+        if found:
+            params["delivery_id"] = found[0]["id"]
+    case.path_parameters = params

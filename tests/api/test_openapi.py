@@ -9,12 +9,15 @@ refused, and a value it stops must not be one the server would have taken.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import jsonschema_rs
 import pytest
 
+from scoreboard import webhooks
+from scoreboard.model import Audit
 from scoreboard.web.guards.admin import key_hash, new_key
 from tests.api.conftest import UPDATE, Api, ApiFactory
 from tests.support.tokens import token
@@ -269,6 +272,13 @@ async def test_every_link_from_a_200_leads_to_a_200(api: Api) -> None:
     key = new_key()
     await api.app.state.components.store.add_key("links", key_hash(key))
     answer = await api.ok("alice", 5)
+    # What a webhook's creation answers (its id), made here without the API's URL check.
+    hook = webhooks.Webhook(
+        webhooks.new_id(), "https://example.com/", webhooks.EVENTS, None, "whsec_x", _now()
+    )
+    await api.app.state.components.store.add_webhook(hook, Audit("links", "webhook_create", "x"))
+    sources = {"user_id": "$response.body#/user_id", "webhook_id": "$response.body#/id"}
+    values = {"user_id": answer["user_id"], "webhook_id": hook.id}
     followed = 0
     for methods in doc["paths"].values():
         for operation in methods.values():
@@ -276,8 +286,9 @@ async def test_every_link_from_a_200_leads_to_a_200(api: Api) -> None:
                 path, method = by_id[link["operationId"]]
                 if method != "get":
                     continue  # an action: the link's target exists, which is what it says
-                assert link["parameters"] == {"user_id": "$response.body#/user_id"}
-                url = path.format(user_id=answer["user_id"])
+                ((name, source),) = link["parameters"].items()
+                assert sources[name] == source
+                url = path.format(**{name: values[name]})
                 headers = {"Authorization": f"Bearer {key}"} if "/admin/" in url else {}
                 response = await api.client.get(url, headers=headers)
                 assert response.status_code == 200, (url, response.text)
@@ -299,6 +310,7 @@ async def test_every_example_is_valid_and_accepted(api: Api) -> None:
                     if method != "get":
                         continue
                     url = path.replace("{user_id}", "alice").replace("{board}", "main")
+                    url = url.replace("{webhook_id}", "wh_0123456789abcdef")  # 404: answered
                     params = {} if param["in"] == "path" else {param["name"]: str(example)}
                     headers = admin if "/admin/" in url else None
                     assert not await refused(api, url, params, headers)
@@ -306,3 +318,7 @@ async def test_every_example_is_valid_and_accepted(api: Api) -> None:
     example = doc["paths"][UPDATE]["post"]["requestBody"]["content"]["application/json"]
     assert accepts(body, example["example"])
     assert await post(api, example["example"]) == 200
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -246,3 +246,35 @@ async def test_a_new_configuration_is_taken_up_boards_added_and_removed(
         ("bob", 30),
         ("alice", 11),
     ]
+
+
+async def test_a_day_closed_by_the_clock_is_a_webhook_event_with_its_final_top(
+    process: Process, clock: Clock
+) -> None:
+    from datetime import timedelta
+
+    from scoreboard.webhooks import Notice
+
+    service = process.service
+    told: list[Notice] = []
+
+    async def notify(notice: Notice) -> None:
+        told.append(notice)
+
+    service.notify = notify
+    await service.update(ScoreUpdate("alice", 10))
+    await service.update(ScoreUpdate("bob", 20))
+    entered = [(n.event, n.data["board"], n.user_id) for n in told]
+    assert ("top.entered", "today", "alice") in entered
+    assert ("top.entered", "today", "bob") in entered
+    told.clear()
+    clock.now += timedelta(seconds=1)  # midnight in Berlin
+
+    await until(lambda: any(n.event == "period.closed" for n in told))
+    (closed,) = [n for n in told if n.event == "period.closed"]
+    assert closed.key == "period.closed:today:2026-11-30"
+    assert closed.data["period"] == "2026-11-30"
+    assert [(r["rank"], r["user_id"], r["score"]) for r in closed.data["top"]] == [
+        (1, "bob", 20),
+        (2, "alice", 10),
+    ]

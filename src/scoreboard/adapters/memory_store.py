@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from scoreboard import periods
+from scoreboard.adapters.memory_outbox import MemoryOutbox
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.errors import (
     ActionConflict,
@@ -49,6 +50,7 @@ from scoreboard.model import (
     rank_score,
 )
 from scoreboard.periods import Period
+from scoreboard.webhooks import Notice
 
 _TRUNCATE: dict[str, Callable[[datetime], datetime]] = {
     "hour": lambda t: t.replace(minute=0, second=0, microsecond=0),
@@ -92,8 +94,9 @@ EMPTY = 2
 KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-class MemoryScoreStore:
+class MemoryScoreStore(MemoryOutbox):
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        super().__init__()
         self._clock = clock
         self._users: dict[str, _User] = {}
         self._actions: dict[tuple[str, str], _Event] = {}
@@ -557,7 +560,13 @@ class MemoryScoreStore:
         self._totals[(user_id, metric)] = total
 
     async def void(
-        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+        self,
+        event_id: int,
+        config: BoardsConfig,
+        audit: Audit,
+        *,
+        restore: bool = False,
+        notice: Notice | None = None,
     ) -> Moderated:
         event = self._by_id.get(event_id)
         if event is None:
@@ -581,6 +590,8 @@ class MemoryScoreStore:
                 if done is not None:
                     moved.append(done)
         self._record(audit, now)
+        if notice is not None:
+            self._enqueue(notice, now)
         return Moderated(True, tuple(moved))
 
     # -- verify and repair ------------------------------------------------------------------
@@ -727,6 +738,7 @@ class MemoryScoreStore:
         for key in [k for k in self._actions if k[0] == user_id]:
             del self._actions[key]
         del self._users[user_id]
+        self._forget_deliveries(user_id)
         quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
         for i, entry in enumerate(self._audit):
             text = json.dumps(entry.details, sort_keys=True)

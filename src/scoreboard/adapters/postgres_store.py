@@ -62,6 +62,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from scoreboard import periods
+from scoreboard.adapters.postgres_outbox import PostgresOutbox, enqueue_in, forget_in
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.errors import (
     ActionConflict,
@@ -98,6 +99,7 @@ from scoreboard.model import (
     rank_score,
 )
 from scoreboard.periods import Period
+from scoreboard.webhooks import Notice
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +355,7 @@ def _time(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC)
 
 
-class PostgresScoreStore:
+class PostgresScoreStore(PostgresOutbox):
     """``dsn`` is our ``postgresql://USER@HOST:PORT/DB`` URL, which asyncpg takes as it is."""
 
     def __init__(
@@ -851,7 +853,13 @@ class PostgresScoreStore:
         return Standing(user_id, row[0], row[1], row[2], row[3]), row[4] == 0
 
     async def void(
-        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+        self,
+        event_id: int,
+        config: BoardsConfig,
+        audit: Audit,
+        *,
+        restore: bool = False,
+        notice: Notice | None = None,
     ) -> Moderated:
         now = self._clock()
 
@@ -882,6 +890,8 @@ class PostgresScoreStore:
                     if done is not None:
                         moved.append(done)
             await _audit(c, audit, now)
+            if notice is not None:
+                await enqueue_in(c, notice, now)
             return Moderated(True, tuple(moved))
 
         return await self._admin(void)
@@ -953,6 +963,7 @@ class PostgresScoreStore:
             )
             for table in ("standings", "totals", "scores", "users"):
                 await c.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
+            await forget_in(c, user_id)
             quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
             await c.execute(
                 "UPDATE audit SET target = CASE WHEN target = $1 THEN $2 ELSE target END,"
@@ -1040,6 +1051,9 @@ class PostgresScoreStore:
     async def record(self, audit: Audit) -> None:
         now = self._clock()
         await self._guard(lambda c: _audit(c, audit, now))
+
+    async def _audit_in(self, c: Connection, audit: Audit) -> None:
+        await _audit(c, audit, self._clock())
 
     async def add_key(self, name: str, key_hash: str) -> None:
         now = self._clock()

@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from scoreboard import periods
 from scoreboard.adapters.sqlite_lock import DatabaseInUse, SharedHold
+from scoreboard.adapters.sqlite_outbox import SqliteOutbox, enqueue_in, forget_in
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.errors import (
     ActionConflict,
@@ -80,6 +81,7 @@ from scoreboard.model import (
     UserProfile,
     rank_score,
 )
+from scoreboard.webhooks import Notice
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +281,7 @@ class _Feeds:
                 self.by_metric[board.metric] += (board,)
 
 
-class _SqliteAdmin:
+class _SqliteAdmin(SqliteOutbox):
     """The :class:`~scoreboard.ports.AdminStore` half of :class:`SqliteScoreStore`: every
     write on the writer's thread, in a transaction of its own between batches."""
 
@@ -296,6 +298,12 @@ class _SqliteAdmin:
 
     def _now(self) -> str:
         return _text(self._clock())
+
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
+
+    def _audit_in(self, conn: sqlite3.Connection, audit: Audit) -> None:
+        _audit(conn, audit, self._now())
 
     async def events_of(
         self, user_id: str, *, limit: int, before: int | None = None
@@ -324,10 +332,22 @@ class _SqliteAdmin:
         return Standing(user_id, row[0], row[1], row[2], row[3]), row[4] == 0
 
     async def void(
-        self, event_id: int, config: BoardsConfig, audit: Audit, *, restore: bool = False
+        self,
+        event_id: int,
+        config: BoardsConfig,
+        audit: Audit,
+        *,
+        restore: bool = False,
+        notice: Notice | None = None,
     ) -> Moderated:
         fn = functools.partial(
-            _void, event_id=event_id, config=config, audit=audit, restore=restore, now=self._now()
+            _void,
+            event_id=event_id,
+            config=config,
+            audit=audit,
+            restore=restore,
+            now=self._now(),
+            notice=notice,
         )
         return await self._write(lambda c: _in_transaction(c, lambda: fn(c)))
 
@@ -1312,6 +1332,7 @@ def _void(
     audit: Audit,
     restore: bool,
     now: str,
+    notice: Notice | None = None,
 ) -> Moderated:
     row = conn.execute(_SELECT_EVENT, (event_id,)).fetchone()
     if row is None:
@@ -1338,6 +1359,8 @@ def _void(
             if done is not None:
                 moved.append(done)
     _audit(conn, audit, now)
+    if notice is not None:
+        enqueue_in(conn, notice, _from_text(now))
     return Moderated(True, tuple(moved))
 
 
@@ -1483,6 +1506,7 @@ def erase_rows(conn: sqlite3.Connection, user_id: str, erased_as: str) -> list[t
     ]
     for table in ("standings", "totals", "scores", "users"):
         conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))  # noqa: S608
+    forget_in(conn, user_id)
     quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
     conn.execute(
         "UPDATE audit SET target = CASE WHEN target = ? THEN ? ELSE target END,"

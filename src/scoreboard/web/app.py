@@ -13,7 +13,7 @@ from starlette.responses import Response
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
 from scoreboard.web import errors, openapi
-from scoreboard.web.endpoints import admin, boards, docs, page, readiness, reads, update
+from scoreboard.web.endpoints import admin, boards, docs, page, readiness, reads, update, webhooks
 from scoreboard.web.guards.admin import AdminGate
 from scoreboard.web.guards.client_address import TrustedProxies
 from scoreboard.web.guards.limits import RequestLimit
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(readiness.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
