@@ -136,26 +136,41 @@ def schema(database_url: str) -> dict[str, Any]:
                 "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
                 "indexes": _indexes(db, table),
                 "unique": sorted(
-                    (u["name"], tuple(u["column_names"]))
-                    for u in inspector.get_unique_constraints(table)
+                    (
+                        (u["name"], tuple(u["column_names"]))
+                        for u in inspector.get_unique_constraints(table)
+                    ),
+                    key=_unnamed_first,
                 ),
                 "foreign_keys": sorted(
                     (
-                        f["name"],
-                        tuple(f["constrained_columns"]),
-                        f["referred_table"],
-                        tuple(f["referred_columns"]),
-                    )
-                    for f in inspector.get_foreign_keys(table)
+                        (
+                            f["name"],
+                            tuple(f["constrained_columns"]),
+                            f["referred_table"],
+                            tuple(f["referred_columns"]),
+                        )
+                        for f in inspector.get_foreign_keys(table)
+                    ),
+                    key=_unnamed_first,
                 ),
                 "checks": sorted(
-                    (c["name"], " ".join(str(c["sqltext"]).split()))
-                    for c in inspector.get_check_constraints(table)
+                    (
+                        (c["name"], " ".join(str(c["sqltext"]).split()))
+                        for c in inspector.get_check_constraints(table)
+                    ),
+                    key=_unnamed_first,
                 ),
             }
         return tables
     finally:
         db.dispose()
+
+
+def _unnamed_first(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Sort key of a constraint: SQLite reports some without a name (None), which a plain
+    sort cannot compare with a named one."""
+    return (item[0] or "", *item[1:])
 
 
 def rows(database_url: str, table: str, names: list[str], order_by: str) -> list[tuple[Any, ...]]:
