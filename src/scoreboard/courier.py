@@ -6,12 +6,13 @@ process; if the process dies there, the lease runs out and any process sends it 
 same ``webhook-id`` (receivers deduplicate on it). Every process of a deployment runs a courier;
 the outbox's claim gives each delivery to one of them at a time.
 
-Each attempt: the URL is checked again (``Policy.check_url``: a name may resolve elsewhere
-since it was registered), the body signed now, one POST with a ``SEND_TIMEOUT`` (connect to
-last byte), no redirects followed (a 3xx is a failure), the answer's body never read. A failure
-is tried again after ``Policy.backoff``; once ``retry_window`` has passed since the delivery was
-queued it fails for good, and its endpoint is disabled (audited, key ``(webhooks)``) until an
-operator enables it.
+Each attempt: the URL is checked again (``Policy.target``: a name may resolve elsewhere
+since it was registered) and the connection pinned to the address that check found (no second
+lookup a rebinding DNS server could answer differently), the body signed now, one POST with a
+``SEND_TIMEOUT`` (connect to last byte), no redirects followed (a 3xx is a failure), the
+answer's body never read. A failure is tried again after ``Policy.backoff``; once
+``retry_window`` has passed since the delivery was queued it fails for good, and its endpoint
+is disabled (audited, key ``(webhooks)``) until an operator enables it.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class Courier:
         if client is None:
             return "not started"
         try:
-            await self.policy.check_url(webhook.url, self._resolve)
+            target = await self.policy.target(webhook.url, self._resolve)
         except InvalidRequest as exc:
             return f"refused: {exc}"
         body = delivery.payload.encode()
@@ -158,8 +159,16 @@ class Courier:
         signed = webhooks.headers(
             delivery.message_id, webhook.secrets_at(now), now, delivery.payload
         )
+        headers = dict(signed)
+        extensions = {}
+        if target.host_header is not None:
+            headers["Host"] = target.host_header
+        if target.server_name is not None:
+            extensions["sni_hostname"] = target.server_name  # httpx: TLS name and cert check
         try:
-            async with client.stream("POST", webhook.url, content=body, headers=signed) as answer:
+            async with client.stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as answer:
                 status = answer.status_code
         except httpx.TimeoutException:
             return "timeout"
