@@ -57,8 +57,12 @@ class Courier:
         resolver: webhooks.Resolver = resolve,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
+        on_attempt: Callable[[str], None] = lambda outcome: None,
     ) -> None:
+        """``on_attempt`` is told each attempt's outcome: ``delivered``, ``retrying`` or
+        ``failed`` (given up: the endpoint disabled) (``scoreboard_webhook_attempts_total``)."""
         self.outbox = outbox
+        self._on_attempt = on_attempt
         self.policy = policy
         self.poll = poll
         self._resolve = resolver
@@ -121,6 +125,7 @@ class Courier:
         error = await self._send(claimed, now)
         if error is None:
             await self.outbox.settle(delivery.id, delivered=True)
+            self._on_attempt("delivered")
             log.info(
                 "webhook delivered",
                 extra={"webhook": webhook.id, "delivery": delivery.id, "event": delivery.event},
@@ -130,6 +135,7 @@ class Courier:
         next_at = now + timedelta(seconds=self.policy.backoff(attempts))
         if next_at - delivery.created_at > self.policy.retry_window:
             await self.outbox.settle(delivery.id, delivered=False, error=error, next_at=None)
+            self._on_attempt("failed")
             log.warning(
                 "webhook delivery given up; endpoint disabled",
                 extra={"webhook": webhook.id, "delivery": delivery.id, "error": error},
@@ -137,6 +143,7 @@ class Courier:
             await self._disable(webhook.id, delivery.id, error)
             return
         await self.outbox.settle(delivery.id, delivered=False, error=error, next_at=next_at)
+        self._on_attempt("retrying")
         log.info(
             "webhook delivery failed; retrying",
             extra={"webhook": webhook.id, "delivery": delivery.id, "error": error},
