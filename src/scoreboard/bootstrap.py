@@ -348,7 +348,8 @@ def _build_store(settings: Settings, on_commit: Callable[[int], None] | None) ->
         return SqliteScoreStore(sqlite_path(settings.database_url), on_commit=on_commit)
     from scoreboard.adapters.postgres_store import PostgresScoreStore
 
-    return PostgresScoreStore(settings.database_url)
+    size = settings.database_pool_size
+    return PostgresScoreStore(settings.database_url, min_size=min(2, size), max_size=size)
 
 
 @contextlib.asynccontextmanager

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./data/scoreboard.db"
+    database_pool_size: int = Field(default=16, ge=1, le=1000)
+    """PostgreSQL: connections this process holds at most (plus one for the bus's LISTEN).
+    Workers times this must stay under the server's ``max_connections``."""
     redis_url: str | None = None
     """``redis://HOST:PORT/N`` or ``rediss://...``: the shared rank index and bus (scaled mode)."""
     redis_prefix: str = Field(default="scoreboard:", min_length=1, max_length=64)

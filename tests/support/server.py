@@ -71,6 +71,9 @@ class ServerProcess:
             SCOREBOARD_VELOCITY_LIMIT="",
             SCOREBOARD_WS_MAX_PER_ADDRESS="",
             SCOREBOARD_ADMIN_AUTH_LIMIT="",
+            # The suite runs on several workers, each of which may run two PostgreSQL servers
+            # at once: 16 connections each would crowd the server's max_connections (100).
+            SCOREBOARD_DATABASE_POOL_SIZE="6",
         )
         env.update(self.extra_env)
         return env

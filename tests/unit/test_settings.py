@@ -213,3 +213,14 @@ def test_empty_audience_and_issuer_mean_unset() -> None:
     settings = make(jwt_audience="", jwt_issuer="")
     assert settings.jwt_audience is None
     assert settings.jwt_issuer is None
+
+
+def test_the_postgresql_pool_size_is_the_stores_and_is_bounded() -> None:
+    from scoreboard.adapters.postgres_store import PostgresScoreStore
+    from scoreboard.bootstrap import store_of
+
+    settings = Settings(database_url="postgresql://u@db:5432/s", database_pool_size=5)
+    store = store_of(settings)
+    assert isinstance(store, PostgresScoreStore)
+    assert (store.min_size, store.max_size) == (2, 5)
+    assert refusal(database_pool_size=0).startswith("SCOREBOARD_DATABASE_POOL_SIZE: ")
