@@ -12,8 +12,10 @@
 // is client.js's, the module any site can use; this file draws what it hands over. Every state
 // carries the whole top 10, so the page never patches a board: it keeps only the newest one
 // received and draws it at the next animation frame. A burst of 50 changes a second therefore
-// costs at most one render per frame.
+// costs at most one render per frame. On `/`, the "find me" box (findme.js) follows the board
+// shown.
 import { connect, retryDelay } from "/client.js";
+import { findMe } from "/static/findme.js";
 
 (() => {
   const MOVE_MS = 450;
@@ -81,6 +83,11 @@ import { connect, retryDelay } from "/client.js";
     },
   };
   window.scoreboard = stats;
+
+  // On `/` only: the "find me" box, following the board shown (findme.js; its counters are
+  // `window.scoreboard.findme`).
+  const finderBox = document.getElementById("findme");
+  const finder = finderBox && !embedded ? findMe(finderBox) : null;
 
   let boards = []; // every board, as /api/boards lists them: the default board first
   let board = null; // the board shown
@@ -231,6 +238,7 @@ import { connect, retryDelay } from "/client.js";
     // trip, and the status region would otherwise say "Connecting…", "Live" at every arrow key.
     if (statusEl.dataset.state !== "live") setState("connecting");
     follow();
+    if (finder) finder.follow(next);
   }
 
   // -- Tabs: the WAI-ARIA tabs pattern, selection following focus ------------------------------
