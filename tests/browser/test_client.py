@@ -525,8 +525,8 @@ def test_a_missed_seq_is_healed_by_the_next_state_and_a_replayed_one_is_dropped(
     api.update("bob", 10)  # 35: first (seq 3)
     expect(you).to_have_text("You are #1")
     assert window_rows(page) == [["1", "Bob", "35"], ["2", "Alice", "30"]]
-    page.wait_for_function("() => window.scoreboard.findme.subscription.stats.stale === 1")
-    stats = page.evaluate("window.scoreboard.findme.subscription.stats")
+    page.wait_for_function("() => window.scoreboard.findme.view.stale === 1")
+    stats = page.evaluate("window.scoreboard.findme.view")
     assert stats == {"subscribes": 1, "states": 2, "events": 0, "stale": 1, "gaps": 1}
     assert [m["seq"] for m in passed] == [1, 2, 3]  # the server did send seq 2
     expect(you).to_have_text("You are #1")  # the replayed snapshot changed nothing

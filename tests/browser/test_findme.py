@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect  # noqa: E402
 
 from tests.browser.board_view import rows_of, wait_for_rows  # noqa: E402
 from tests.browser.conftest import Api, Tab  # noqa: E402
-from tests.browser.test_client import window_rows  # noqa: E402
+from tests.browser.test_client import pump_until, window_rows  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 from tests.support.timing import scaled  # noqa: E402
 
@@ -115,7 +115,13 @@ def test_the_address_keeps_the_user_and_stop_forgets_them(
     expect(stop).to_be_hidden()
     assert "me=" not in page.url
     # The box's socket is closed with its last subscription; the board's stays.
-    page.wait_for_function("() => window.scoreboard.findme.subscription === null")
+    page.wait_for_function("() => window.scoreboard.findme.view === null")
+    pump_until(
+        page,
+        lambda: [u.rsplit("/", 2)[-2:] for u in tab.open_sockets()] == [["boards", "main"]],
+        5,
+        "only the board's socket open",
+    )
     expect(page.locator("#findme-live")).to_have_text("")
     assert tab.errors == []
 

@@ -101,7 +101,7 @@ import { findMe } from "/static/findme.js";
   let pastConnects = 0; // the sockets of the boards shown before it
   let attempt = 0; // of the retries of a read (the boards, an archive)
   let retryTimer = 0;
-  let retry = null; // what the retry timer will do: load the boards, or connect
+  let retry = null; // what the retry timer will do: load the boards, or an archive
   let skew = 0; // how far the server's clock is ahead of this one, in ms (see noteClock)
   let tickTimer = 0;
   let refreshTimer = 0;

@@ -20,11 +20,14 @@ export function findMe(box) {
   const rankLine = box.querySelector(".you");
   const table = box.querySelector("table");
   const tbody = table.tBodies[0];
-  const region = box.querySelector("[aria-live]");
+  // Outside the box: a live region must be in the page before it changes, and the box starts
+  // hidden.
+  const region = document.getElementById("findme-live");
   const numbers = new Intl.NumberFormat();
 
   // For the browser tests and the curious, next to the board's counters.
-  const stats = { user: null, rank: null, states: 0, announcements: 0, subscription: null };
+  // `view`: the subscription's own counters (client.js), while there is one.
+  const stats = { user: null, rank: null, states: 0, announcements: 0, view: null };
   if (window.scoreboard) window.scoreboard.findme = stats;
 
   let board = null; // the board shown (from board.js)
@@ -44,7 +47,7 @@ export function findMe(box) {
     rankLine.hidden = false;
     const mine = subscribe({ board: board.id, view: "around", user_id: user, radius: RADIUS });
     view = mine;
-    stats.subscription = mine;
+    stats.view = mine.stats;
     mine.on("state", (state) => {
       if (view === mine) draw(state.rows);
     });
@@ -62,7 +65,7 @@ export function findMe(box) {
     region.textContent = "";
     if (view) view.close();
     view = null;
-    stats.subscription = null;
+    stats.view = null;
     stats.rank = null;
     table.hidden = true;
     tbody.replaceChildren();
@@ -170,6 +173,7 @@ export function findMe(box) {
       input.focus();
       return;
     }
+    clearError();
     if (id !== user) choose(id);
   });
 
