@@ -210,4 +210,6 @@ def test_the_box_follows_the_board_shown(
     expect(you).to_have_text("alan has no score on Fastest lap yet.")
     assert "me=alan" in page.url and "board=laps" in page.url
     wait_for_rows(page, rows_of(boards_api.top10("laps")), 5, time.monotonic())
+    # Each board's view was subscribed before the last one closed: one /ws socket throughout.
+    assert len([u for u in tab.sockets if u.endswith("/ws")]) == 1
     assert tab.errors == []

@@ -39,13 +39,21 @@ export function findMe(box) {
   let lastAnnounced = -Infinity;
 
   function start() {
+    // The new view first, then the old one closed: the socket they share stays open.
+    const old = view;
+    view = null;
     close();
-    if (!board || !user) return;
-    shownRank = undefined;
-    spokenRank = undefined;
-    rankLine.textContent = "Looking…";
-    rankLine.hidden = false;
-    const mine = subscribe({ board: board.id, view: "around", user_id: user, radius: RADIUS });
+    if (board && user) {
+      shownRank = undefined;
+      spokenRank = undefined;
+      rankLine.textContent = "Looking…";
+      rankLine.hidden = false;
+      follow(subscribe({ board: board.id, view: "around", user_id: user, radius: RADIUS }));
+    }
+    if (old) old.close();
+  }
+
+  function follow(mine) {
     view = mine;
     stats.view = mine.stats;
     mine.on("state", (state) => {
