@@ -154,10 +154,12 @@ class Queue {
   end(failure) {
     this.#done = true;
     this.#failure = failure;
-    for (const waiter of this.#waiting.splice(0)) {
-      if (failure) waiter.reject(failure);
-      else waiter.resolve({ value: undefined, done: true });
+    const waiting = this.#waiting.splice(0);
+    if (failure && waiting.length) {
+      this.#failure = null; // thrown to the loop that was waiting; it is over after it
+      waiting.shift().reject(failure);
     }
+    for (const waiter of waiting) waiter.resolve({ value: undefined, done: true });
   }
 
   next() {
