@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from importlib import resources
 from collections.abc import Callable
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -61,7 +61,10 @@ HARNESS = """async () => {
       WebSocket: FakeSocket,
       random: () => h.randomValue,
       setTimeout: (fn, ms) => { timers.delays.push(ms); timers.due.push(fn); return fn; },
-      clearTimeout: (fn) => { const i = timers.due.indexOf(fn); if (i >= 0) timers.due.splice(i, 1); },
+      clearTimeout: (fn) => {
+        const i = timers.due.indexOf(fn);
+        if (i >= 0) timers.due.splice(i, 1);
+      },
     }),
     fire: () => timers.due.shift()(),
     last: () => FakeSocket.made[FakeSocket.made.length - 1],
@@ -141,7 +144,8 @@ def test_board_states_drop_stale_ones_count_gaps_and_take_a_snapshot_as_the_trut
         """
         const seen = [];
         const c = h.client.connect({ url: "https://scores.test/under/", board: "week-2",
-                                     onState: (s) => seen.push(`${s.type} ${s.seq}`), ...h.seams() });
+                                     onState: (s) => seen.push(`${s.type} ${s.seq}`),
+                                     ...h.seams() });
         const s = h.last();
         s.open();
         const top = (seq, type = "SCORE_UPDATE", more = {}) =>
@@ -444,13 +448,17 @@ def test_the_client_recovers_from_a_server_restart_and_resubscribes(
     expect(you).to_have_text("You are #1", timeout=scaled(20) * 1000)
     expect(page.locator("#findme")).to_have_attribute("data-state", "live")
     assert len(subscribes) == 2  # subscribed once on each socket, the same request
-    assert subscribes[0] == subscribes[1] == {
-        "type": "subscribe",
-        "board": "main",
-        "view": "around",
-        "user_id": "bob",
-        "radius": 3,
-    }
+    assert (
+        subscribes[0]
+        == subscribes[1]
+        == {
+            "type": "subscribe",
+            "board": "main",
+            "view": "around",
+            "user_id": "bob",
+            "radius": 3,
+        }
+    )
     assert page.evaluate("window.scoreboard.connects") >= 2
     # Still live after it: an update now reaches both.
     api.update("alice", 10)  # 40: first again

@@ -208,7 +208,8 @@ def test_the_box_follows_the_board_shown(
     expect(page.locator("#findme-live")).to_have_text("You are #2 on Today")
     page.get_by_role("tab", name="Fastest lap").click()
     expect(you).to_have_text("alan has no score on Fastest lap yet.")
-    assert "me=alan" in page.url and "board=laps" in page.url
+    assert "me=alan" in page.url
+    assert "board=laps" in page.url
     wait_for_rows(page, rows_of(boards_api.top10("laps")), 5, time.monotonic())
     # Each board's view was subscribed before the last one closed: one /ws socket throughout.
     assert len([u for u in tab.sockets if u.endswith("/ws")]) == 1
