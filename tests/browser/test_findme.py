@@ -14,7 +14,7 @@ from tests.browser import chromium
 
 chromium.require()
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Page, WebSocket, expect  # noqa: E402
 
 from tests.browser.board_view import rows_of, wait_for_rows  # noqa: E402
 from tests.browser.conftest import Api, Tab  # noqa: E402
@@ -96,6 +96,8 @@ def test_the_address_keeps_the_user_and_stop_forgets_them(
     assert window_rows(page)[0] == ["1", "Player 10", "100"]
     assert len(window_rows(page)) == 4  # nobody above the first: three below
 
+    sockets: list[WebSocket] = []  # those of the page after the reload
+    page.on("websocket", lambda ws: sockets.append(ws))
     page.reload()  # the address still names the user
     expect(you).to_have_text("You are #1")
 
@@ -116,12 +118,10 @@ def test_the_address_keeps_the_user_and_stop_forgets_them(
     assert "me=" not in page.url
     # The box's socket is closed with its last subscription; the board's stays.
     page.wait_for_function("() => window.scoreboard.findme.view === null")
-    pump_until(
-        page,
-        lambda: [u.rsplit("/", 2)[-2:] for u in tab.open_sockets()] == [["boards", "main"]],
-        5,
-        "only the board's socket open",
-    )
+    views = [ws for ws in sockets if ws.url.endswith("/ws")]
+    pump_until(page, lambda: all(ws.is_closed() for ws in views), 5, "the /ws socket closed")
+    assert len(views) == 1
+    assert [ws.is_closed() for ws in sockets if ws.url.endswith("/ws/boards/main")] == [False]
     expect(page.locator("#findme-live")).to_have_text("")
     assert tab.errors == []
 
@@ -176,7 +176,8 @@ def test_a_phone_width_screen_shows_the_box_without_sideways_scrolling(
     server: ServerProcess, api: Api, tab: Tab
 ) -> None:
     long_name = "Maximilian Alexander von Habsburg-Lothringen the Third"
-    api.update("max", 1234, name=long_name)
+    api.update("max", 1000, name=long_name)
+    api.update("max", 234, name=long_name)
     api.update("ada", 99, name="Ada")
     page = tab.page
     page.set_viewport_size({"width": 360, "height": 740})
