@@ -136,6 +136,23 @@ def test_a_board_connection_retries_and_starts_over_only_once_the_server_answere
     assert got["pending"] == 0  # close() cancelled the retry
 
 
+def test_back_online_a_waiting_connection_tries_at_once(unit: Page) -> None:
+    got = run(
+        unit,
+        """
+        const c = h.client.connect({ url: "http://x.test", board: "main", ...h.seams() });
+        h.last().drop();                         // offline: the retry waits 250 ms
+        const waiting = h.timers.due.length;
+        window.dispatchEvent(new Event("online"));
+        const sockets = h.FakeSocket.made.length;
+        c.close();
+        window.dispatchEvent(new Event("online"));  // closed: nothing opens any more
+        return { waiting, due: h.timers.due.length, sockets, after: h.FakeSocket.made.length };
+        """,
+    )
+    assert got == {"waiting": 1, "due": 0, "sockets": 2, "after": 2}
+
+
 def test_board_states_drop_stale_ones_count_gaps_and_take_a_snapshot_as_the_truth(
     unit: Page,
 ) -> None:
