@@ -101,7 +101,14 @@ def test_the_client_declares_exactly_what_it_exports() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/static/nope.js", "/static/index.html", "/static/admin.html", "/static/..%2fpage.py"],
+    [
+        "/static/nope.js",
+        "/static/index.html",
+        "/static/admin.html",
+        "/static/..%2fpage.py",
+        "/static/client.js",  # only at /client.js: it finds its server from its own address
+        "/static/client.d.ts",
+    ],
 )
 async def test_only_the_shipped_files_are_served(path: str) -> None:
     assert (await _get(path)).status_code == 404

@@ -47,6 +47,7 @@ _CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
 _ADMIN_CSP = _CSP + "; frame-ancestors 'none'"
+_CLIENT = frozenset({"client.js", "client.d.ts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,8 @@ async def client_types(request: Request) -> Response:
 
 @router.api_route("/static/{name}", methods=["GET", "HEAD"])
 async def static(request: Request, name: str) -> Response:
-    if name.endswith(".html"):  # the pages have their own paths
+    # The pages and the client have their own paths: the client finds its server from its own
+    # address, so under /static/ it would look for the sockets there.
+    if name.endswith(".html") or name in _CLIENT:
         raise HTTPException(status_code=404)
     return _serve(request, name)
