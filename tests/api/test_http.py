@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scoreboard.model import Applied, ScoreUpdate
-from tests.api.conftest import TOP10, UPDATE, Api, assert_error
+from tests.api.conftest import TOP10, UPDATE, Api, ApiFactory, assert_error
 from tests.support.tokens import token
 
 LIMIT = 16 * 1024
@@ -274,6 +274,7 @@ GET_PATHS = [
     "/embed",
     "/admin",
     "/static/board.css",
+    "/client.js",
 ]
 VARYING = {"date", "x-request-id"}
 
@@ -354,3 +355,17 @@ async def test_the_app_itself_sends_no_body_for_head(seeded: Api, path: str, ori
     start = {k: v for k, v in head[0]["headers"] if k != b"x-request-id"}
     assert start == {k: v for k, v in get[0]["headers"] if k != b"x-request-id"}
     assert start[b"content-length"] == str(len(body)).encode()
+
+
+async def test_a_page_of_an_allowed_origin_may_import_the_browser_client(
+    make_api: ApiFactory,
+) -> None:
+    """A module script from another origin is fetched with CORS, and a browser runs it only with
+    the header: the sites whose pages may open the sockets may also load the client."""
+    async with make_api(allowed_origins="https://good.example") as api:
+        good = await api.client.get("/client.js", headers={"Origin": "https://good.example"})
+        assert good.status_code == 200
+        assert good.headers["access-control-allow-origin"] == "https://good.example"
+        assert good.headers["content-type"] == "text/javascript; charset=utf-8"
+        evil = await api.client.get("/client.js", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in evil.headers

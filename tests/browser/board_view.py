@@ -53,5 +53,5 @@ def only_own_origin(tab: Tab, server: ServerProcess) -> None:
     """The page asked nothing of any other host, and opened sockets only to its own."""
     outside = [u for u in tab.requests if not u.startswith(server.base_url + "/")]
     assert outside == [], f"requests outside the server: {outside}"
-    own = "ws://" + server.base_url.removeprefix("http://") + "/ws/"
-    assert all(u.startswith(own) for u in tab.sockets), tab.sockets
+    own = "ws://" + server.base_url.removeprefix("http://") + "/ws"
+    assert all(u == own or u.startswith(own + "/") for u in tab.sockets), tab.sockets

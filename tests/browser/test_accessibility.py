@@ -1,7 +1,7 @@
 """Every page passes axe-core (WCAG 2.1 A and AA, and best practices) with no violation, in the
 states a reader meets, with rows on the board, in the light and the dark scheme: one board;
 several boards as tabs with the default or another one selected; the past periods listed; an
-archive, on the page and embedded."""
+archive, on the page and embedded; the "find me" box in use, and with an id it refused."""
 
 from __future__ import annotations
 
@@ -57,6 +57,29 @@ def test_a_users_chart_has_no_violations(
     page.get_by_role("button", name="Alan Turing").click()
     expect(page.locator("#chart-summary")).to_contain_text("Rank 2 to 2")
     page.locator("#chart details summary").click()
+    axe.assert_accessible(page)
+    assert tab.errors == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_find_me_box_in_use_has_no_violations(
+    server: ServerProcess, api: Api, tab: Tab, scheme: str
+) -> None:
+    api.update("ada", 30, name="Ada Lovelace")
+    api.update("alan", 20, name="Alan Turing")
+    api.update("grace", 10, name="Grace Hopper")
+    page = tab.page
+    page.emulate_media(color_scheme=scheme)
+    page.goto(server.base_url + "/?me=alan")
+    expect(page.locator("#findme-you")).to_have_text("You are #2")
+    expect(page.locator("#findme-table tr.me")).to_have_count(1)
+    page.get_by_label("Your user id").focus()  # with its focus ring drawn
+    axe.assert_accessible(page)
+
+    field = page.get_by_label("Your user id")
+    field.fill("not an id")
+    field.press("Enter")
+    expect(page.locator("#findme-error")).to_be_visible()
     axe.assert_accessible(page)
     assert tab.errors == []
 

@@ -61,8 +61,54 @@ async def test_a_known_etag_gets_304_without_a_body() -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "media_type", "marker"),
+    [
+        ("/client.js", "text/javascript; charset=utf-8", "export function subscribe("),
+        ("/client.d.ts", "application/typescript; charset=utf-8", "export function subscribe("),
+    ],
+)
+async def test_the_browser_client_is_served_at_the_root_like_the_page_files(
+    path: str, media_type: str, marker: str
+) -> None:
+    """An interface other sites import: a fixed address, revalidated (never stale), typed."""
+    response = await _get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    assert marker in response.text
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in response.headers  # a policy is a document's
+    again = await _get(path, **{"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def _exports(text: str) -> set[str]:
+    return set(re.findall(r"^export (?:function|class) (\w+)", text, re.M))
+
+
+def test_the_client_declares_exactly_what_it_exports() -> None:
+    """client.d.ts is written by hand (no build step): a name added to one and not the other
+    would be a type that lies."""
+    static = resources.files("scoreboard.web") / "static"
+    code = (static / "client.js").read_text(encoding="utf-8")
+    types = (static / "client.d.ts").read_text(encoding="utf-8")
+    assert _exports(code) == _exports(types) == {
+        "connect", "subscribe", "SubscriptionError", "retryDelay", "socketUrl",
+    }  # fmt: skip
+    assert code.startswith('// @ts-self-types="./client.d.ts"')  # how Deno finds the types
+
+
+@pytest.mark.parametrize(
     "path",
-    ["/static/nope.js", "/static/index.html", "/static/admin.html", "/static/..%2fpage.py"],
+    [
+        "/static/nope.js",
+        "/static/index.html",
+        "/static/admin.html",
+        "/static/..%2fpage.py",
+        "/static/client.js",  # only at /client.js: it finds its server from its own address
+        "/static/client.d.ts",
+    ],
 )
 async def test_only_the_shipped_files_are_served(path: str) -> None:
     assert (await _get(path)).status_code == 404
@@ -72,7 +118,9 @@ def test_the_page_is_not_in_the_api_schema() -> None:
     from scoreboard.web.app import create_app
 
     paths = create_app().openapi()["paths"]
-    assert not {"/", "/embed", "/admin", "/static/{name}"} & set(paths)
+    assert not {"/", "/embed", "/admin", "/static/{name}", "/client.js", "/client.d.ts"} & set(
+        paths
+    )
 
 
 def test_no_static_file_names_another_host() -> None:

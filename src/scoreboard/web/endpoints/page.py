@@ -1,11 +1,18 @@
 """The live page: ``GET /`` (the page), ``GET /embed`` (the board alone, for an ``<iframe>``),
-``GET /admin`` (the operators' page) and the few static files they use.
+``GET /admin`` (the operators' page), the few static files they use, and the browser client
+(``GET /client.js``, an ES module, with its types at ``GET /client.d.ts``).
 
 The files ship in the package (``web/static``) and are read once, when this module is first
 imported, then served from memory with an ETag, so a reload costs a 304. There is no build step
 and no outside request: the Content-Security-Policy allows only this origin, so even an edited
 page cannot fetch a font or script from elsewhere. Neither board page sets ``frame-ancestors`` or
 ``X-Frame-Options``: being embedded anywhere is the point.
+
+The client sits at the root rather than under ``/static/`` because it is an interface: a site
+owner's page imports ``https://<this server>/client.js`` (a module script from another origin is
+fetched with CORS, so that origin must be in ``SCOREBOARD_ALLOWED_ORIGINS``, as its sockets
+already must), and the address must not move with the page's files. It is served like them:
+an ETag, ``no-cache``, no policy of its own (a policy governs documents, not scripts).
 
 ``/admin`` holds no secret (the key is pasted into it and kept in the tab's ``sessionStorage``;
 ``/api/admin`` checks it), so it is public like the others. It differs in two headers: its
@@ -31,6 +38,8 @@ _TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".svg": "image/svg+xml",
+    # No type is registered for TypeScript; this is the one Deno reads declarations by.
+    ".ts": "application/typescript; charset=utf-8",
 }
 # 'self' in connect-src also admits ws:/wss: to this host (CSP level 3, all current browsers).
 _CSP = (
@@ -38,6 +47,7 @@ _CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
 _ADMIN_CSP = _CSP + "; frame-ancestors 'none'"
+_CLIENT = frozenset({"client.js", "client.d.ts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +124,20 @@ async def admin(request: Request) -> Response:
     return serve(request, static_file("admin.html"), _ADMIN_CSP, cache="no-store")
 
 
+@router.api_route("/client.js", methods=["GET", "HEAD"])
+async def client(request: Request) -> Response:
+    return _serve(request, "client.js")
+
+
+@router.api_route("/client.d.ts", methods=["GET", "HEAD"])
+async def client_types(request: Request) -> Response:
+    return _serve(request, "client.d.ts")
+
+
 @router.api_route("/static/{name}", methods=["GET", "HEAD"])
 async def static(request: Request, name: str) -> Response:
-    if name.endswith(".html"):  # the pages have their own paths
+    # The pages and the client have their own paths: the client finds its server from its own
+    # address, so under /static/ it would look for the sockets there.
+    if name.endswith(".html") or name in _CLIENT:
         raise HTTPException(status_code=404)
     return _serve(request, name)

@@ -8,16 +8,16 @@
 // /api/boards/{board}/top10?period=P, with no socket. `/` lists a board's past periods, each
 // with its winner and a link to its archive (/api/boards/{board}/periods, paged with `before`).
 //
-// Every message carries the whole top 10, so the page never patches a board: it keeps only the
-// newest one received and draws it at the next animation frame. A burst of 50 changes a second
-// therefore costs at most one render per frame, and a gap in `seq` needs no repair. When the
-// socket drops, the page reconnects with capped, jittered exponential backoff and takes the next
-// SNAPSHOT as the truth (a restarted server may even number its boards differently).
-"use strict";
+// The live channel itself (the socket, its messages, `seq`, reconnecting with jittered backoff)
+// is client.js's, the module any site can use; this file draws what it hands over. Every state
+// carries the whole top 10, so the page never patches a board: it keeps only the newest one
+// received and draws it at the next animation frame. A burst of 50 changes a second therefore
+// costs at most one render per frame. On `/`, the "find me" box (findme.js) follows the board
+// shown.
+import { connect, retryDelay } from "/client.js";
+import { findMe } from "/static/findme.js";
 
 (() => {
-  const BASE_DELAY_MS = 500;
-  const MAX_DELAY_MS = 8000;
   const MOVE_MS = 450;
   const ANNOUNCE_EVERY_MS = 2000;
   const REFRESH_TRIES = 5; // reads of a board's new period, a second apart (see refreshPeriod)
@@ -76,9 +76,18 @@
 
   // Counters for the browser tests and for anyone curious in the console.
   const stats = {
-    messages: 0, renders: 0, moves: 0, connects: 0, seq: null, board: null, period: null,
+    messages: 0, renders: 0, moves: 0, seq: null, board: null, period: null,
+    // Sockets opened for the board, over every board shown.
+    get connects() {
+      return pastConnects + (live ? live.stats.connects : 0);
+    },
   };
   window.scoreboard = stats;
+
+  // On `/` only: the "find me" box, following the board shown (findme.js; its counters are
+  // `window.scoreboard.findme`).
+  const finderBox = document.getElementById("findme");
+  const finder = finderBox && !embedded ? findMe(finderBox) : null;
 
   let boards = []; // every board, as /api/boards lists them: the default board first
   let board = null; // the board shown
@@ -88,11 +97,11 @@
   const rows = new Map(); // user_id -> { tr, rank, name, score, value }
   let pending = null; // the newest board not yet drawn
   let frame = 0;
-  let lastSeq = -Infinity;
-  let socket = null;
-  let attempt = 0;
+  let live = null; // the shown board's connection (client.js)
+  let pastConnects = 0; // the sockets of the boards shown before it
+  let attempt = 0; // of the retries of a read (the boards, an archive)
   let retryTimer = 0;
-  let retry = null; // what the retry timer will do: load the boards, or connect
+  let retry = null; // what the retry timer will do: load the boards, or an archive
   let skew = 0; // how far the server's clock is ahead of this one, in ms (see noteClock)
   let tickTimer = 0;
   let refreshTimer = 0;
@@ -110,13 +119,13 @@
     if (retryTimer) return;
     // Equal jitter: half the ceiling fixed, half random. Many pages dropped by one server
     // restart spread their retries out instead of arriving together, and none retries at once.
-    const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
+    const delay = retryDelay(attempt, Math.random());
     attempt = Math.min(attempt + 1, 16);
     retry = action;
     retryTimer = setTimeout(() => {
       retryTimer = 0;
       action();
-    }, ceiling / 2 + (Math.random() * ceiling) / 2);
+    }, delay);
   }
 
   function cancelRetry() {
@@ -153,6 +162,7 @@
   function loadBoards() {
     getJson("/api/boards").then(
       (body) => {
+        attempt = 0;
         boards = body.boards;
         begin();
       },
@@ -222,12 +232,13 @@
     clearBoard();
     showPeriod();
     listPeriods();
-    disconnect();
-    attempt = 0;
+    cancelRetry();
+    unfollow();
     // A live page stays "Live" across a change of tab: the new board answers within a round
     // trip, and the status region would otherwise say "Connecting…", "Live" at every arrow key.
     if (statusEl.dataset.state !== "live") setState("connecting");
-    connect();
+    follow();
+    if (finder) finder.follow(next);
   }
 
   // -- Tabs: the WAI-ARIA tabs pattern, selection following focus ------------------------------
@@ -271,67 +282,37 @@
 
   // -- The live channel ---------------------------------------------------------------------------
 
-  function socketUrl() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/ws/boards/${encodeURIComponent(board.id)}`;
+  function follow() {
+    const mine = connect({ board: board.id });
+    live = mine;
+    mine.on("status", (state) => {
+      if (live !== mine) return; // closed on purpose: another board was selected
+      if (state === "live") setState("live");
+      else if (state === "reconnecting") setState("reconnecting");
+    });
+    mine.on("state", (state) => {
+      if (live === mine) onState(state);
+    });
   }
 
-  function connect() {
-    let ws;
-    try {
-      ws = new WebSocket(socketUrl());
-    } catch {
-      scheduleRetry(connect);
-      return;
-    }
-    socket = ws;
-    stats.connects += 1;
-    ws.onmessage = (event) => {
-      if (socket === ws) onMessage(event.data);
-    };
-    ws.onclose = () => {
-      // "error" is always followed by "close", so this is the one place that retries.
-      if (socket !== ws) return; // closed on purpose: another board was selected
-      socket = null;
-      setState("reconnecting");
-      scheduleRetry(connect);
-    };
+  function unfollow() {
+    if (!live) return;
+    const was = live;
+    live = null;
+    pastConnects += was.stats.connects;
+    was.close();
   }
 
-  function disconnect() {
-    cancelRetry();
-    if (!socket) return;
-    const ws = socket;
-    socket = null;
-    ws.close(1000);
-  }
-
-  function onMessage(text) {
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    const data = message && message.data;
-    if (!data || !Array.isArray(data.rankings) || typeof data.seq !== "number") return;
-    if (data.board !== undefined && data.board !== board.id) return;
+  function onState(state) {
     stats.messages += 1;
-    if (message.type === "SNAPSHOT") {
-      attempt = 0; // reset only once the server has really answered, not on "open"
-      setState("live");
-    } else if (!["SCORE_UPDATE", "PERIOD_STARTED"].includes(message.type) || data.seq <= lastSeq) {
-      return; // unknown, or older than the board already held
-    }
-    lastSeq = data.seq;
     // A new period: announced live, or found on (re)connecting when it started meanwhile.
-    if (typeof data.period === "string" && data.period !== board.period.id) {
-      newPeriod(data.period, message.type === "PERIOD_STARTED");
+    if (state.period !== null && state.period !== board.period.id) {
+      newPeriod(state.period, state.type === "PERIOD_STARTED");
     }
     show({
-      rankings: data.rankings,
-      seq: data.seq,
-      changed: message.type === "SCORE_UPDATE" ? data.user_id : null,
+      rankings: state.rankings,
+      seq: state.seq,
+      changed: state.type === "SCORE_UPDATE" ? state.user_id : null,
     });
   }
 
@@ -571,7 +552,6 @@
   }
 
   function clearBoard() {
-    lastSeq = -Infinity;
     forgetRows();
     empty.hidden = true;
     delete table.dataset.seq;
