@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-TIERS := unit contract api integration e2e faults browser
+TIERS := unit contract api integration e2e faults browser package
 
 .PHONY: run demo test test-lowest lint format bench clean $(TIERS:%=test-%)
 
