@@ -279,7 +279,9 @@ class RetryPolicy:
 
 def _is_transient(error: Exception) -> bool:
     # Not UnsupportedProtocol or LocalProtocolError: those are our mistakes, again next time.
-    return isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+    return isinstance(
+        error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+    )
 
 
 def retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -407,7 +409,9 @@ class ScoreboardClient:
     ) -> Page:
         return _page(await self._send_async(_page_call(board, offset, limit, period)))
 
-    def user(self, user_id: str, board: str | None = None, *, period: str | None = None) -> Standing:
+    def user(
+        self, user_id: str, board: str | None = None, *, period: str | None = None
+    ) -> Standing:
         """``user_id``'s score and rank; :class:`NotFound` for a user with no score there."""
         return _standing(self._send(_user_call(user_id, board, period)))
 

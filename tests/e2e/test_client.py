@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,8 +34,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-def sb(server: ServerProcess, **kwargs: object) -> ScoreboardClient:
-    return ScoreboardClient(server.base_url, timeout=scaled(10), **kwargs)  # type: ignore[arg-type]
+def sb(server: ServerProcess, **kwargs: Any) -> ScoreboardClient:
+    return ScoreboardClient(server.base_url, timeout=scaled(10), **kwargs)
 
 
 def tok(user_id: str) -> str:
@@ -138,7 +139,7 @@ async def test_an_async_retry_after_a_lost_answer_does_not_count_twice(
 
 
 def test_retry_after_is_obeyed_at_a_real_rate_limit(tmp_path: Path) -> None:
-    limited = ServerProcess(tmp_path / "limited", env={"SCOREBOARD_RATE_LIMIT_USER": "1/2second"})
+    limited = ServerProcess(tmp_path / "limited", env={"SCOREBOARD_RATE_LIMIT_USER": "1/2 seconds"})
     limited.start()
     try:
         waits: list[float] = []
@@ -152,7 +153,8 @@ def test_retry_after_is_obeyed_at_a_real_rate_limit(tmp_path: Path) -> None:
             started = time.monotonic()
             second = client.post_update("alice", 5, tok("alice"))
             assert second.new_score == 10
-            assert waits and waits[0] >= 1  # the 429's Retry-After, whole seconds
+            assert waits  # the 429's Retry-After, whole seconds
+            assert waits[0] >= 1
             assert time.monotonic() - started >= waits[0]
         # Told not to retry: the 429 is raised, with what the service said, and added nothing.
         with sb(limited, retry=RetryPolicy(attempts=1)) as client:
@@ -160,7 +162,8 @@ def test_retry_after_is_obeyed_at_a_real_rate_limit(tmp_path: Path) -> None:
                 client.post_update("alice", 5, tok("alice"))
             assert caught.value.status == 429
             assert caught.value.code.startswith("rate_limited")
-            assert caught.value.retry_after is not None and caught.value.retry_after >= 1
+            assert caught.value.retry_after is not None
+            assert caught.value.retry_after >= 1
             assert client.user("alice").score == 10
     finally:
         limited.stop()

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 import scoreboard
 from tests.support.server import free_port
@@ -130,7 +132,16 @@ def test_the_sdist_and_the_wheel_carry_what_serve_reads(dist: Dist) -> None:
         assert f"src/scoreboard/{path}" in in_sdist, path
     assert not [name for name in in_wheel if name.startswith("tests/")]
     assert f"Version: {version}" in metadata
-    assert "Requires-Dist: uvicorn<0.55,>=0.54.0" in metadata
+    requires = [
+        Requirement(line.removeprefix("Requires-Dist:").strip())
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    uvicorn = next(r for r in requires if r.name == "uvicorn")
+    assert uvicorn.specifier == SpecifierSet(">=0.54.0,<0.55")
+    runtime = [r for r in requires if "extra ==" not in str(r.marker)]
+    assert len(runtime) > 20
+    assert all(r.specifier for r in runtime)  # every dependency with bounds (the dev tools: none)
 
 
 def test_the_installed_wheel_serves_from_an_empty_folder(
@@ -181,7 +192,9 @@ def test_the_installed_wheel_serves_from_an_empty_folder(
             posted = client.post("/api/scores/update", json=body, headers=headers)
             assert posted.status_code == 200, posted.text
             top = client.get("/api/scores/top10").json()
-            assert top == {"scores": [{"rank": 1, "user_id": "alice", "username": "Alice", "score": 42}]}
+            assert top == {
+                "scores": [{"rank": 1, "user_id": "alice", "username": "Alice", "score": 42}]
+            }
             page = client.get("/")
             assert page.status_code == 200
             assert "board.js" in page.text

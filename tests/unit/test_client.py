@@ -141,7 +141,9 @@ def test_transient_transport_errors_are_retried_and_our_own_mistakes_are_not() -
 
 
 def test_a_lost_answer_is_retried_with_the_same_action_id() -> None:
-    script = Script(httpx.ReadError("connection reset"), answer(503, **{"Retry-After": "2"}), answer(200))
+    script = Script(
+        httpx.ReadError("connection reset"), answer(503, **{"Retry-After": "2"}), answer(200)
+    )
     made, waits = sync_client(script)
     result = made.post_update("alice", 5, "tok")
     assert result.new_score == 5
@@ -196,10 +198,8 @@ def test_the_async_form_retries_the_same_way() -> None:
 
 
 def test_after_the_last_attempt_the_typed_error_carries_the_body() -> None:
-    script = Script(
-        *[answer(429, {"error": "rate_limited_user", "message": "slow down"}, **{"Retry-After": "1"})]
-        * 2
-    )
+    body = {"error": "rate_limited_user", "message": "slow down"}
+    script = Script(*[answer(429, body, **{"Retry-After": "1"}) for _ in range(2)])
     made, waits = sync_client(script, retry=RetryPolicy(attempts=2))
     with pytest.raises(RateLimited) as caught:
         made.post_update("alice", 5, "tok")
@@ -209,7 +209,9 @@ def test_after_the_last_attempt_the_typed_error_carries_the_body() -> None:
 
 
 def test_a_retry_after_too_long_is_raised_at_once() -> None:
-    script = Script(answer(503, {"error": "unavailable", "message": "later"}, **{"Retry-After": "600"}))
+    script = Script(
+        answer(503, {"error": "unavailable", "message": "later"}, **{"Retry-After": "600"})
+    )
     made, waits = sync_client(script)
     with pytest.raises(ServiceUnavailable) as caught:
         made.post_update("alice", 5, "tok")
@@ -235,7 +237,7 @@ def test_each_status_has_its_error_class(status: int, cls: type[Exception]) -> N
 
 
 def test_a_body_that_is_not_the_services_still_makes_a_typed_error() -> None:
-    script = Script(*[httpx.Response(502, text="<html>bad gateway</html>")] * 2)
+    script = Script(*[httpx.Response(502, text="<html>bad gateway</html>") for _ in range(2)])
     made, _ = sync_client(script, retry=RetryPolicy(attempts=2))
     with pytest.raises(ServerError) as caught:
         made.top10()
@@ -243,7 +245,7 @@ def test_a_body_that_is_not_the_services_still_makes_a_typed_error() -> None:
 
 
 def test_no_answer_at_all_is_unreachable_with_the_cause() -> None:
-    script = Script(*[httpx.ConnectError("refused")] * 3)
+    script = Script(*[httpx.ConnectError("refused") for _ in range(3)])
     made, waits = sync_client(script, retry=RetryPolicy(attempts=3))
     with pytest.raises(ScoreboardUnreachable) as caught:
         made.boards()
@@ -305,7 +307,9 @@ def test_a_minted_grant_is_a_grant_to_the_service() -> None:
 def test_a_private_key_signs_what_its_public_half_verifies(pair: Callable[[], Any]) -> None:
     keys = pair()
     verifier = TokenVerifier(public_key=keys.public, algorithms=[keys.algorithm], audience=AUDIENCE)
-    token = mint_token(keys.private, "bob", algorithm=keys.algorithm, audience=AUDIENCE, key_id="k1")
+    token = mint_token(
+        keys.private, "bob", algorithm=keys.algorithm, audience=AUDIENCE, key_id="k1"
+    )
     assert check(verifier, token).user_id == "bob"
     assert jwt.get_unverified_header(token)["kid"] == "k1"
     grant = mint_grant(keys.private, "bob", 3, "g-1", algorithm=keys.algorithm, audience=AUDIENCE)
