@@ -698,6 +698,7 @@ def mint_grant(
     action_id: str,
     *,
     metric: str | None = None,
+    name: str | None = None,
     ttl: int = 300,
     algorithm: str = "HS256",
     audience: str | None = None,
@@ -707,8 +708,9 @@ def mint_grant(
 ) -> str:
     """A score grant (``SCOREBOARD_AUTH_MODE=grant``): lets ``user_id`` add ``delta`` to
     ``metric`` (default ``points``) once, under the idempotency key ``action_id``. Mint it only
-    once your backend has checked that the action happened. Keys and the other arguments as for
-    :func:`mint_token`; a grant is short-lived (5 minutes by default)."""
+    once your backend has checked that the action happened. ``name`` (shown on the board), keys
+    and the other arguments as for :func:`mint_token`; a grant is short-lived (5 minutes by
+    default)."""
     if type(delta) is not int:
         raise TypeError("delta must be an int")
     if not action_id:
@@ -716,7 +718,7 @@ def mint_grant(
     grant: dict[str, Any] = {"delta": delta, "act": action_id}
     if metric is not None and metric != DEFAULT_METRIC:
         grant["metric"] = metric
-    return _sign(key, user_id, ttl, None, algorithm, audience, issuer, key_id, now, grant)
+    return _sign(key, user_id, ttl, name, algorithm, audience, issuer, key_id, now, grant)
 
 
 def _sign(

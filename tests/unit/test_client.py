@@ -301,6 +301,8 @@ def test_a_minted_grant_is_a_grant_to_the_service() -> None:
     assert client.GRANT_TYPE == verify.GRANT_TYPE
     default = mint_grant(KEY, "alice", 5, "a")
     assert "metric" not in jwt.decode(default, KEY, algorithms=["HS256"])
+    named = check(TokenVerifier(KEY), mint_grant(KEY, "alice", 5, "a", name="Alice"))
+    assert (named.name, named.grant) == ("Alice", Grant(5, "a"))
 
 
 @pytest.mark.parametrize("pair", [rsa_key, ed_key], ids=["RS256", "EdDSA"])

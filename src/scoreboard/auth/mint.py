@@ -29,6 +29,7 @@ def mint(
         grant.delta,
         grant.action_id,
         metric=grant.metric,
+        name=name,
         ttl=ttl,
         audience=audience,
         issuer=issuer,
