@@ -54,6 +54,7 @@ test-browser: $(NODE_STAMP)
 # The unit and contract tiers on the LOWEST versions pyproject.toml allows (each dependency at its
 # lower bound, tools/lowest_constraints.py), in a virtualenv of their own made afresh each time:
 # the lower bounds are claims, and this tests them. The test tools come at the lock's versions.
+# Not in .ci/run: 4.5 minutes here (1 to install, 3.5 for the two tiers, on a busy machine).
 LOWEST := .venv-lowest
 LOWEST_TOOLS := pytest pytest-asyncio hypothesis
 test-lowest:
