@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from scoreboard import demo, logs
+from scoreboard import __version__, demo, logs
 from scoreboard.errors import ScoreboardError
 from scoreboard.model import DEFAULT_METRIC
 from scoreboard.settings import Settings, describe_error
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         description="A live leaderboard service. Configuration comes from SCOREBOARD_* "
         "environment variables or a .env file (see README).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(

@@ -1,15 +1,11 @@
 """Signing tokens: login tokens and score grants, HS256 with the service's secret (the ``token``
-command, the demo, tests and benchmarks; a site's backend does the same with its own library)."""
+command, the demo, tests and benchmarks). The claims are written once, in ``scoreboard.client``
+(``mint_token``, ``mint_grant``), which a site's backend uses too."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import jwt
-
-from scoreboard.auth.verify import GRANT_TYPE, Grant
-from scoreboard.model import DEFAULT_METRIC
+from scoreboard.auth.verify import Grant
+from scoreboard.client import mint_grant, mint_token
 
 
 def mint(
@@ -22,21 +18,19 @@ def mint(
     issuer: str | None = None,
     grant: Grant | None = None,
 ) -> str:
-    """A signed HS256 token for ``user_id`` (the ``token`` command, tests and benchmarks); with
-    ``grant``, a score grant (header ``typ`` :data:`GRANT_TYPE`, claims ``delta`` and ``act``)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl}
-    headers: dict[str, Any] | None = None
-    if name:
-        claims["name"] = name
-    if audience:
-        claims["aud"] = audience
-    if issuer:
-        claims["iss"] = issuer
-    if grant is not None:
-        claims["delta"] = grant.delta
-        claims["act"] = grant.action_id
-        if grant.metric != DEFAULT_METRIC:
-            claims["metric"] = grant.metric
-        headers = {"typ": GRANT_TYPE}
-    return jwt.encode(claims, secret, algorithm="HS256", headers=headers)
+    """A signed HS256 token for ``user_id``; with ``grant``, a score grant (header ``typ``
+    :data:`~scoreboard.auth.verify.GRANT_TYPE`, claims ``delta``, ``act`` and, for another
+    metric than ``points``, ``metric``)."""
+    if grant is None:
+        return mint_token(secret, user_id, ttl=ttl, name=name, audience=audience, issuer=issuer)
+    return mint_grant(
+        secret,
+        user_id,
+        grant.delta,
+        grant.action_id,
+        metric=grant.metric,
+        name=name,
+        ttl=ttl,
+        audience=audience,
+        issuer=issuer,
+    )
