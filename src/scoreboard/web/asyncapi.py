@@ -450,23 +450,28 @@ ADMISSION = (
     'refusal is an HTTP answer with the JSON error body `{"error", "message"}`.'
 )
 
-CLOSE_CODES: Final = (
-    (1001, "the server is going away (shutdown), or the board is no longer served: reconnect"),
+_LIMITS: Final = (
     (1008, "the client sent more than SCOREBOARD_WS_MAX_FRAMES_PER_SECOND frames a second"),
     (1009, "a client message over SCOREBOARD_WS_MAX_MESSAGE bytes"),
 )
-SUBSCRIPTIONS_CLOSE_CODE: Final = (
-    1013,
-    f"more than {MESSAGES_MAX} events and errors waiting for a slow socket: reconnect and "
-    "subscribe again",
+PUSH_CLOSE_CODES: Final = (
+    (1001, "the server is going away (shutdown), or the board is no longer served: reconnect"),
+    *_LIMITS,
 )
+SUBSCRIPTIONS_CLOSE_CODES: Final = (
+    (1001, "the server is going away (shutdown): reconnect and subscribe again (a board that "
+     "is no longer served ends its subscriptions with an unknown_board error instead)"),
+    *_LIMITS,
+    (1013, f"more than {MESSAGES_MAX} events and errors waiting for a slow socket: reconnect "
+     "and subscribe again"),
+)  # fmt: skip
 
 
 def _close_codes(codes: tuple[tuple[int, str], ...]) -> tuple[str, list[dict[str, Any]]]:
     table = "\n".join(f"| {code} | {why} |" for code, why in codes)
     text = (
-        "\n\nClose codes (besides a socket that cannot be written to for "
-        "`SCOREBOARD_WS_SEND_TIMEOUT`, which is dropped):\n\n| code | when |\n|---|---|\n" + table
+        "\n\nClose codes (a socket that cannot be written to for `SCOREBOARD_WS_SEND_TIMEOUT` "
+        "is closed too, but cannot read the code):\n\n| code | when |\n|---|---|\n" + table
     )
     return text, [{"code": code, "when": why} for code, why in codes]
 
@@ -490,8 +495,8 @@ def _ws_binding() -> Schema:
 
 
 def _channels() -> Schema:
-    push_text, push_codes = _close_codes(CLOSE_CODES)
-    multi_text, multi_codes = _close_codes((*CLOSE_CODES, SUBSCRIPTIONS_CLOSE_CODE))
+    push_text, push_codes = _close_codes(PUSH_CLOSE_CODES)
+    multi_text, multi_codes = _close_codes(SUBSCRIPTIONS_CLOSE_CODES)
 
     def refs(*names: str) -> dict[str, Any]:
         return {_lower(n): {"$ref": f"#/components/messages/{n}"} for n in names}
