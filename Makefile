@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-TIERS := unit contract api integration e2e faults browser
+TIERS := unit contract api integration e2e faults browser deploy
 
 .PHONY: run demo test lint format bench clean $(TIERS:%=test-%)
 
@@ -44,8 +44,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The suite runs on TEST_JOBS workers (pytest-xdist). Most of its time is spent waiting on real
+# servers, browsers and databases, not computing, so more workers than CPUs pays. A file's tests
+# stay on one worker (--dist loadfile): their module fixtures are built once, and the one file
+# that flushes a Redis database (FLUSHABLE_REDIS_DB) never races another. TEST_JOBS=0: one process.
+TEST_JOBS ?= 4
 test: lint $(NODE_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # One tier at a time (tests/<tier>/), e.g. `make test-unit`; `make test` runs them all.
 $(TIERS:%=test-%): test-%: $(STAMP)

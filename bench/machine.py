@@ -77,17 +77,22 @@ class CpuMeter:
     the children it reaped meanwhile (a load generator), and by everything else on the machine.
     Figures are in CPUs (1.0 = one core busy all the time)."""
 
-    def __init__(self, *pids: int) -> None:
+    def __init__(self, *pids: int, loadgen: tuple[int, ...] = ()) -> None:
+        """``loadgen``: running processes that are part of the load generator (a compiled
+        client this process started), counted with it."""
         self.pids = pids
+        self.loadgen = loadgen
         self._start = time.monotonic()
         self._busy = busy_seconds()
         self._own = [process_seconds(p) for p in pids]
+        self._helpers = [process_seconds(p) for p in loadgen]
         self._mine = _self_and_children()
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self._start
         own = [process_seconds(p) - s for p, s in zip(self.pids, self._own, strict=True)]
-        mine = _self_and_children() - self._mine
+        helpers = [process_seconds(p) - s for p, s in zip(self.loadgen, self._helpers, strict=True)]
+        mine = _self_and_children() - self._mine + sum(helpers)
         busy = busy_seconds() - self._busy
         return {
             "wall": wall,

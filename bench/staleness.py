@@ -45,6 +45,7 @@ import uvloop
 
 import machine
 import servers
+import wsreader
 from tokens import mint
 
 perf = time.perf_counter
@@ -206,7 +207,9 @@ class Run:
         host, _, port = host_port.partition(":")
         self.poster = Poster(host, int(port))
         self.known: dict[int, bytes] = {}
-        self.clients: list[Client] = []
+        self.clients: list[Client] | list[wsreader.Socket] = []
+        self.reader: wsreader.Reader | None = None
+        """``--client c``: the sockets are held by the compiled reader, not this process."""
         self.users = [f"stale-u{i}" for i in range(args.users)]
         self.tokens = {u: mint(secret, u, ttl=3600) for u in self.users}
         # One client address per user (the service trusts 127.0.0.1 as its proxy; see
@@ -229,15 +232,29 @@ class Run:
                 await client.open
                 return client
 
-        async with asyncio.timeout(60):
-            self.clients = list(await asyncio.gather(*(one() for _ in range(self.args.clients))))
+        if self.args.client == "c":
+            path, count = "/ws/scoreboard", self.args.clients
+            self.reader = wsreader.Reader(host, port, path, count, self.known)
+            await self.reader.start(cpu=self.args.cpu)
+            self.clients = self.reader.sockets
+        else:
+            async with asyncio.timeout(60):
+                made = await asyncio.gather(*(one() for _ in range(self.args.clients)))
+            self.clients = list(made)
         await self.poster.open(self.args.http_connections)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.poster.close()
+        if self.reader is not None:
+            await self.reader.stop()
         for client in self.clients:
-            if client.transport is not None:
+            if isinstance(client, Client) and client.transport is not None:
                 client.transport.close()
+
+    def frames(self) -> int:
+        if self.reader is not None:
+            return self.reader.frames
+        return sum(c.frames for c in self.clients if isinstance(c, Client))
 
     def body(self, user: str) -> bytes:
         return orjson.dumps(
@@ -253,9 +270,13 @@ class Run:
         """Wait (bounded) until every client holds the newest board any client holds."""
         deadline = perf() + timeout
         while perf() < deadline:
+            if self.reader is not None:
+                await self.reader.flush()
             newest = max(self.known, default=-1)
             if all(c.last_seq >= newest for c in self.clients):
                 await asyncio.sleep(0.2)
+                if self.reader is not None:
+                    await self.reader.flush()
                 if max(self.known, default=-1) == newest:
                     return newest
             await asyncio.sleep(0.05)
@@ -266,9 +287,10 @@ class Run:
         updates: list[tuple[float, str, int]] = []
         failures: list[int] = []
         lateness: list[float] = []
-        frames_before = sum(c.frames for c in self.clients)
+        frames_before = self.frames()
         pids = () if self.args.server_pid is None else (self.args.server_pid,)
-        meter = machine.CpuMeter(*pids)
+        helpers = () if self.reader is None else (self.reader.pid,)
+        meter = machine.CpuMeter(*pids, loadgen=helpers)
 
         async def send(user: str, body: bytes) -> None:
             async with asyncio.timeout(30):
@@ -293,7 +315,7 @@ class Run:
         await asyncio.gather(*tasks)
         await self.settle()
         cpu = meter.stop()
-        frames = sum(c.frames for c in self.clients) - frames_before
+        frames = self.frames() - frames_before
         result = self.analyse(updates)
         lateness.sort()
         result |= {
@@ -426,7 +448,7 @@ async def measure(args: argparse.Namespace, base: str, secret: bytes) -> dict[st
             )
         return {"clients": len(run.clients), "phases": phases}
     finally:
-        run.close()
+        await run.close()
 
 
 def main() -> None:
@@ -434,6 +456,14 @@ def main() -> None:
     parser.add_argument("--url", help="a running service (default: start one)")
     parser.add_argument("--server-pid", type=int, help="to report the server's CPU use")
     parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument(
+        "--client",
+        choices=["c", "python"],
+        default="c",
+        help="c: every socket in one compiled process (bench/wsreader.c, built with the "
+        "system cc); python: asyncio protocols in this process (the load generator becomes "
+        "the limit past some thousands of frames a second)",
+    )
     parser.add_argument("--users", type=int, default=10, help="at most 10: all on the board")
     parser.add_argument("--rates", type=float, nargs="+", default=[10, 100])
     parser.add_argument("--seconds", type=float, default=20)

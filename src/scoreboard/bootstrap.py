@@ -208,7 +208,12 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         forgetters=[forget_limits, forget_tokens, store.forget],
     )
     policy = webhook_policy(settings)
-    courier = Courier(store, policy, poll=settings.webhook_poll)
+    courier = Courier(
+        store,
+        policy,
+        poll=settings.webhook_poll,
+        on_attempt=metrics.webhook_attempted if metrics is not None else _ignore_outcome,
+    )
 
     async def notify(notice: Notice) -> None:
         # After the commit that made the event: a store that fails here loses this one
@@ -244,6 +249,10 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         ),
         _closers=closers,
     )
+
+
+def _ignore_outcome(outcome: str) -> None:
+    pass
 
 
 def _ignore(n: int) -> None:

@@ -435,9 +435,11 @@ def _boards(args: argparse.Namespace) -> None:
     """``scoreboard boards [rollover BOARD | apply FILE]``: on the database, so it works while
     the servers run (they take changes up within seconds)."""
     import asyncio
+    from datetime import UTC, datetime
 
     from scoreboard import applying, bootstrap
     from scoreboard.boards import BoardsConfigError, load_config
+    from scoreboard.service import period_closed_notice
 
     settings = _settings()
     _migrate(settings, log_level="warning")  # the command's output is its answer, not a log
@@ -466,6 +468,10 @@ def _boards(args: argparse.Namespace) -> None:
                     )
                 closed, opened = await store.rollover(board)
                 print(f"board {board.id}: season {closed.id} ended, season {opened.id} started")
+                # Queued here, so it is sent even if no server runs now (a server that takes
+                # the new season up queues the same event: the outbox keeps one).
+                notice = await period_closed_notice(store, board.id, closed.id, datetime.now(UTC))
+                await store.enqueue(notice)
                 return
             await _list_boards(store, config)
         finally:

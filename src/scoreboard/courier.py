@@ -6,12 +6,13 @@ process; if the process dies there, the lease runs out and any process sends it 
 same ``webhook-id`` (receivers deduplicate on it). Every process of a deployment runs a courier;
 the outbox's claim gives each delivery to one of them at a time.
 
-Each attempt: the URL is checked again (``Policy.check_url``: a name may resolve elsewhere
-since it was registered), the body signed now, one POST with a ``SEND_TIMEOUT`` (connect to
-last byte), no redirects followed (a 3xx is a failure), the answer's body never read. A failure
-is tried again after ``Policy.backoff``; once ``retry_window`` has passed since the delivery was
-queued it fails for good, and its endpoint is disabled (audited, key ``(webhooks)``) until an
-operator enables it.
+Each attempt: the URL is checked again (``Policy.target``: a name may resolve elsewhere
+since it was registered) and the connection pinned to the address that check found (no second
+lookup a rebinding DNS server could answer differently), the body signed now, one POST with a
+``SEND_TIMEOUT`` (connect to last byte), no redirects followed (a 3xx is a failure), the
+answer's body never read. A failure is tried again after ``Policy.backoff``; once
+``retry_window`` has passed since the delivery was queued it fails for good, and its endpoint
+is disabled (audited, key ``(webhooks)``) until an operator enables it.
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ class Courier:
         resolver: webhooks.Resolver = resolve,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
+        on_attempt: Callable[[str], None] = lambda outcome: None,
     ) -> None:
+        """``on_attempt`` is told each attempt's outcome: ``delivered``, ``retrying`` or
+        ``failed`` (given up: the endpoint disabled) (``scoreboard_webhook_attempts_total``)."""
         self.outbox = outbox
+        self._on_attempt = on_attempt
         self.policy = policy
         self.poll = poll
         self._resolve = resolver
@@ -120,6 +125,7 @@ class Courier:
         error = await self._send(claimed, now)
         if error is None:
             await self.outbox.settle(delivery.id, delivered=True)
+            self._on_attempt("delivered")
             log.info(
                 "webhook delivered",
                 extra={"webhook": webhook.id, "delivery": delivery.id, "event": delivery.event},
@@ -129,6 +135,7 @@ class Courier:
         next_at = now + timedelta(seconds=self.policy.backoff(attempts))
         if next_at - delivery.created_at > self.policy.retry_window:
             await self.outbox.settle(delivery.id, delivered=False, error=error, next_at=None)
+            self._on_attempt("failed")
             log.warning(
                 "webhook delivery given up; endpoint disabled",
                 extra={"webhook": webhook.id, "delivery": delivery.id, "error": error},
@@ -136,6 +143,7 @@ class Courier:
             await self._disable(webhook.id, delivery.id, error)
             return
         await self.outbox.settle(delivery.id, delivered=False, error=error, next_at=next_at)
+        self._on_attempt("retrying")
         log.info(
             "webhook delivery failed; retrying",
             extra={"webhook": webhook.id, "delivery": delivery.id, "error": error},
@@ -149,7 +157,7 @@ class Courier:
         if client is None:
             return "not started"
         try:
-            await self.policy.check_url(webhook.url, self._resolve)
+            target = await self.policy.target(webhook.url, self._resolve)
         except InvalidRequest as exc:
             return f"refused: {exc}"
         body = delivery.payload.encode()
@@ -158,8 +166,16 @@ class Courier:
         signed = webhooks.headers(
             delivery.message_id, webhook.secrets_at(now), now, delivery.payload
         )
+        headers = dict(signed)
+        extensions = {}
+        if target.host_header is not None:
+            headers["Host"] = target.host_header
+        if target.server_name is not None:
+            extensions["sni_hostname"] = target.server_name  # httpx: TLS name and cert check
         try:
-            async with client.stream("POST", webhook.url, content=body, headers=signed) as answer:
+            async with client.stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as answer:
                 status = answer.status_code
         except httpx.TimeoutException:
             return "timeout"

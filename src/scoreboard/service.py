@@ -160,10 +160,34 @@ class ScoreService:
                 continue
             live = self.live_board(board.id)
             index = self._indexes(board, live)
+            unclosed = await self._ended_unseen(board, period)
             await self.store.start_period(board.id, period)
             self.boards[board.id] = served = Served(board, period, index, live)
             await self.rebuild(served)
+            if unclosed is not None:
+                log.info(
+                    "period ended while no process served the board",
+                    extra={"board": board.id, "period": unclosed, "current": period.id},
+                )
+                await self._closed(board.id, unclosed)
         self.config = config
+
+    async def _ended_unseen(self, board: Board, period: Period) -> str | None:
+        """The period of a clock-reset ``board`` that ended while no process served it: the
+        newest one recorded when that is not ``period`` (the current one). Any process that
+        served the board at its boundary recorded the next period and said the last one closed,
+        so this is exactly the case no process saw."""
+        if board.reset in ("never", "manual"):
+            return None  # manual: `boards rollover` says so itself (period_closed_notice)
+        recorded = await self.store.periods(board.id, limit=1)
+        if not recorded or recorded[0].id == period.id:
+            return None
+        return recorded[0].id
+
+    async def _closed(self, board_id: str, period_id: str) -> None:
+        if self.notify is not None:
+            notice = await period_closed_notice(self.store, board_id, period_id, self._clock())
+            await self.notify(notice)
 
     def _period_of(self, board: Board, seasons: Mapping[str, Period]) -> Period | None:
         if board.reset == "manual":
@@ -230,12 +254,8 @@ class ScoreService:
             "period started",
             extra={"board": board_id, "period": period.id, "previous": previous.id},
         )
-        if self.notify is not None:
-            # Every process that starts the period says so; the outbox keeps one (its key).
-            final = await self.store.page(board_id, previous.id, 0, webhooks.TOP_N)
-            await self.notify(
-                webhooks.period_closed(board_id, previous.id, _ranked(final, 0), self._clock())
-            )
+        # Every process that starts the period says so; the outbox keeps one (its key).
+        await self._closed(board_id, previous.id)
         if served.board.keep is not None:
             deleted = await self.store.prune(board_id, served.board.keep)
             if deleted:
@@ -583,6 +603,14 @@ class ScoreService:
         if not 1 <= query.limit <= HISTORY_MAX:
             raise InvalidRequest(f"limit must be 1-{HISTORY_MAX}")
         return query.since is None or query.until is None or query.since < query.until
+
+
+async def period_closed_notice(
+    store: ScoreStore, board_id: str, period_id: str, at: datetime
+) -> webhooks.Notice:
+    """The ``period.closed`` webhook event of a period, with its final top from the store."""
+    final = await store.page(board_id, period_id, 0, webhooks.TOP_N)
+    return webhooks.period_closed(board_id, period_id, _ranked(final, 0), at)
 
 
 def _score(moved: BoardStanding) -> int | None:

@@ -142,7 +142,29 @@ class Policy:
         """The URL, if a webhook may point there; ``InvalidRequest`` otherwise: ``https``
         only, and a host that resolves only to public addresses, unless the host is allowed
         (``SCOREBOARD_WEBHOOK_ALLOW_HOSTS``). Checked again before every send (a name may
-        resolve elsewhere later)."""
+        resolve elsewhere later): see :meth:`target`."""
+        await self._checked(url, resolve)
+        assert isinstance(url, str)  # _checked refuses anything else
+        return url
+
+    async def target(self, url: str, resolve: Resolver) -> Target:
+        """Where one attempt connects: ``url`` checked now, and pinned to the address the
+        check found, so the connection cannot go where a second lookup would send it (DNS
+        rebinding: a public address for the check, a private one for the connect). The host
+        name still goes in the ``Host`` header and in TLS (SNI and the certificate check).
+        An allowed host is connected by name, as it is written."""
+        addresses = await self._checked(url, resolve)
+        if addresses is None:
+            return Target(url)
+        parts = urlsplit(url)
+        address = addresses[0]
+        literal = f"[{address}]" if ":" in address else address
+        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        return Target(parts._replace(netloc=netloc).geturl(), parts.netloc, parts.hostname)
+
+    async def _checked(self, url: object, resolve: Resolver) -> list[str] | None:
+        """The public addresses the URL's host resolves to now (``None``: an allowed host,
+        not resolved here); ``InvalidRequest`` when the URL may not be used."""
         if not isinstance(url, str) or not 1 <= len(url) <= URL_MAX:
             raise InvalidRequest(f"url must be 1-{URL_MAX} characters", code="invalid_url")
         try:
@@ -158,7 +180,7 @@ class Policy:
         if any(c.isspace() or ord(c) < 32 for c in url):
             raise InvalidRequest("url is not a URL", code="invalid_url")
         if self.allowed(host):
-            return url
+            return None
         if parts.scheme != "https":
             raise InvalidRequest("url must be an https URL", code="invalid_url")
         try:
@@ -173,7 +195,19 @@ class Policy:
                     "url resolves to a private, loopback or link-local address",
                     code="forbidden_url",
                 )
-        return url
+        return list(addresses)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one delivery attempt connects (:meth:`Policy.target`)."""
+
+    url: str
+    """The URL to connect to: the webhook's, with its host replaced by a checked address."""
+    host_header: str | None = None
+    """The webhook URL's ``host[:port]``, sent as ``Host`` when ``url`` names an address."""
+    server_name: str | None = None
+    """The host name TLS presents (SNI) and verifies the certificate against."""
 
 
 def is_public(address: str) -> bool:

@@ -55,6 +55,17 @@ async def wait_for(hook: Receiver, event: str, n: int = 1) -> list[Any]:
     return hook.of(event)
 
 
+async def attempt_counts(admin: Admin) -> dict[str, int]:
+    """``scoreboard_webhook_attempts_total`` by outcome, from ``/metrics``."""
+    text = (await admin.api.client.get("/metrics")).text
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("scoreboard_webhook_attempts_total{"):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            counts[outcome] = int(float(line.split()[-1]))
+    return counts
+
+
 def audit_actions(entries: list[dict[str, Any]]) -> list[str]:
     return [e["action"] for e in entries]
 
@@ -234,6 +245,7 @@ async def test_a_receiver_failing_three_times_gets_it_exactly_once_more(
     assert len({a.message_id for a in attempts}) == 1  # one message, four attempts
     for attempt in attempts:
         attempt.verify(made["secret"])
+    assert await attempt_counts(admin) == {"delivered": 1, "retrying": 3, "failed": 0}
 
 
 async def test_a_void_is_delivered(admin: Admin, hook: Receiver) -> None:
@@ -325,6 +337,8 @@ async def test_an_endpoint_failing_the_whole_window_is_disabled(
         assert delivery["status"] == "failed"
         assert delivery["last_error"] == "HTTP 503"
         assert delivery["attempts"] == hook.count() >= 2
+        counts = await attempt_counts(admin)
+        assert counts == {"delivered": 0, "retrying": delivery["attempts"] - 1, "failed": 1}
         entry = (await admin.get("/audit"))["entries"][0]
         assert entry["action"] == "webhook_disable"
         assert entry["key"] == "(webhooks)"

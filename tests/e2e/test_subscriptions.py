@@ -4,7 +4,9 @@ posted to one moves the views of the other's sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,13 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from scoreboard.subscriptions import SUBSCRIPTIONS_MAX
 from tests.e2e.conftest import Poster
 from tests.e2e.test_boards_live import recv
 from tests.e2e.test_two_processes import Pair
 from tests.support import services
 from tests.support.server import ServerProcess
+from tests.support.timing import scaled
 from tests.support.tokens import token
 
 
@@ -78,6 +82,90 @@ async def test_views_over_a_real_server(server: ServerProcess, poster: Poster) -
     # The old channel is unchanged next to it.
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws/scoreboard") as old:
         assert (await recv(old))["type"] == "SNAPSHOT"
+
+
+async def overflow_closes(poster: Poster) -> float:
+    response = await poster.client.get("/metrics")
+    for line in response.text.splitlines():
+        if line.startswith('scoreboard_websocket_closed_total{reason="overflow"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no overflow counter in /metrics")
+
+
+async def test_a_socket_that_stops_reading_its_events_is_closed_1013_and_can_resubscribe(
+    server: ServerProcess, poster: Poster
+) -> None:
+    """Over uvicorn's real transport: a ``me`` subscriber that stops reading while it is
+    overtaken again and again fills the kernel's buffers, then its event queue (256 events),
+    and is closed with 1013; a socket that reads meanwhile gets every event, and the closed
+    client subscribes again on a new socket."""
+    await poster.ok("me", 1)
+    me = token("me")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: stalls fast
+    raw.connect(("127.0.0.1", server.port))
+    raw.setblocking(False)
+    # max_queue=1: the library stops reading the socket once one frame waits unread.
+    stalled = await websockets.connect(url(server), sock=raw, max_queue=1)
+    watcher = await websockets.connect(url(server))
+    try:
+        # The stalled socket holds the most subscriptions a socket may (20), all on "me": each
+        # overtaking costs it 20 events, so its buffers fill 20 times sooner.
+        for n in range(SUBSCRIPTIONS_MAX):
+            first = await subscribe(stalled, id=f"m{n}", board="main", view="me", auth_token=me)
+            assert rows(first) == [(1, "me", 1)]
+        first = await subscribe(watcher, id="m", board="main", view="me", auth_token=me)
+        assert rows(first) == [(1, "me", 1)]
+        overtaken = 0
+        progress = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal overtaken
+            async for frame in watcher:
+                message = json.loads(frame)
+                if message.get("event") == "overtaken":
+                    overtaken += 1
+                    progress.set()
+
+        reading = asyncio.create_task(watch())
+        posted = 0
+        async with asyncio.timeout(scaled(60)):
+            while await overflow_closes(poster) == 0:
+                assert posted < 20_000, "the stalled socket was never closed"
+                # Long ids (their username too): bigger events, fewer updates to fill the
+                # buffers (the kernel takes megabytes on loopback whatever the window).
+                batch = [poster.ok(f"{posted + i:05d}" + "o" * 59, 2) for i in range(50)]
+                await asyncio.gather(*batch)  # each one overtakes "me": one event each
+                posted += 50
+        print(f"posted {posted} updates before the overflow close")
+        assert posted * SUBSCRIPTIONS_MAX >= 256  # at least the queue's worth of events
+
+        # The stalled client reads again: what the kernel held, then the close.
+        async def drain() -> None:
+            async with asyncio.timeout(scaled(20)):
+                while True:
+                    await stalled.recv()
+
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await drain()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
+
+        # The socket that kept reading was owed every event and got every one.
+        async with asyncio.timeout(scaled(20)):
+            while overtaken < posted:
+                progress.clear()
+                await progress.wait()
+        assert overtaken == posted
+        reading.cancel()
+
+        # A new socket subscribes again and sees where "me" stands now.
+        async with websockets.connect(url(server)) as again:
+            state = await subscribe(again, id="m", board="main", view="me", auth_token=me)
+            assert rows(state) == [(posted + 1, "me", 1)]
+    finally:
+        await stalled.close()
+        await watcher.close()
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 act as one scoreboard.
 
 Each test gets a fresh database (migrated by the two servers themselves, starting at the same
-moment) and a Redis key prefix of its own in ``INTEGRATION_REDIS_DB``, the one database these
-tests may ``FLUSHDB``.
+moment) and a Redis key prefix of its own in ``FLUSHABLE_REDIS_DB``, the one database these
+tests may ``FLUSHDB`` (no other file uses it, and a file's tests run on one worker).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Pair:
     def __init__(
         self, tmp_path: Path, database_url: str, extra: dict[str, str] | None = None
     ) -> None:
-        self.redis_url = services.redis_url(services.INTEGRATION_REDIS_DB)
+        self.redis_url = services.redis_url(services.FLUSHABLE_REDIS_DB)
         self.prefix = services.unique_prefix()
         env = {
             "SCOREBOARD_DATABASE_URL": database_url,
@@ -71,7 +71,7 @@ class Pair:
 
         client = redis.Redis.from_url(self.redis_url)
         try:
-            assert client.connection_pool.connection_kwargs["db"] == services.INTEGRATION_REDIS_DB
+            assert client.connection_pool.connection_kwargs["db"] == services.FLUSHABLE_REDIS_DB
             client.flushdb()
         finally:
             client.close()
@@ -249,7 +249,7 @@ def test_more_than_one_worker_is_refused_without_redis(tmp_path: Path) -> None:
 
 async def test_serve_with_two_workers_is_one_scoreboard(tmp_path: Path) -> None:
     with services.postgres_database(migrate=False) as url:
-        redis_url = services.redis_url(services.INTEGRATION_REDIS_DB)
+        redis_url = services.redis_url(services.FLUSHABLE_REDIS_DB)
         prefix = services.unique_prefix()
         env = {
             "SCOREBOARD_DATABASE_URL": url,

@@ -24,6 +24,7 @@ from tests.support.receiver import receiver
 from tests.support.server import ServerProcess
 from tests.support.timing import async_wait_until
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "boards.toml"
 FAST = {
     "SCOREBOARD_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
     "SCOREBOARD_WEBHOOK_RETRY_BASE": "0.1",
@@ -100,6 +101,47 @@ async def test_a_delivery_interrupted_by_sigkill_is_sent_after_the_restart(
             assert again.verify(made["secret"])["data"]["user"]["user_id"] == "alice"
             (delivery,) = await deliveries(server, key, made["id"])
             assert delivery["message_id"] == first.message_id
+        finally:
+            server.stop()
+
+
+async def test_a_season_rolled_over_while_no_server_runs_is_delivered_when_one_starts(
+    tmp_path: Path,
+) -> None:
+    """``scoreboard boards rollover`` with every server stopped: the command queues the
+    ``period.closed`` event itself, and the next server sends it, once."""
+    with receiver() as hook:
+        server = ServerProcess(tmp_path / "server", {**FAST, "SCOREBOARD_BOARDS": str(EXAMPLE)})
+        server.start()
+        try:
+            key = admin_key(server)
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                response = await client.post(
+                    "/api/admin/webhooks",
+                    json={"url": hook.url, "events": ["period.closed"], "boards": ["season"]},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                assert response.status_code == 200, response.text
+                made = response.json()
+            poster = Poster(server.base_url)
+            await poster.ok("alice", 10)
+            await poster.close()
+            server.stop()
+            rolled = server.run("boards", "rollover", "season").stdout
+            closed = rolled.split("season ")[1].split(" ended")[0]
+            assert hook.count() == 0
+            server.start()
+
+            async def arrived() -> bool:
+                return hook.count() >= 1
+
+            await async_wait_until(arrived, 20, "the period.closed event")
+            (got,) = hook.of("period.closed")
+            data = got.verify(made["secret"])["data"]
+            assert (data["board"], data["period"]) == ("season", closed)
+            assert [(r["user_id"], r["score"]) for r in data["top"]] == [("alice", 10)]
+            (delivery,) = await deliveries(server, key, made["id"])
+            assert delivery["event"] == "period.closed"
         finally:
             server.stop()
 

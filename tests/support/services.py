@@ -7,9 +7,9 @@ elsewhere. When one is unreachable a test that needs it skips with a one-line re
 
 Every test gets a key space of its own and cleans it: a uniquely named PostgreSQL database,
 dropped afterwards, and a unique Redis key prefix whose keys are deleted afterwards. Redis
-databases: the contract tests use ``CONTRACT_REDIS_DB``; the integration tests use
-``INTEGRATION_REDIS_DB`` and are the only ones allowed to ``FLUSHDB`` it. Nothing here ever
-touches database 0 or flushes the whole server.
+databases: the contract tests use ``CONTRACT_REDIS_DB``, the integration tests
+``INTEGRATION_REDIS_DB``, and the one test file that ``FLUSHDB``s uses ``FLUSHABLE_REDIS_DB``
+alone. Nothing here ever touches database 0 or flushes the whole server.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ POSTGRES = os.environ.get(
 REDIS = os.environ.get("SCOREBOARD_TEST_REDIS", "redis://127.0.0.1:6379")
 CONTRACT_REDIS_DB = 15
 INTEGRATION_REDIS_DB = 14
+FLUSHABLE_REDIS_DB = 13
+"""Only tests/e2e/test_two_processes.py uses it, and it ``FLUSHDB``s it: the suite runs on several
+workers with every file's tests kept on one worker (``--dist loadfile``), so a flush there can
+only hit keys of the test doing it."""
 
 
 def in_ci() -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -251,7 +251,6 @@ async def test_a_new_configuration_is_taken_up_boards_added_and_removed(
 async def test_a_day_closed_by_the_clock_is_a_webhook_event_with_its_final_top(
     process: Process, clock: Clock
 ) -> None:
-    from datetime import timedelta
 
     from scoreboard.webhooks import Notice
 
@@ -278,3 +277,39 @@ async def test_a_day_closed_by_the_clock_is_a_webhook_event_with_its_final_top(
         (1, "bob", 20),
         (2, "alice", 10),
     ]
+
+
+async def test_a_day_that_ended_while_no_process_ran_is_closed_when_one_starts(
+    store: MemoryScoreStore, clock: Clock
+) -> None:
+    """Down across midnight: the process that starts next says the day closed, once; a second
+    start in the same day says nothing more (the current day is then the newest recorded)."""
+    from scoreboard.adapters.memory_index import MemoryRankIndex
+    from scoreboard.webhooks import Notice
+
+    async with running(store, clock) as process:
+        await process.service.update(ScoreUpdate("alice", 10))
+        await process.service.update(ScoreUpdate("bob", 20))
+    clock.now += timedelta(hours=2)  # 00:59 in Berlin: the server was down at midnight
+
+    async def restart() -> list[Notice]:
+        told: list[Notice] = []
+
+        async def notify(notice: Notice) -> None:
+            told.append(notice)
+
+        service = ScoreService(
+            store, MemoryBus(), lambda b, live: MemoryRankIndex(order=b.order), clock=clock
+        )
+        service.notify = notify  # as the composition root sets it, before start
+        await service.start(await applying.settle(store, CONFIG, may_change=False))
+        return told
+
+    told = await restart()
+    (closed,) = [n for n in told if n.event == "period.closed"]
+    assert closed.key == "period.closed:today:2026-11-30"
+    assert [(r["rank"], r["user_id"], r["score"]) for r in closed.data["top"]] == [
+        (1, "bob", 20),
+        (2, "alice", 10),
+    ]
+    assert [n for n in await restart() if n.event == "period.closed"] == []

@@ -152,3 +152,69 @@ def test_no_body_is_larger_than_64_kib() -> None:
     body = notice.body(NOW)
     assert len(body.encode()) <= webhooks.MAX_BODY
     assert json.loads(body)["data"] == {"board": "main", "rank": 3, "truncated": True}
+
+
+# -- pinning: one lookup per attempt, and the connection goes where it said ----------------------
+
+
+async def test_a_target_is_pinned_to_the_checked_address_keeping_the_name_for_host_and_tls() -> (
+    None
+):
+    target = await POLICY.target("https://public.example:8443/hook?x=1", resolve)
+    assert target == webhooks.Target(
+        "https://93.184.215.14:8443/hook?x=1", "public.example:8443", "public.example"
+    )
+    six = await POLICY.target("https://ok6.example/h", resolve)
+    assert (six.url, six.host_header) == ("https://[2606:4700::1111]/h", "ok6.example")
+    allowed = await POLICY.target("http://127.0.0.1:8080/hook", resolve)
+    assert allowed == webhooks.Target("http://127.0.0.1:8080/hook")  # by name, as written
+
+
+async def test_a_rebinding_name_cannot_send_the_delivery_to_a_private_address() -> None:
+    """The name answers a public address, then a loopback one (a rebinding DNS server): the
+    attempt resolves once and connects to the address it checked, with the name as ``Host``
+    and as the TLS server name."""
+    import httpx
+
+    from scoreboard.adapters.memory_store import MemoryScoreStore
+    from scoreboard.courier import Courier
+    from scoreboard.model import Audit
+
+    answers = iter([["93.184.215.14"], ["127.0.0.1"], ["127.0.0.1"]])
+    lookups: list[str] = []
+
+    async def rebinding(host: str, port: int) -> Sequence[str]:
+        lookups.append(host)
+        return next(answers)
+
+    sent: list[httpx.Request] = []
+
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204)
+
+    outbox = MemoryScoreStore(lambda: NOW)  # its outbox half
+    hook = webhooks.Webhook(
+        "wh_1", "https://hooks.example/in", ("period.closed",), None, webhooks.new_secret(), NOW
+    )
+    await outbox.add_webhook(hook, Audit("ops", "webhook_create", "webhook:wh_1"))
+    await outbox.enqueue(webhooks.period_closed("main", "2026-W48", [], NOW))
+    courier = Courier(
+        outbox,
+        POLICY,
+        resolver=rebinding,
+        transport=httpx.MockTransport(endpoint),
+        clock=lambda: NOW,
+    )
+    await courier.start()
+    try:
+        assert await courier.run_once() == 1
+    finally:
+        await courier.stop()
+    assert lookups == ["hooks.example"]  # one lookup: nothing for the rebinding to answer
+    (request,) = sent
+    assert request.url.host == "93.184.215.14"
+    assert request.headers["host"] == "hooks.example"
+    assert request.extensions["sni_hostname"] == "hooks.example"
+    (delivery,) = await outbox.deliveries("wh_1", limit=10)
+    assert delivery.status == "delivered"

@@ -110,6 +110,13 @@ class Metrics:
             "found by the background check (SCOREBOARD_CONSISTENCY_SAMPLE).",
             registry=registry,
         )
+        self.webhook_attempts = Counter(
+            "scoreboard_webhook_attempts",
+            "Webhook delivery attempts by outcome: delivered (2xx), retrying (failed, tried "
+            "again later), failed (given up after the retry window: its endpoint disabled).",
+            ["outcome"],
+            registry=registry,
+        )
         # Every series exists from the start, so a rate() over it is defined before the first
         # event (an alert on "increase > 0" must not need a first occurrence to arm).
         self.updates.labels("accepted")
@@ -121,6 +128,8 @@ class Metrics:
             self.ws_closed.labels(reason)
         for backend in ("database", "redis", "rate_limit_storage"):
             self.backend_errors.labels(backend)
+        for outcome in ("delivered", "retrying", "failed"):
+            self.webhook_attempts.labels(outcome)
         self.error_log = BackendErrorLog(self)
 
     # -- hooks for the rest of the app -------------------------------------------------------
@@ -134,6 +143,9 @@ class Metrics:
     def committed(self, batch_size: int) -> None:
         """The store's commit observer (called on its writer thread; prometheus is thread-safe)."""
         self.commit_batch_size.observe(batch_size)
+
+    def webhook_attempted(self, outcome: str) -> None:
+        self.webhook_attempts.labels(outcome).inc()
 
     def fanned_out(self, seconds: float, changes: int) -> None:
         """The live board's fan-out observer: ``changes`` board changes this process took on
