@@ -14,13 +14,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# axe-core, for the browser tests' accessibility checks: the version pinned in package-lock.json.
-# Without npm the recipe says so and the stamp stays missing (the checks skip; CI installs npm).
+# axe-core, for the browser tests' accessibility checks, and @asyncapi/parser, which checks the
+# live channels' AsyncAPI document (tests/api/test_asyncapi.py): the versions pinned in
+# package-lock.json. Without npm the recipe says so and the stamp stays missing (those checks
+# skip; CI installs npm).
 $(NODE_STAMP): package.json package-lock.json
 	@if command -v npm >/dev/null; then \
 	  npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
 	else \
-	  echo "npm not found: the browser tests' accessibility checks will skip"; \
+	  echo "npm not found: the accessibility and AsyncAPI parser checks will skip"; \
 	fi
 
 run: $(STAMP)

@@ -21,7 +21,11 @@ its number: a generated id names a real one only by chance, and every request wo
 So a generated id the document calls valid is swapped, when the request is sent, for a real
 one: the run's webhook (registered here through the API when there is none, pointing at a
 closed port of 127.0.0.1, which the test server allows) and its newest delivery (queued by the
-run's own updates entering the top 10). An invalid id is left alone, as tokens are.
+run's own updates entering the top 10). An invalid id is left alone, as tokens are. An event's
+routes (void, restore) likewise get a real event id for a valid generated one: the newest event
+of a user of the run's own (posted here through the API when it has none). Without it the
+routes were answered 404 nearly always, and once the document gave their bodies examples the
+generation no longer reached a real event by a link often enough ("missing test data").
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class UserToken:
 
 
 WEBHOOK = "/api/admin/webhooks/{webhook_id}"
+EVENT = "/api/admin/events/{event_id}"
+EVENT_USER = "schemathesis-events"
+"""The user whose events the event routes act on."""
 _WEBHOOK_ID = re.compile(r"wh_[0-9a-f]{1,29}")
 
 
@@ -78,6 +85,9 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     drops the parameter that does (Schemathesis judges the case again as it is sent)."""
     if case.path.startswith(WEBHOOK):
         _real_webhook(case)
+        return
+    if case.path.startswith(EVENT):
+        _real_event(case)
         return
     _documented_combinations(case)
     if case.path != UPDATE or not isinstance(case.body, dict):
@@ -171,3 +181,30 @@ def _real_webhook(case: schemathesis.Case) -> None:
         if found:
             params["delivery_id"] = found[0]["id"]
     case.path_parameters = params
+
+
+def _real_event(case: schemathesis.Case) -> None:
+    params = case.path_parameters or {}
+    generated = params.get("event_id")
+    if not isinstance(generated, int) or isinstance(generated, bool):
+        return
+    if not 1 <= generated < 2**63:
+        return  # invalid: what makes the case negative
+    root = case.operation.schema.get_base_url().rstrip("/")
+    headers = {"Authorization": f"Bearer {os.environ['SCOREBOARD_TEST_ADMIN_KEY']}"}
+    events = f"{root}/api/admin/users/{EVENT_USER}/events"
+
+    def newest() -> int | None:
+        answer = requests.get(events, params={"limit": 1}, headers=headers, timeout=10)
+        found = answer.json().get("events") if answer.status_code == 200 else None
+        return found[0]["event_id"] if found else None
+
+    event_id = newest()
+    if event_id is None:
+        body = {"user_id": EVENT_USER, "score_delta": 1}
+        signed = {"Authorization": f"Bearer {token(EVENT_USER)}"}
+        requests.post(root + UPDATE, json=body, headers=signed, timeout=10)
+        event_id = newest()
+    if event_id is not None:
+        params["event_id"] = event_id
+        case.path_parameters = params

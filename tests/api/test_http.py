@@ -49,6 +49,7 @@ async def test_unknown_paths_are_404_json(seeded: Api, method: str, path: str) -
         ("GET", "/healthz/"),
         ("GET", "/docs/"),
         ("GET", "/openapi.json/"),
+        ("GET", "/asyncapi.json/"),
         ("GET", "/admin/"),
     ],
 )
@@ -269,6 +270,7 @@ GET_PATHS = [
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/asyncapi.json",
     "/docs",
     "/",
     "/embed",

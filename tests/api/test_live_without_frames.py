@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from tests.api.conftest import ApiFactory
+from tests.support import live_frames
 from tests.support.timing import scaled
 
 
@@ -32,7 +33,10 @@ async def test_snapshot_then_update_through_plain_asgi_messages(make_api: ApiFac
         socket = asyncio.create_task(api.app(scope, incoming.get, outgoing.put))
 
         async def message() -> Any:
-            return await asyncio.wait_for(outgoing.get(), scaled(5))
+            sent = await asyncio.wait_for(outgoing.get(), scaled(5))
+            if sent["type"] == "websocket.send":
+                live_frames.check(scope["path"], sent["text"])
+            return sent
 
         assert (await message())["type"] == "websocket.accept"
         snapshot = orjson.loads((await message())["text"])

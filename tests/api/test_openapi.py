@@ -322,3 +322,64 @@ async def test_every_example_is_valid_and_accepted(api: Api) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def media_types(operation: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(where, media type, media type object)`` of the request body and every answer."""
+    found = [
+        ("request", media_type, media)
+        for media_type, media in operation.get("requestBody", {}).get("content", {}).items()
+    ]
+    for status, response in operation["responses"].items():
+        assert response.get("content"), (operation["operationId"], status)
+        found += [(status, media_type, media) for media_type, media in response["content"].items()]
+    return found
+
+
+async def test_every_request_body_and_answer_has_a_valid_example(api: Api) -> None:
+    doc = await document(api)
+    checked = 0
+    for path, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            for where, media_type, media in media_types(operation):
+                place = (method, path, where, media_type)
+                assert "example" in media, place
+                schema = {**media["schema"], "components": doc["components"]}
+                assert accepts(schema, media["example"]), place
+                checked += 1
+    assert checked >= 200
+
+
+def same_shape(example: object, real: object) -> bool:
+    """Same keys at every level (a list by its first item); a null or an empty list on either
+    side matches anything, and values themselves are not compared."""
+    if example is None or real is None:
+        return True
+    if isinstance(example, dict) and isinstance(real, dict):
+        return example.keys() == real.keys() and all(
+            same_shape(example[key], real[key]) for key in example
+        )
+    if isinstance(example, list) and isinstance(real, list):
+        return not example or not real or same_shape(example[0], real[0])
+    return not isinstance(example, dict | list) and not isinstance(real, dict | list)
+
+
+async def test_the_answers_examples_have_the_shape_of_real_answers(seeded: Api) -> None:
+    """Every read's 200 example has the keys the server's answer has (alice, on the seeded
+    board), so an example cannot drift from the answer it illustrates."""
+    doc = await document(seeded)
+    key = new_key()
+    await seeded.app.state.components.store.add_key("shapes", key_hash(key))
+    admin = {"Authorization": f"Bearer {key}"}
+    compared = 0
+    for path, methods in doc["paths"].items():
+        operation = methods.get("get")
+        media = operation and operation["responses"]["200"]["content"].get("application/json")
+        if media is None or "{webhook_id}" in path:
+            continue
+        url = path.replace("{user_id}", "alice").replace("{board}", "main")
+        response = await seeded.client.get(url, headers=admin if "/admin/" in url else None)
+        assert response.status_code == 200, (url, response.text)
+        assert same_shape(media["example"], response.json()), (url, response.text)
+        compared += 1
+    assert compared >= 15

@@ -17,6 +17,7 @@ import pytest
 
 from scoreboard.subscriptions import SUBSCRIPTIONS_MAX
 from tests.api.conftest import Api, ApiFactory
+from tests.support import live_frames
 from tests.support.timing import scaled
 from tests.support.tokens import token
 
@@ -63,7 +64,10 @@ class Socket:
         await self.incoming.put({"type": "websocket.receive", "text": text})
 
     async def raw(self, within: float = 5) -> dict[str, Any]:
-        return await asyncio.wait_for(self.outgoing.get(), scaled(within))
+        message = await asyncio.wait_for(self.outgoing.get(), scaled(within))
+        if message["type"] == "websocket.send":
+            live_frames.check("/ws", message["text"])
+        return message
 
     async def receive(self, within: float = 5) -> dict[str, Any]:
         message = await self.raw(within)

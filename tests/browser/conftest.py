@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.browser import chromium
+from tests.support import live_frames
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 from tests.support.tokens import token
@@ -159,6 +161,9 @@ class Tab:
     sockets: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)
+    """Frames the page received that /asyncapi.json does not allow (tests/support/live_frames.py),
+    asserted empty when the test ends."""
 
     def open_sockets(self) -> list[str]:
         """The URLs of the page's WebSockets that are open (or opening) now."""
@@ -181,8 +186,19 @@ def tab(browser: Browser) -> Iterator[Tab]:
     page.on("pageerror", lambda e: result.errors.append(str(e)))
     yield result
     context.close()
+    assert not result.drifted, "\n".join(result.drifted)
 
 
 def _follow(tab: Tab, socket: WebSocket) -> None:
     tab.sockets.append(socket.url)
     socket.on("close", lambda ws: tab.closed.append(ws.url))
+    socket.on("framereceived", lambda payload: _check(tab, socket.url, payload))
+
+
+def _check(tab: Tab, url: str, payload: str | bytes) -> None:
+    """A frame the page received, held to the AsyncAPI document. Playwright calls this from its
+    event dispatch, where an exception would not reach the test: it is kept for the teardown."""
+    try:
+        live_frames.check(urlsplit(url).path, payload)
+    except AssertionError as drift:
+        tab.drifted.append(str(drift))

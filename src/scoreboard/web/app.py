@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from scoreboard import __version__, bootstrap
 from scoreboard.settings import Settings
-from scoreboard.web import errors, openapi
+from scoreboard.web import asyncapi, errors, openapi
 from scoreboard.web.endpoints import admin, boards, docs, page, readiness, reads, update, webhooks
 from scoreboard.web.guards.admin import AdminGate
 from scoreboard.web.guards.client_address import TrustedProxies
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(multiplex.router)
     app.include_router(page.router)
     app.include_router(docs.router)
+    app.include_router(asyncapi.router)
     app.include_router(readiness.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)

@@ -16,6 +16,8 @@ runs Schemathesis against it. Changes here:
   way to say.
 - ``/api/admin`` takes an admin key (a second bearer scheme, required), and an adjustment's
   ``metric`` is one of the served metrics and its ``delta`` never 0.
+- Every request body and every answer has an ``example`` (``web.endpoints.examples``), put in
+  before the board routes are copied per board, so the copies have them too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from scoreboard.boards import DEFAULT_METRIC, BoardsConfig
 from scoreboard.periods import PERIOD_FORMS
 from scoreboard.service import ScoreService
 from scoreboard.settings import Settings
+from scoreboard.web.endpoints import examples
 
 UPDATE_PATH = "/api/scores/update"
 
@@ -49,6 +52,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             document = generate()
             _drop_422(document)
             _no_null_query_parameters(document)
+            _examples(document)
             if config is None:
                 _delta_range(document, settings.min_delta, settings.max_delta)
             else:
@@ -96,6 +100,28 @@ def _no_null_query_parameters(document: Document) -> None:
                 if rest.get("default", "") is None:  # "left out", said as a value
                     del rest["default"]
                 parameter["schema"] = {**kept[0], **rest}
+
+
+def _examples(document: Document) -> None:
+    """Each request body's and answer's example, where the route did not give one: a 200's
+    and a body's by operation, an error's by status. One missing from ``examples`` stays
+    missing (tests/api/test_openapi.py finds it) rather than failing the document."""
+    for operation in operations(document):
+        operation_id = operation.get("operationId", "")
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is not None and operation_id in examples.REQUESTS:
+            body.setdefault("example", examples.REQUESTS[operation_id])
+        for status, response in operation.get("responses", {}).items():
+            for media_type, media in response.get("content", {}).items():
+                if "example" in media or "examples" in media:
+                    continue
+                if status == "200":
+                    answer = examples.ANSWERS.get(operation_id, {})
+                    if media_type in answer:
+                        media["example"] = answer[media_type]
+                elif status.isdigit() and int(status) in examples.ERRORS:
+                    code, message = examples.ERRORS[int(status)]
+                    media["example"] = {"error": code, "message": message}
 
 
 def _delta_range(document: Document, minimum: int, maximum: int) -> None:

@@ -472,6 +472,7 @@ ExportFormat = Annotated[
 @router.get(
     "/api/boards/{board}/export",
     operation_id="board_export",
+    response_class=StreamingResponse,  # CSV or NDJSON (documented below), never JSON
     responses={
         **_ERRORS,
         200: {

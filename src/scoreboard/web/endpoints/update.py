@@ -117,7 +117,6 @@ def bearer(request: Request) -> str | None:
             "content": {
                 "application/json": {
                     "schema": UpdateRequest.model_json_schema(),
-                    "example": {"user_id": "alice", "score_delta": 25, "action_id": "level-1"},
                 }
             },
         }

@@ -76,7 +76,12 @@ def error_message(sub_id: str | None, code: str, message: str) -> str:
 
 
 def _integer(raw: dict[str, Any], name: str, default: int, most: int, sub_id: str) -> int:
+    """``name``'s value: an integer from 1 to ``most``. A number with no fractional part
+    (``5.0``, ``5e0``) is that integer, as JSON Schema's ``integer`` (the AsyncAPI document)
+    and an update's ``score_delta`` have it; ``true`` is not a number."""
     value = raw.get(name, default)
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if type(value) is not int or not 1 <= value <= most:
         raise Refused(sub_id, f"invalid_{name}", f"{name} must be an integer from 1 to {most}")
     return value
