@@ -10,6 +10,7 @@ prefix of this test's own in ``INTEGRATION_REDIS_DB`` and are deleted afterwards
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,11 +69,21 @@ def servers(
             asyncio.run(services.delete_keys(redis_url, prefix))
 
 
+def assert_the_limit(accepted: int, seconds: float) -> None:
+    """Both limits hold "at most LIMIT in any 60 s". A burst answered within 60 s gets exactly
+    LIMIT through; one the machine stretched past 60 s may rightly get a few more, as the
+    first accepted leave the window (a loaded CI run once took that long: 101)."""
+    if seconds < 60:
+        assert accepted == LIMIT
+    else:
+        assert LIMIT <= accepted < 2 * LIMIT, (accepted, seconds)
+
+
 async def post_spread(
     a: ServerProcess, b: ServerProcess, bodies: list[dict[str, object]]
-) -> tuple[list[int], list[dict[str, object]]]:
-    """Post every body at once, alternating between the two processes; the statuses in order
-    and the top 10 afterwards."""
+) -> tuple[list[int], list[dict[str, object]], float]:
+    """Post every body at once, alternating between the two processes; the statuses in order,
+    the top 10 afterwards, and the seconds the burst took."""
     limits = httpx.Limits(max_connections=50)
     async with (
         httpx.AsyncClient(base_url=a.base_url, timeout=scaled(60), limits=limits) as to_a,
@@ -82,11 +93,13 @@ async def post_spread(
         async def post(client: httpx.AsyncClient, body: dict[str, object]) -> int:
             return (await client.post("/api/scores/update", json=body)).status_code
 
+        started = time.monotonic()
         statuses = await asyncio.gather(
             *(post(to_a if i % 2 else to_b, body) for i, body in enumerate(bodies))
         )
+        seconds = time.monotonic() - started
         top = (await to_b.get("/api/scores/top10")).json()["scores"]
-    return list(statuses), top
+    return list(statuses), top, seconds
 
 
 def score_rows(database_url: str) -> int:
@@ -106,10 +119,10 @@ async def test_two_processes_sharing_redis_let_no_more_than_the_limit_through(
         {"user_id": "alice", "score_delta": 1, "auth_token": tok, "action_id": f"a{i}"}
         for i in range(3 * LIMIT)
     ]
-    statuses, top = await post_spread(a, b, bodies)
+    statuses, top, seconds = await post_spread(a, b, bodies)
     assert set(statuses) == {200, 429}, statuses
     accepted = statuses.count(200)
-    assert accepted == LIMIT
+    assert_the_limit(accepted, seconds)
     assert top[0]["user_id"] == "alice"
     assert top[0]["score"] == accepted
     assert score_rows(database_url) == accepted
@@ -127,11 +140,12 @@ async def test_two_processes_share_one_velocity_budget(
         {"user_id": "alice", "score_delta": 10, "auth_token": tok, "action_id": f"a{i}"}
         for i in range(3 * LIMIT)
     ]
-    statuses, top = await post_spread(a, b, bodies)
+    statuses, top, seconds = await post_spread(a, b, bodies)
     assert set(statuses) == {200, 429}, statuses
-    assert statuses.count(200) == LIMIT
-    assert (top[0]["user_id"], top[0]["score"]) == ("alice", 10 * LIMIT)
-    assert score_rows(database_url) == LIMIT
+    accepted = statuses.count(200)
+    assert_the_limit(accepted, seconds)
+    assert (top[0]["user_id"], top[0]["score"]) == ("alice", 10 * accepted)
+    assert score_rows(database_url) == accepted
 
 
 @pytest.mark.parametrize("servers", [VELOCITY_ONLY], indirect=True)
@@ -148,7 +162,7 @@ async def test_concurrent_retries_over_two_processes_all_get_the_one_answer(
         "auth_token": token("alice"),
         "action_id": "quest-1",
     }
-    statuses, top = await post_spread(a, b, [body] * 50)
+    statuses, top, _ = await post_spread(a, b, [body] * 50)
     assert statuses == [200] * 50, statuses
     assert (top[0]["user_id"], top[0]["score"]) == ("alice", 10 * LIMIT)
     assert score_rows(database_url) == 1
