@@ -71,9 +71,11 @@ class ServerProcess:
             SCOREBOARD_VELOCITY_LIMIT="",
             SCOREBOARD_WS_MAX_PER_ADDRESS="",
             SCOREBOARD_ADMIN_AUTH_LIMIT="",
-            # The suite runs on several workers, each of which may run two PostgreSQL servers
-            # at once: 16 connections each would crowd the server's max_connections (100).
-            SCOREBOARD_DATABASE_POOL_SIZE="6",
+            # The suite runs on 4 workers, each of which may run two PostgreSQL servers at
+            # once: 16 connections each (and a LISTEN) could pass the server's max_connections
+            # (100); 10 stay under it. Fewer made bursts of 150 updates queue past the store's
+            # 1.5 s call timeout on a loaded machine (503).
+            SCOREBOARD_DATABASE_POOL_SIZE="10",
         )
         env.update(self.extra_env)
         return env
