@@ -30,10 +30,15 @@ from scoreboard import periods
 from scoreboard.boards import Board
 from scoreboard.consistency import Tally, tally
 from scoreboard.errors import InvalidRequest
-from scoreboard.model import Entry, RankedEntry, Standing, rank_key
+from scoreboard.model import AuditEntry, Entry, RankedEntry, Replay, Standing, rank_key
 from scoreboard.periods import Period
-from scoreboard.ports import Store
+from scoreboard.ports import Checkpoints, Store
 
+CHECKPOINT_SIZE = 1000
+"""Rows a checkpoint keeps (the first in rank order): a read from it answers the top ranks
+while fewer than ``CHECKPOINT_SIZE - 10`` of those users fell below its last row."""
+CHECKPOINT_INTERVAL = 3600.0
+"""Seconds between checkpoints: a read replays at most about this span of events."""
 POINTS_MAX = 1000
 """Most points a trajectory answers; a longer one asks for a coarser bucket."""
 _MICROSECOND = timedelta(microseconds=1)
@@ -46,26 +51,46 @@ Bucket = Literal["hour", "day"]
 @dataclass(frozen=True, slots=True)
 class PastBoard:
     """A board's standings at ``at``: the period that held it (``None``: the board had none
-    then, a manual board before its first season), and every shown user's tally."""
+    then, a manual board before its first season), and every shown user's tally; or, read from
+    a checkpoint (``bound`` set), the tallies of the users that can be ranked there: every
+    shown user missing from them ranks after ``bound``, so only those ranked up to it are
+    known (:meth:`proven`)."""
 
     at: datetime
     period: Period | None
     tallies: dict[str, Tally]
     order: str
+    bound: tuple[int, int, str] | None = None
 
     def key(self, user_id: str) -> tuple[int, int, str]:
         found = self.tallies[user_id]
         return rank_key(found.score, found.reached, user_id, self.order)
 
+    @property
+    def complete(self) -> bool:
+        """Every shown user is in ``tallies``."""
+        return self.bound is None
+
+    def proven(self) -> int:
+        """How many of the first ranks ``tallies`` settle."""
+        if self.bound is None:
+            return len(self.tallies)
+        bound = self.bound
+        return sum(1 for user in self.tallies if self.key(user) <= bound)
+
     def ranked(self, count: int) -> list[str]:
-        """The first ``count`` users in rank order."""
+        """The first ``count`` users in rank order (at most :meth:`proven` of them are the
+        board's)."""
         return heapq.nsmallest(count, self.tallies, key=self.key)
 
     def rank(self, user_id: str) -> int | None:
-        """1-based; ``None`` for a user not on the board then."""
+        """1-based; ``None`` for a user not on the board then (or, from a checkpoint, not
+        ranked up to ``bound``: unknown)."""
         if user_id not in self.tallies:
             return None
         mine = self.key(user_id)
+        if self.bound is not None and mine > self.bound:
+            return None
         return 1 + sum(1 for user in self.tallies if self.key(user) < mine)
 
 
@@ -82,8 +107,17 @@ class Point:
 class Past:
     """The past reads over a store (its ledger walk: ``AdminStore.ledger``)."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        checkpoints: Checkpoints | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        """``checkpoints``: where the keeper's checkpoints are (``None``: every read recounts
+        its period)."""
         self.store = store
+        self.checkpoints = checkpoints
         self._clock = clock
 
     # -- the board at an instant --------------------------------------------------------------
@@ -91,11 +125,26 @@ class Past:
     async def board_at(self, board: Board, at: datetime) -> PastBoard:
         """The board's shown standings as they stood at ``at`` (inclusive); a time after now
         reads as now (the latest the ledger knows, not a guess at the future)."""
+        return await self._board_at(board, at, fast=False)
+
+    async def _board_at(self, board: Board, at: datetime, *, fast: bool) -> PastBoard:
+        """``fast``: from a checkpoint when one serves (the answer may then be partial, see
+        :class:`PastBoard`); otherwise, or when none does, the whole period recounted."""
         at = min(at, self._clock())
         period = await self.period_at(board, at)
         recorded = period is not None and await self.store.period(board.id, period.id) is not None
         tallies: dict[str, Tally] = {}
         if period is not None and recorded:
+            if fast and self.checkpoints is not None:
+                end = at + _MICROSECOND
+                until = end if period.ends_at is None else min(end, period.ends_at)
+                replay = await self.checkpoints.replay(board, period, until)
+                if replay is not None:
+                    replayed = from_checkpoint(board, replay)
+                    if replayed is not None:
+                        tallies, bound = replayed
+                        shown = {user: found for user, found in tallies.items() if found.shown}
+                        return PastBoard(at, period, shown, board.order, bound)
             await self._tally(board, period, at + _MICROSECOND, tallies)
         shown = {user: found for user, found in tallies.items() if found.shown}
         return PastBoard(at, period, shown, board.order)
@@ -126,19 +175,27 @@ class Past:
             before = page[-1].id
 
     async def top(self, board: Board, at: datetime, k: int) -> tuple[PastBoard, list[RankedEntry]]:
-        past = await self.board_at(board, at)
+        past = await self._board_at(board, at, fast=True)
+        if past.proven() < k and not past.complete:
+            past = await self.board_at(board, at)
         return past, await self._entries(past, 0, k)
 
     async def page(
         self, board: Board, at: datetime, offset: int, limit: int
     ) -> tuple[PastBoard, list[RankedEntry]]:
-        past = await self.board_at(board, at)
+        """The page's answer counts the board's users, which a checkpoint knows only when it
+        holds them all."""
+        past = await self._board_at(board, at, fast=True)
+        if not past.complete:
+            past = await self.board_at(board, at)
         return past, await self._entries(past, offset, limit)
 
     async def user(self, board: Board, at: datetime, user_id: str) -> tuple[PastBoard, Entry, int]:
         """``None`` entry and rank 0 are never returned: a user not on the board then is
         ``LookupError`` (the caller's 404)."""
-        past = await self.board_at(board, at)
+        past = await self._board_at(board, at, fast=True)
+        if not past.complete and past.rank(user_id) is None:
+            past = await self.board_at(board, at)
         rank = past.rank(user_id)
         found = past.tallies.get(user_id)
         if rank is None or found is None:
@@ -275,6 +332,55 @@ class Past:
             found = past.tallies.get(user_id)
             figures[index] = (None if found is None else found.score, past.rank(user_id))
         return figures
+
+
+RECOUNTED_ACTIONS = frozenset({"void", "restore", "hide", "unhide", "ban", "unban"})
+"""Audit actions that change what a named user's events count for, or whether the user is
+shown: a read from a checkpoint older than one recounts that user (the store names them)."""
+HARMLESS_ACTIONS = frozenset({"rename", "unlock_name", "adjust", "repair", "rollover", "erase"})
+"""Audit actions that leave every checkpoint true: names are read at answer time, an
+adjustment is an event like any, a repair or rollover changes no event, and an erasure deletes
+the user's checkpoint rows with everything else of theirs. Any action in neither set (a
+webhook's, a key's, one added later) is let through only by its prefix below; an unknown one
+makes the read recount its period."""
+_HARMLESS_PREFIXES = ("webhook_",)
+
+
+def from_checkpoint(
+    board: Board, replay: Replay
+) -> tuple[dict[str, Tally], tuple[int, int, str] | None] | None:
+    """The tallies a read gets from ``replay`` (the checkpoint's rows, the events after it, the
+    users recounted from their own events) and the key every user missing from them ranks
+    after (``None``: none is missing); ``None`` when an audit entry after the checkpoint is one
+    this code cannot account for.
+
+    Why it is the recount's answer: a user's tally over a set of events is the same whatever
+    way the set is split (a sum adds, a best keeps the better value and, at equal value, the
+    lower event id), and the period's events up to the instant are exactly the checkpoint's
+    (every event through ``through``, all dated up to ``at``) and the rest: those dated after
+    ``at`` (``after``) and those committed after ``through`` but dated before ``at`` (whose
+    users are recounted). A row's user whose events or status an audit entry changed is
+    recounted too; every other row is as the checkpoint found it, plus its ``after`` events. A
+    user with neither a row nor a later event ranked after the checkpoint's last row then, and
+    still does."""
+    if not all(_accounted(entry) for entry in replay.audit):
+        return None
+    tallies: dict[str, Tally] = {
+        row.user_id: Tally(row.score, row.reached, row.hidden & 1 == 0)
+        for row in replay.rows
+        if row.user_id not in replay.recounted
+    }
+    tally(board, (e for e in replay.after if e.user_id not in replay.recounted), tallies)
+    tally(board, (e for e in replay.own if e.user_id in replay.recounted), tallies)
+    return tallies, replay.bound
+
+
+def _accounted(entry: AuditEntry) -> bool:
+    return (
+        entry.action in RECOUNTED_ACTIONS
+        or entry.action in HARMLESS_ACTIONS
+        or entry.action.startswith(_HARMLESS_PREFIXES)
+    )
 
 
 def buckets(timezone: str, bucket: Bucket, since: datetime, until: datetime) -> list[datetime]:

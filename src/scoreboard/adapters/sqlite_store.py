@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scoreboard import periods
+from scoreboard.adapters.sqlite_checkpoints import SqliteCheckpoints, drop_checkpoints
 from scoreboard.adapters.sqlite_lock import DatabaseInUse, SharedHold
 from scoreboard.adapters.sqlite_outbox import SqliteOutbox, enqueue_in, forget_in
 from scoreboard.boards import Board, BoardsConfig
@@ -489,7 +490,7 @@ class _SqliteAdmin(SqliteOutbox):
         return replace(key, key_hash=key_hash)
 
 
-class SqliteScoreStore(_SqliteAdmin):
+class SqliteScoreStore(_SqliteAdmin, SqliteCheckpoints):
     def __init__(
         self,
         path: Path,
@@ -1134,6 +1135,7 @@ def _prune(
             conn.execute(
                 "DELETE FROM periods WHERE board_id = ? AND period_id = ?", (board, period)
             )
+            drop_checkpoints(conn, board, period)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -1504,7 +1506,8 @@ def erase_rows(conn: sqlite3.Connection, user_id: str, erased_as: str) -> list[t
             "SELECT board_id, period_id FROM standings WHERE user_id = ?", (user_id,)
         ).fetchall()
     ]
-    for table in ("standings", "totals", "scores", "users"):
+    tables = ("standings", "checkpoint_rows", "checkpoint_late", "totals", "scores", "users")
+    for table in tables:
         conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))  # noqa: S608
     forget_in(conn, user_id)
     quoted, replacement = json.dumps(user_id), json.dumps(erased_as)

@@ -164,6 +164,11 @@ def _served(request: Request, board: str) -> tuple[ScoreService, Served]:
     return service, service.served(board)
 
 
+def _past(request: Request) -> Past:
+    components = request.app.state.components
+    return Past(components.store, checkpoints=components.checkpoints)
+
+
 def _at(request: Request, board: str, at: str, period: str | None) -> tuple[Past, Served, datetime]:
     """The past reads, the board, and the instant ``at`` (``period`` with it is a 400)."""
     if period is not None:
@@ -171,7 +176,7 @@ def _at(request: Request, board: str, at: str, period: str | None) -> tuple[Past
     moment = parse_time(at, "at", utc_by_default=True)
     assert moment is not None
     _, served = _served(request, board)
-    return Past(request.app.state.components.store), served, moment
+    return _past(request), served, moment
 
 
 def _period_id(past: PastBoard) -> str | None:
@@ -398,7 +403,7 @@ async def board_trajectory(
     end = parse_time(until, "until")
     service, served = _served(request, board)
     service.check_user_id(user_id)
-    reads = Past(request.app.state.components.store)
+    reads = _past(request)
     points = await reads.trajectory(
         served.board, user_id, start, end, "hour" if bucket == "hour" else "day"
     )
