@@ -173,7 +173,7 @@ def _at(request: Request, board: str, at: str, period: str | None) -> tuple[Past
     """The past reads, the board, and the instant ``at`` (``period`` with it is a 400)."""
     if period is not None:
         raise InvalidRequest("at and period exclude each other", code="invalid_parameter")
-    moment = parse_time(at, "at", utc_by_default=True)
+    moment = parse_time(at, "at")
     assert moment is not None
     _, served = _served(request, board)
     return _past(request), served, moment
@@ -378,8 +378,8 @@ async def board_trajectory(
     since: Annotated[
         str | None,
         Query(
-            description="inclusive (default: the current period's start; on a board that never "
-            "resets, a day of hours or 30 days before until)",
+            description="inclusive, without an offset UTC (default: the current period's "
+            "start; on a board that never resets, a day of hours or 30 days before until)",
             json_schema_extra=_TIME,
             examples=["2026-11-27T00:00:00Z"],
         ),
@@ -387,7 +387,7 @@ async def board_trajectory(
     until: Annotated[
         str | None,
         Query(
-            description="exclusive (default and at most: now)",
+            description="exclusive, without an offset UTC (default and at most: now)",
             json_schema_extra=_TIME,
             examples=["2026-11-28T00:00:00Z"],
         ),
