@@ -473,17 +473,22 @@ class AuditEntry:
     details: dict[str, object]
 
 
-def audit_users(audit: Iterable[AuditEntry]) -> set[str]:
-    """Every user the entries may be about: each target and each details' ``user_id`` (more
-    than the actions about a user name; a reader that recounts them recounts some ids that are
-    no user's, which costs it nothing but the lookup)."""
-    users = set()
+def audit_subjects(audit: Iterable[AuditEntry]) -> tuple[set[str], set[int]]:
+    """Every user the entries may be about (each target, each details' ``user_id``) and every
+    event they name (a target ``event:N``, whose user a reader looks up). More than the
+    actions about a user name: a reader that recounts them all recounts some ids that are no
+    user's, which costs it only the lookup."""
+    users: set[str] = set()
+    events: set[int] = set()
     for entry in audit:
         users.add(entry.target)
+        kind, _, number = entry.target.partition(":")
+        if kind == "event" and number.isdigit():
+            events.add(int(number))
         user = entry.details.get("user_id")
         if isinstance(user, str):
             users.add(user)
-    return users
+    return users, events
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ class PastBoard:
     tallies: dict[str, Tally]
     order: str
     bound: tuple[int, int, str] | None = None
+    replayed: bool = False
+    """Read from a checkpoint rather than recounted."""
 
     def key(self, user_id: str) -> tuple[int, int, str]:
         found = self.tallies[user_id]
@@ -144,7 +146,7 @@ class Past:
                     if replayed is not None:
                         tallies, bound = replayed
                         shown = {user: found for user, found in tallies.items() if found.shown}
-                        return PastBoard(at, period, shown, board.order, bound)
+                        return PastBoard(at, period, shown, board.order, bound, replayed=True)
             await self._tally(board, period, at + _MICROSECOND, tallies)
         shown = {user: found for user, found in tallies.items() if found.shown}
         return PastBoard(at, period, shown, board.order)

@@ -20,7 +20,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from scoreboard.boards import Board
-from scoreboard.model import AuditEntry, CheckpointRow, LedgerEvent, Replay, audit_users
+from scoreboard.model import AuditEntry, CheckpointRow, LedgerEvent, Replay, audit_subjects
 from scoreboard.periods import Period
 
 T = TypeVar("T")
@@ -171,7 +171,13 @@ async def replay(c: Connection, board: Board, period: Period, until: datetime) -
                 _AUDIT_AFTER, audit_mark
             )
         )
-        recounted = late | audit_users(audit)
+        users, events = audit_subjects(audit)
+        if events:
+            found = await c.fetch(
+                "SELECT user_id FROM scores WHERE score_id = ANY($1::bigint[])", sorted(events)
+            )
+            users.update(r[0] for r in found)
+        recounted = late | users
         in_rows = {r.user_id for r in rows}
         recounted.update(e.user_id for e in after if e.user_id not in in_rows)
         own = tuple(

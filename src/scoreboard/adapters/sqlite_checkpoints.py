@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from scoreboard.boards import Board
-from scoreboard.model import AuditEntry, CheckpointRow, LedgerEvent, Replay, audit_users
+from scoreboard.model import AuditEntry, CheckpointRow, LedgerEvent, Replay, audit_subjects
 from scoreboard.periods import Period
 
 T = TypeVar("T")
@@ -193,7 +193,11 @@ def replay(conn: sqlite3.Connection, board: Board, period: Period, until: dateti
                 _AUDIT_AFTER, (audit_mark,)
             ).fetchall()
         )
-        recounted = late | audit_users(audit)
+        users, events = audit_subjects(audit)
+        for event in sorted(events):
+            found = conn.execute("SELECT user_id FROM scores WHERE score_id = ?", (event,))
+            users.update(r[0] for r in found.fetchall())
+        recounted = late | users
         in_rows = {r.user_id for r in rows}
         recounted.update(e.user_id for e in after if e.user_id not in in_rows)
         own: list[LedgerEvent] = []
