@@ -236,7 +236,14 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         shared_indexes=shared,
         webhooks=WebhookRegistry(store, policy, resolve, on_queued=courier.poke),
         courier=courier,
-        keeper=Keeper(service, bus, shared, views=views, checkpoints=checkpoints),
+        keeper=Keeper(
+            service,
+            bus,
+            shared,
+            views=views,
+            checkpoints=checkpoints,
+            checkpoint_interval=settings.checkpoint_interval,
+        ),
         views=views,
         checkpoints=checkpoints,
         watch=Watch(
