@@ -339,12 +339,12 @@ class Past:
 RECOUNTED_ACTIONS = frozenset({"void", "restore", "hide", "unhide", "ban", "unban"})
 """Audit actions that change what a named user's events count for, or whether the user is
 shown: a read from a checkpoint older than one recounts that user (the store names them)."""
-HARMLESS_ACTIONS = frozenset({"rename", "unlock_name", "adjust", "repair", "rollover", "erase"})
+HARMLESS_ACTIONS = frozenset({"rename", "unlock_name", "adjust", "rollover", "erase"})
 """Audit actions that leave every checkpoint true: names are read at answer time, an
-adjustment is an event like any, a repair or rollover changes no event, and an erasure deletes
-the user's checkpoint rows with everything else of theirs. Any action in neither set (a
-webhook's, a key's, one added later) is let through only by its prefix below; an unknown one
-makes the read recount its period."""
+adjustment is an event like any, a rollover changes no event, and an erasure deletes the
+user's checkpoint rows with everything else of theirs. Any action in neither set is let
+through only by its prefix below (a webhook's); any other (a ``repair``: the checkpoint may
+have copied what it repaired; one added later) makes the read recount its period."""
 _HARMLESS_PREFIXES = ("webhook_",)
 
 

@@ -966,6 +966,8 @@ class PostgresScoreStore(PostgresOutbox, PostgresCheckpoints):
             tables = ("standings", "checkpoint_rows", "checkpoint_late", "totals", "scores")
             for table in (*tables, "users"):
                 await c.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
+            # A checkpoint's bound keeps its place without the id (see sqlite_store.erase_rows).
+            await c.execute("UPDATE checkpoints SET bound_user = '' WHERE bound_user = $1", user_id)
             await forget_in(c, user_id)
             quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
             await c.execute(

@@ -1509,6 +1509,8 @@ def erase_rows(conn: sqlite3.Connection, user_id: str, erased_as: str) -> list[t
     tables = ("standings", "checkpoint_rows", "checkpoint_late", "totals", "scores", "users")
     for table in tables:
         conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))  # noqa: S608
+    # A checkpoint's bound keeps its place without the id: no two users share (score, event).
+    conn.execute("UPDATE checkpoints SET bound_user = '' WHERE bound_user = ?", (user_id,))
     forget_in(conn, user_id)
     quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
     conn.execute(
