@@ -383,8 +383,8 @@ class Replay:
     ``after`` are the events dated after ``at`` up to the read's instant, by event id;
     ``recounted`` the users to count from ``own`` (all their events of the period up to the
     instant) rather than from their row: those with an event committed after ``through`` but
-    dated before ``at``, those named by an audit entry after the checkpoint's (``audit``), and
-    those of ``after`` without a row."""
+    dated before ``at``, and those named by an audit entry after the checkpoint's
+    (``audit``)."""
 
     at: datetime
     through: int

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -30,7 +30,15 @@ from scoreboard import periods
 from scoreboard.boards import Board
 from scoreboard.consistency import Tally, tally
 from scoreboard.errors import InvalidRequest
-from scoreboard.model import AuditEntry, Entry, RankedEntry, Replay, Standing, rank_key
+from scoreboard.model import (
+    AuditEntry,
+    Entry,
+    RankedEntry,
+    Replay,
+    Standing,
+    rank_key,
+    rank_score,
+)
 from scoreboard.periods import Period
 from scoreboard.ports import Checkpoints, Store
 
@@ -52,15 +60,17 @@ Bucket = Literal["hour", "day"]
 class PastBoard:
     """A board's standings at ``at``: the period that held it (``None``: the board had none
     then, a manual board before its first season), and every shown user's tally; or, read from
-    a checkpoint (``bound`` set), the tallies of the users that can be ranked there: every
-    shown user missing from them ranks after ``bound``, so only those ranked up to it are
-    known (:meth:`proven`)."""
+    a checkpoint (``replayed``), what it settles: every shown user missing from ``tallies``
+    ranks after ``bound`` (``None``: none is missing), except the ``pending`` ones, each with a
+    lower bound of their ``rank_score``, who are yet to be recounted (:meth:`Past.settle`). So
+    only the first :meth:`proven` ranks are known."""
 
     at: datetime
     period: Period | None
     tallies: dict[str, Tally]
     order: str
     bound: tuple[int, int, str] | None = None
+    pending: dict[str, int] = field(default_factory=dict)
     replayed: bool = False
     """Read from a checkpoint rather than recounted."""
 
@@ -71,14 +81,22 @@ class PastBoard:
     @property
     def complete(self) -> bool:
         """Every shown user is in ``tallies``."""
-        return self.bound is None
+        return self.bound is None and not self.pending
+
+    def _unknown_from(self) -> tuple[int, int, str] | None:
+        """The least key a user not in ``tallies`` may have (``None``: there is none)."""
+        floor = min(self.pending.values(), default=None)
+        lowest = None if floor is None else (floor, -1, "")
+        if self.bound is not None and (lowest is None or self.bound < lowest):
+            lowest = self.bound
+        return lowest
 
     def proven(self) -> int:
         """How many of the first ranks ``tallies`` settle."""
-        if self.bound is None:
+        lowest = self._unknown_from()
+        if lowest is None:
             return len(self.tallies)
-        bound = self.bound
-        return sum(1 for user in self.tallies if self.key(user) <= bound)
+        return sum(1 for user in self.tallies if self.key(user) <= lowest)
 
     def ranked(self, count: int) -> list[str]:
         """The first ``count`` users in rank order (at most :meth:`proven` of them are the
@@ -87,11 +105,12 @@ class PastBoard:
 
     def rank(self, user_id: str) -> int | None:
         """1-based; ``None`` for a user not on the board then (or, from a checkpoint, not
-        ranked up to ``bound``: unknown)."""
+        settled: unknown)."""
         if user_id not in self.tallies:
             return None
         mine = self.key(user_id)
-        if self.bound is not None and mine > self.bound:
+        lowest = self._unknown_from()
+        if lowest is not None and mine > lowest:
             return None
         return 1 + sum(1 for user in self.tallies if self.key(user) < mine)
 
@@ -144,9 +163,10 @@ class Past:
                 if replay is not None:
                     replayed = from_checkpoint(board, replay)
                     if replayed is not None:
-                        tallies, bound = replayed
+                        tallies, pending = replayed
                         shown = {user: found for user, found in tallies.items() if found.shown}
-                        return PastBoard(at, period, shown, board.order, bound, replayed=True)
+                        bound = replay.bound
+                        return PastBoard(at, period, shown, board.order, bound, pending, True)
             await self._tally(board, period, at + _MICROSECOND, tallies)
         shown = {user: found for user, found in tallies.items() if found.shown}
         return PastBoard(at, period, shown, board.order)
@@ -178,8 +198,11 @@ class Past:
 
     async def top(self, board: Board, at: datetime, k: int) -> tuple[PastBoard, list[RankedEntry]]:
         past = await self._board_at(board, at, fast=True)
-        if past.proven() < k and not past.complete:
-            past = await self.board_at(board, at)
+        if not past.complete:
+            ranked = past.ranked(k)
+            await self.settle(board, past, past.key(ranked[-1]) if len(ranked) == k else None)
+            if past.proven() < k and not past.complete:
+                past = await self.board_at(board, at)
         return past, await self._entries(past, 0, k)
 
     async def page(
@@ -188,16 +211,22 @@ class Past:
         """The page's answer counts the board's users, which a checkpoint knows only when it
         holds them all."""
         past = await self._board_at(board, at, fast=True)
-        if not past.complete:
+        if past.bound is not None:
             past = await self.board_at(board, at)
+        await self.settle(board, past, None)
         return past, await self._entries(past, offset, limit)
 
     async def user(self, board: Board, at: datetime, user_id: str) -> tuple[PastBoard, Entry, int]:
         """``None`` entry and rank 0 are never returned: a user not on the board then is
         ``LookupError`` (the caller's 404)."""
         past = await self._board_at(board, at, fast=True)
-        if not past.complete and past.rank(user_id) is None:
-            past = await self.board_at(board, at)
+        if not past.complete:
+            if user_id in past.pending:
+                await self._recount(board, past, [user_id])
+            if user_id in past.tallies:
+                await self.settle(board, past, past.key(user_id))
+            if past.rank(user_id) is None and not past.complete:
+                past = await self.board_at(board, at)
         rank = past.rank(user_id)
         found = past.tallies.get(user_id)
         if rank is None or found is None:
@@ -207,6 +236,32 @@ class Past:
         updated = at if event is None else event.at
         standing = Standing(user_id, name, found.score, 0, found.reached)
         return past, Entry(standing, updated), rank
+
+    async def settle(
+        self, board: Board, past: PastBoard, before: tuple[int, int, str] | None
+    ) -> None:
+        """Recount the pending users of ``past`` who may rank before the key ``before``
+        (``None``: up to its bound, or all of them when it has none)."""
+        limit = before or past.bound
+        users = [u for u, floor in past.pending.items() if limit is None or (floor, -1, "") < limit]
+        await self._recount(board, past, users)
+
+    async def _recount(self, board: Board, past: PastBoard, users: list[str]) -> None:
+        """The ``users``' tallies from their own events (an index range each), into ``past``."""
+        period = past.period
+        assert period is not None
+        end = past.at + _MICROSECOND
+        until = end if period.ends_at is None else min(end, period.ends_at)
+        for user in users:
+            found: dict[str, Tally] = {}
+            async for events in self.store.ledger(
+                board.metric, period.starts_at, until, user_id=user
+            ):
+                tally(board, events, found)
+            mine = found.get(user)
+            if mine is not None and mine.shown:
+                past.tallies[user] = mine
+            past.pending.pop(user, None)
 
     async def _entries(self, past: PastBoard, offset: int, limit: int) -> list[RankedEntry]:
         users = past.ranked(offset + limit)[offset:]
@@ -348,12 +403,10 @@ have copied what it repaired; one added later) makes the read recount its period
 _HARMLESS_PREFIXES = ("webhook_",)
 
 
-def from_checkpoint(
-    board: Board, replay: Replay
-) -> tuple[dict[str, Tally], tuple[int, int, str] | None] | None:
-    """The tallies a read gets from ``replay`` (the checkpoint's rows, the events after it, the
-    users recounted from their own events) and the key every user missing from them ranks
-    after (``None``: none is missing); ``None`` when an audit entry after the checkpoint is one
+def from_checkpoint(board: Board, replay: Replay) -> tuple[dict[str, Tally], dict[str, int]] | None:
+    """The tallies a read gets from ``replay`` (the checkpoint's rows and the events after it;
+    the users it recounted from their own events), and the users still pending, each with a
+    lower bound of their ``rank_score``; ``None`` when an audit entry after the checkpoint is one
     this code cannot account for.
 
     Why it is the recount's answer: a user's tally over a set of events is the same whatever
@@ -364,7 +417,11 @@ def from_checkpoint(
     users are recounted). A row's user whose events or status an audit entry changed is
     recounted too; every other row is as the checkpoint found it, plus its ``after`` events. A
     user with neither a row nor a later event ranked after the checkpoint's last row then, and
-    still does."""
+    still does. A user with later events but no row had, at the checkpoint, no events (then the
+    later ones are all) or a ``rank_score`` of at least the bound's: with the later ones, a sum
+    is at least the bound's (or 0) plus theirs, a best at least the better of the bound's and
+    theirs. Such a user is pending with that lower bound; only those it leaves in the way of an
+    answer are recounted (:meth:`Past.settle`)."""
     if not all(_accounted(entry) for entry in replay.audit):
         return None
     tallies: dict[str, Tally] = {
@@ -372,9 +429,23 @@ def from_checkpoint(
         for row in replay.rows
         if row.user_id not in replay.recounted
     }
-    tally(board, (e for e in replay.after if e.user_id not in replay.recounted), tallies)
+    later: dict[str, Tally] = {}
+    tally(
+        board,
+        (e for e in replay.after if e.user_id not in replay.recounted and e.user_id not in tallies),
+        later,
+    )
+    tally(board, (e for e in replay.after if e.user_id in tallies), tallies)
     tally(board, (e for e in replay.own if e.user_id in replay.recounted), tallies)
-    return tallies, replay.bound
+    pending: dict[str, int] = {}
+    if replay.bound is None:  # the checkpoint held every user: the later events are all theirs
+        tallies.update(later)
+    else:
+        floor = replay.bound[0]
+        for user, found in later.items():
+            key = rank_score(found.score, board.order)
+            pending[user] = min(floor, 0) + key if board.aggregate == "sum" else min(floor, key)
+    return tallies, pending
 
 
 def _accounted(entry: AuditEntry) -> bool:

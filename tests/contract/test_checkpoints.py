@@ -114,21 +114,18 @@ async def _compare(store: Any, history: History) -> tuple[int, int]:
     for board in CONFIG.boards.values():
         for at in instants:
             expected = await slow.board_at(board, at)
-            ranked = expected.ranked(len(expected.tallies))
             for k in (1, 3, 10):
                 found, top = await fast.top(board, at, k)
                 _, want = await slow.top(board, at, k)
                 assert top == want, (board.id, at, k)
                 assert found.period == expected.period
+                if k == 3:
+                    reads += 1
+                    served += found.replayed
             _, page = await fast.page(board, at, 1, 3)
             assert page == (await slow.page(board, at, 1, 3))[1], (board.id, at)
             for user in [*USERS, "nobody"]:
                 assert await _user(fast, board, at, user) == await _user(slow, board, at, user)
-            replayed = await fast._board_at(board, at, fast=True)
-            reads += 1
-            if replayed.replayed and replayed.proven() >= min(3, len(ranked)):
-                served += 1
-                assert replayed.ranked(replayed.proven()) == ranked[: replayed.proven()]
     return served, reads
 
 

@@ -178,8 +178,6 @@ async def replay(c: Connection, board: Board, period: Period, until: datetime) -
             )
             users.update(r[0] for r in found)
         recounted = late | users
-        in_rows = {r.user_id for r in rows}
-        recounted.update(e.user_id for e in after if e.user_id not in in_rows)
         own = tuple(
             _event(r) for r in await c.fetch(_OWN, sorted(recounted), board.metric, start, until)
         )

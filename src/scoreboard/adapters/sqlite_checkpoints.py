@@ -198,8 +198,6 @@ def replay(conn: sqlite3.Connection, board: Board, period: Period, until: dateti
             found = conn.execute("SELECT user_id FROM scores WHERE score_id = ?", (event,))
             users.update(r[0] for r in found.fetchall())
         recounted = late | users
-        in_rows = {r.user_id for r in rows}
-        recounted.update(e.user_id for e in after if e.user_id not in in_rows)
         own: list[LedgerEvent] = []
         for user in sorted(recounted):
             own += (
