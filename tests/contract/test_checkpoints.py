@@ -240,7 +240,9 @@ async def test_a_board_reconfigured_since_does_not_read_an_old_shape(
 
 
 @contextlib.asynccontextmanager
-async def _fresh(backend: str, template: str, folder: Path, clock: StoreClock) -> AsyncIterator[Any]:
+async def _fresh(
+    backend: str, template: str, folder: Path, clock: StoreClock
+) -> AsyncIterator[Any]:
     if backend == "sqlite":
         from scoreboard.adapters.sqlite_store import SqliteScoreStore
 
@@ -285,18 +287,21 @@ _OP = st.one_of(
         st.sampled_from([-20, -5, 3, 10, 50, 100, 1500, 60_000]),
         st.integers(1, 120),
     ),
-    st.tuples(st.just("late"), st.sampled_from(USERS[:5]), st.sampled_from([5, 40]), st.integers(2, 30)),
+    st.tuples(
+        st.just("late"), st.sampled_from(USERS[:5]), st.sampled_from([5, 40]), st.integers(2, 30)
+    ),
     st.just(("checkpoint",)),
     st.tuples(st.sampled_from(["void", "restore"]), st.integers(0, 50)),
-    st.tuples(st.sampled_from(["hidden", "banned", "active", "rename", "erase"]), st.sampled_from(USERS[:5])),
+    st.tuples(
+        st.sampled_from(["hidden", "banned", "active", "rename", "erase"]),
+        st.sampled_from(USERS[:5]),
+    ),
     st.just(("rollover",)),
 )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_random_histories_read_from_checkpoints_as_recounted(
-    backend: str, tmp_path: Path
-) -> None:
+def test_random_histories_read_from_checkpoints_as_recounted(backend: str, tmp_path: Path) -> None:
     import asyncio
 
     examples = 25 if backend == "sqlite" else 12

@@ -159,7 +159,10 @@ def checkpoints(url: str) -> set[str]:
 def test_the_baseline_is_what_the_tests_need(baseline: Baseline) -> None:
     """Every board had users at every instant, and the boards moved between instants."""
     for board in BOARD_IDS:
-        tops = [baseline.answers[f"/api/boards/{board}/top10?at={stamp(at)}"] for at in baseline.instants]
+        tops = [
+            baseline.answers[f"/api/boards/{board}/top10?at={stamp(at)}"]
+            for at in baseline.instants
+        ]
         assert all(status == 200 and body["scores"] for status, body in tops), board
         assert len({str(body["scores"]) for _, body in tops}) > 1, board
 

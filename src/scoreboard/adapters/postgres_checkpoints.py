@@ -85,8 +85,7 @@ _OWN = (
     " ORDER BY s.score_id"
 )
 _AUDIT_AFTER = (
-    "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id > $1"
-    " ORDER BY id"
+    "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id > $1 ORDER BY id"
 )
 
 

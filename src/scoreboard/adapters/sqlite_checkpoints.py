@@ -81,8 +81,7 @@ _OWN = (
     " AND s.created_at < ? ORDER BY s.score_id"
 )
 _AUDIT_AFTER = (
-    "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id > ?"
-    " ORDER BY id"
+    "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id > ? ORDER BY id"
 )
 
 
@@ -154,7 +153,9 @@ def take(
     return written
 
 
-def replay(conn: sqlite3.Connection, board: Board, period: Period, until: datetime) -> Replay | None:
+def replay(
+    conn: sqlite3.Connection, board: Board, period: Period, until: datetime
+) -> Replay | None:
     """:meth:`SqliteCheckpoints.replay` on the reader's connection, in one snapshot."""
     start = _MIN_TIME if period.starts_at is None else _text(period.starts_at)
     starts = None if period.starts_at is None else start
@@ -184,8 +185,7 @@ def replay(conn: sqlite3.Connection, board: Board, period: Period, until: dateti
             ).fetchall()
         }
         late.update(
-            r[0]
-            for r in conn.execute(_LATE_SINCE_MARK, (mark, board.metric, at, start)).fetchall()
+            r[0] for r in conn.execute(_LATE_SINCE_MARK, (mark, board.metric, at, start)).fetchall()
         )
         audit = tuple(
             AuditEntry(i, _time(t), key, action, target, reason, json.loads(details))
@@ -201,8 +201,7 @@ def replay(conn: sqlite3.Connection, board: Board, period: Period, until: dateti
         own: list[LedgerEvent] = []
         for user in sorted(recounted):
             own += (
-                _event(r)
-                for r in conn.execute(_OWN, (user, board.metric, start, end)).fetchall()
+                _event(r) for r in conn.execute(_OWN, (user, board.metric, start, end)).fetchall()
             )
         own.sort(key=lambda e: e.event_id)
     finally:

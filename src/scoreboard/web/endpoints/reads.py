@@ -288,11 +288,19 @@ async def history(
     user_id: UserId,
     since: Annotated[
         str | None,
-        Query(description="inclusive (without an offset: UTC)", json_schema_extra=_TIME, examples=["2026-11-27T10:00:00Z"]),
+        Query(
+            description="inclusive (without an offset: UTC)",
+            json_schema_extra=_TIME,
+            examples=["2026-11-27T10:00:00Z"],
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        Query(description="exclusive (without an offset: UTC)", json_schema_extra=_TIME, examples=["2026-11-28T10:00:00Z"]),
+        Query(
+            description="exclusive (without an offset: UTC)",
+            json_schema_extra=_TIME,
+            examples=["2026-11-28T10:00:00Z"],
+        ),
     ] = None,
     bucket: Annotated[
         str | None,
