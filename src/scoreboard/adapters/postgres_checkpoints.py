@@ -26,6 +26,9 @@ from scoreboard.periods import Period
 T = TypeVar("T")
 Connection = PoolConnectionProxy[asyncpg.Record]
 
+_TAKE_TIMEOUT = 60.0
+"""Seconds a keeper's turn may take (the first one looks at every event already stored)."""
+_READ_TIMEOUT = 30.0
 _HOLD_UPDATES = "LOCK TABLE scores IN SHARE ROW EXCLUSIVE MODE"
 _SEAL = (
     "INSERT INTO checkpoint_late (checkpoint_id, user_id)"
@@ -202,7 +205,9 @@ class PostgresCheckpoints:
 
     _clock: Callable[[], datetime]
 
-    async def _guard(self, use: Callable[[Connection], Awaitable[T]], *, deadline: float) -> T:
+    async def _guard(
+        self, use: Callable[[Connection], Awaitable[T]], *, deadline: float = _READ_TIMEOUT
+    ) -> T:
         raise NotImplementedError
 
     async def take_checkpoints(self, boards: Sequence[tuple[Board, Period]], size: int) -> int:
@@ -211,7 +216,3 @@ class PostgresCheckpoints:
 
     async def replay(self, board: Board, period: Period, until: datetime) -> Replay | None:
         return await self._guard(lambda c: replay(c, board, period, until), deadline=_READ_TIMEOUT)
-
-
-_TAKE_TIMEOUT = 60.0
-_READ_TIMEOUT = 30.0

@@ -356,7 +356,7 @@ def _time(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC)
 
 
-class PostgresScoreStore(PostgresOutbox, PostgresCheckpoints):
+class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
     """``dsn`` is our ``postgresql://USER@HOST:PORT/DB`` URL, which asyncpg takes as it is."""
 
     def __init__(
