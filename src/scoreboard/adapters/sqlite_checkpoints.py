@@ -72,8 +72,10 @@ _AFTER = (
     _EVENT_COLUMNS + " WHERE s.metric = ? AND s.created_at > ? AND s.created_at < ?"
     " ORDER BY s.score_id"
 )
+# By event id from the mark (the events since the keeper's last turn), not by the (metric,
+# created_at) index, whose range here is the whole period up to the checkpoint.
 _LATE_SINCE_MARK = (
-    "SELECT DISTINCT user_id FROM scores WHERE score_id > ? AND metric = ?"
+    "SELECT DISTINCT user_id FROM scores NOT INDEXED WHERE score_id > ? AND metric = ?"
     " AND created_at <= ? AND created_at >= ?"
 )
 _OWN = (

@@ -1369,10 +1369,12 @@ def _void(
 # Verify and repair (scoreboard.consistency): keyset walks of the ledger (by event id) and of a
 # period's rows (by user id), and a recount that sets the row's hidden bit from the user's
 # status (a repair must not trust the row's own bit, which is what may be wrong).
+# The walk is by event id: ``+s.metric`` keeps SQLite from taking the (metric, created_at)
+# index instead, which would sort the whole span again for every chunk of the walk.
 _LEDGER_COLUMNS = (
     "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
     " u.status = 'active', s.created_at FROM scores s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
+    " WHERE +s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
 )
 _LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT ?"
 _LEDGER_OF = _LEDGER_COLUMNS + " AND s.user_id = ? ORDER BY s.score_id LIMIT ?"
