@@ -249,7 +249,8 @@ class Past:
     async def _recount(self, board: Board, past: PastBoard, users: list[str]) -> None:
         """The ``users``' tallies from their own events (an index range each), into ``past``."""
         period = past.period
-        assert period is not None
+        if not users or period is None:
+            return
         end = past.at + _MICROSECOND
         until = end if period.ends_at is None else min(end, period.ends_at)
         for user in users:

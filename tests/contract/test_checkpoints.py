@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scoreboard.boards import Board
+from scoreboard.errors import Banned
 from scoreboard.model import Audit, ScoreUpdate
 from scoreboard.past import Past
 from scoreboard.ports import Checkpoints
@@ -72,7 +73,11 @@ async def _run(store: Any, clock: StoreClock, ops: list[tuple[Any, ...]]) -> His
             moment = at - timedelta(minutes=minutes // 2 + 1) if kind == "late" else at
             clock.at(moment)
             metric = "lap_ms" if delta > 1000 else "points"
-            await store.apply(ScoreUpdate(user, delta, f"a{n}", metric=metric))
+            try:
+                await store.apply(ScoreUpdate(user, delta, f"a{n}", metric=metric))
+            except Banned:
+                clock.at(at)
+                continue
             (newest,) = await store.events_of(user, limit=1)
             history.events.append((newest.event_id, user, newest.at))
             history.instants += [newest.at, newest.at - timedelta(microseconds=1)]

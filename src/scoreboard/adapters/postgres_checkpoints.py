@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -24,7 +24,7 @@ from scoreboard.model import AuditEntry, CheckpointRow, LedgerEvent, Replay, aud
 from scoreboard.periods import Period
 
 T = TypeVar("T")
-Connection = PoolConnectionProxy[asyncpg.Record]
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 _TAKE_TIMEOUT = 60.0
 """Seconds a keeper's turn may take (the first one looks at every event already stored)."""
