@@ -77,7 +77,7 @@ def stamp(moment: datetime) -> str:
 async def post_round(base_url: str, round_: int) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=scaled(30)) as client:
         for i, user in enumerate(PLAYERS):
-            bodies = [(10 * ((i * 7 + round_ * 3) % 11) - 20, "points")]
+            bodies = [(10 * ((i * 7 + round_ * 3) % 11) - 25, "points")]
             if (i + round_) % 3 == 0:
                 bodies.append((60_000 + 250 * ((i * 5 + round_) % 40), "lap_ms"))
             for n, (delta, metric) in enumerate(bodies):
