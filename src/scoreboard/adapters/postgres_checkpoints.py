@@ -175,10 +175,10 @@ async def replay(c: Connection, board: Board, period: Period, until: datetime) -
         )
         users, events = audit_subjects(audit)
         if events:
-            found = await c.fetch(
+            voided = await c.fetch(
                 "SELECT user_id FROM scores WHERE score_id = ANY($1::bigint[])", sorted(events)
             )
-            users.update(r[0] for r in found)
+            users.update(r[0] for r in voided)
         recounted = late | users
         own = tuple(
             _event(r) for r in await c.fetch(_OWN, sorted(recounted), board.metric, start, until)
