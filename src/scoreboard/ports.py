@@ -384,6 +384,14 @@ class Checkpoints(Protocol):
         order), in one snapshot; ``None`` when there is none."""
         ...
 
+    async def events_of_users(
+        self, metric: str, users: Sequence[str], since: datetime | None, until: datetime
+    ) -> list[LedgerEvent]:
+        """Every event of ``metric`` of each of ``users`` committed in ``[since, until)``
+        (``None``: unbounded), voided ones included, by event id, in one read (an index range
+        per user): a replay's recount of the users it cannot place otherwise."""
+        ...
+
 
 class RankIndex(Protocol):
     """One board's entries in its current period, ordered by the ranking rule

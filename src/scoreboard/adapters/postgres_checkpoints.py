@@ -216,3 +216,12 @@ class PostgresCheckpoints:
 
     async def replay(self, board: Board, period: Period, until: datetime) -> Replay | None:
         return await self._guard(lambda c: replay(c, board, period, until), deadline=_READ_TIMEOUT)
+
+    async def events_of_users(
+        self, metric: str, users: Sequence[str], since: datetime | None, until: datetime
+    ) -> list[LedgerEvent]:
+        async def read(c: Connection) -> list[LedgerEvent]:
+            rows = await c.fetch(_OWN, list(users), metric, since, until)
+            return [_event(r) for r in rows]
+
+        return await self._guard(read, deadline=_READ_TIMEOUT)

@@ -223,6 +223,21 @@ def drop_checkpoints(conn: sqlite3.Connection, board: str, period: str) -> None:
     conn.execute("DELETE FROM checkpoints WHERE board_id = ? AND period_id = ?", (board, period))
 
 
+def events_of_users(
+    conn: sqlite3.Connection, metric: str, users: Sequence[str], since: str, until: str
+) -> list[LedgerEvent]:
+    """:meth:`SqliteCheckpoints.events_of_users` on the reader's connection, in one snapshot."""
+    found: list[LedgerEvent] = []
+    conn.execute("BEGIN")
+    try:
+        for user in users:
+            found += (_event(r) for r in conn.execute(_OWN, (user, metric, since, until)))
+    finally:
+        conn.execute("COMMIT")
+    found.sort(key=lambda e: e.event_id)
+    return found
+
+
 class SqliteCheckpoints:
     """Mixed into ``SqliteScoreStore``: its writer and reader connections."""
 
@@ -240,3 +255,10 @@ class SqliteCheckpoints:
 
     async def replay(self, board: Board, period: Period, until: datetime) -> Replay | None:
         return await self._read(lambda c: replay(c, board, period, until))
+
+    async def events_of_users(
+        self, metric: str, users: Sequence[str], since: datetime | None, until: datetime
+    ) -> list[LedgerEvent]:
+        start = _MIN_TIME if since is None else _text(since)
+        end = _text(until)
+        return await self._read(lambda c: events_of_users(c, metric, users, start, end))
