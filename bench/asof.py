@@ -208,7 +208,12 @@ async def measure(store: Any, hour: datetime, repeat: int, recount_too: bool) ->
 
 
 async def build(
-    make: Callable[[], Any], fill: Callable[..., None], target: Any, users: int, events: int
+    make: Callable[[], Any],
+    fill: Callable[..., None],
+    target: Any,
+    users: int,
+    events: int,
+    size: int,
 ) -> tuple[Any, dict[str, float], datetime]:
     """Fill in two steps around a checkpoint taken at the hour ``H``: the store (open), the
     times, and ``H``."""
@@ -223,7 +228,7 @@ async def build(
     await store.open()
     await store.load_config()
     began = time.perf_counter()
-    written = await store.take_checkpoints([(CONFIG.boards["main"], ALL_TIME)], CHECKPOINT_SIZE)
+    written = await store.take_checkpoints([(CONFIG.boards["main"], ALL_TIME)], size)
     times["checkpoint_ms"] = (time.perf_counter() - began) * 1000
     assert written == 1
     await store.close()
@@ -236,12 +241,14 @@ async def build(
     # The keeper's next turn, with nothing to write: it looks at the events since its last one
     # (a quarter of them here; an interval's in service) for any dated before the checkpoint.
     began = time.perf_counter()
-    await store.take_checkpoints([], CHECKPOINT_SIZE)
+    await store.take_checkpoints([], size)
     times["seal_ms"] = (time.perf_counter() - began) * 1000
     return store, times, hour
 
 
-async def run_sqlite(users: int, events: int, repeat: int, recount_too: bool) -> dict[str, Any]:
+async def run_sqlite(
+    users: int, events: int, repeat: int, recount_too: bool, size: int
+) -> dict[str, Any]:
     from scoreboard.adapters.sqlite_store import SqliteScoreStore
 
     (ROOT / "bench" / "results").mkdir(exist_ok=True)  # git-ignored
@@ -252,7 +259,7 @@ async def run_sqlite(users: int, events: int, repeat: int, recount_too: bool) ->
         await prepare(store)
         await store.close()
         store, times, hour = await build(
-            lambda: SqliteScoreStore(path), fill_sqlite, path, users, events
+            lambda: SqliteScoreStore(path), fill_sqlite, path, users, events, size
         )
         try:
             return {**times, **await measure(store, hour, repeat, recount_too)}
@@ -260,7 +267,9 @@ async def run_sqlite(users: int, events: int, repeat: int, recount_too: bool) ->
             await store.close()
 
 
-async def run_postgres(users: int, events: int, repeat: int, recount_too: bool) -> dict[str, Any]:
+async def run_postgres(
+    users: int, events: int, repeat: int, recount_too: bool, size: int
+) -> dict[str, Any]:
     import psycopg
 
     from scoreboard.adapters.postgres_store import PostgresScoreStore
@@ -275,7 +284,7 @@ async def run_postgres(users: int, events: int, repeat: int, recount_too: bool) 
         await prepare(store)
         await store.close()
         store, times, hour = await build(
-            lambda: PostgresScoreStore(url), fill_postgres, url, users, events
+            lambda: PostgresScoreStore(url), fill_postgres, url, users, events, size
         )
         try:
             return {**times, **await measure(store, hour, repeat, recount_too)}
@@ -292,6 +301,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=CHECKPOINT_SIZE, help="rows per checkpoint")
     parser.add_argument(
         "--no-recount", action="store_true", help="only the checkpoint's reads (large sizes)"
     )
@@ -302,11 +312,12 @@ def main() -> None:
         "quiet_before": machine.wait_quiet(timeout=20.0),
         "users": args.users,
         "events": args.events,
+        "rows": args.rows,
     }
     runs = {"sqlite": run_sqlite, "postgres": run_postgres}
     for kind in args.stores.split(","):
         report[kind] = asyncio.run(
-            runs[kind](args.users, args.events, args.repeat, not args.no_recount)
+            runs[kind](args.users, args.events, args.repeat, not args.no_recount, args.rows)
         )
         figures = report[kind]
         for label in ("1min", "59min"):

@@ -243,6 +243,7 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
             views=views,
             checkpoints=checkpoints,
             checkpoint_interval=settings.checkpoint_interval,
+            checkpoint_rows=settings.checkpoint_rows,
         ),
         views=views,
         checkpoints=checkpoints,

@@ -63,6 +63,7 @@ class Keeper:
         views: LiveViews | None = None,
         checkpoints: Checkpoints | None = None,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        checkpoint_rows: int = CHECKPOINT_SIZE,
     ) -> None:
         """``shared``: the boards' shared indexes by board id (filled as boards are added),
         empty when the indexes live in this process; ``views``: the ``/ws`` views, fed with
@@ -71,6 +72,7 @@ class Keeper:
         self.views = views
         self.checkpoints = checkpoints
         self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_rows = checkpoint_rows
         self.service = service
         self.bus = bus
         self.shared = shared if shared is not None else {}
@@ -165,7 +167,7 @@ class Keeper:
             return 0
         targets = [(served.board, served.period) for served in self.service.boards.values()]
         try:
-            return await self.checkpoints.take_checkpoints(targets, CHECKPOINT_SIZE)
+            return await self.checkpoints.take_checkpoints(targets, self.checkpoint_rows)
         except Unavailable as exc:
             log.warning("checkpoints postponed: %s", exc)
         except Exception:  # never let the loop die: the next turn tries again
