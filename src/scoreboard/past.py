@@ -9,12 +9,18 @@ board recorded: an instant before the board's first period, or in an archive ``k
 reads as an empty board. An ``at`` after now reads as now: a client's clock a moment ahead gets
 the latest board rather than an error.
 
-**What it costs.** Each read walks the period's events up to ``at`` (the store's ledger walk,
+**From a checkpoint** (:class:`~scoreboard.ports.Checkpoints`, written by the keeper every
+interval: a board's first rows then), the top ranks at ``at`` are the checkpoint's rows plus the
+events after it, and the users it cannot place are recounted from their own events
+(:func:`from_checkpoint` says why that is the recount's answer). A read uses it only when it
+settles what is asked (the top ``k``, or a user's rank among the ranks it settles); otherwise,
+and for a page (whose answer counts every user) and a trajectory, the period is recounted.
+
+**What a recount costs.** It walks the period's events up to ``at`` (the store's ledger walk,
 by event id) and keeps one tally per user: time and memory in O(events of the period up to
 ``at``) and O(users of it). A trajectory walks each period it spans once, whatever its number
-of points, plus O(users) each time the user's own standing moves. Nothing is stored for them,
-so they need no migration and cannot go stale; ``docs/design.md`` (Reading the past) gives the
-figures, and the checkpoints that would make a long period's reads fast.
+of points, plus O(users) each time the user's own standing moves. ``docs/design.md`` (Reading
+the past) gives both paths' costs, and docs/benchmarks.md the figures.
 """
 
 from __future__ import annotations
