@@ -82,6 +82,12 @@ _OWN = (
     _EVENT_COLUMNS + " WHERE s.user_id = ? AND s.metric = ? AND s.created_at >= ?"
     " AND s.created_at < ? ORDER BY s.score_id"
 )
+_OWN_MANY = (
+    _EVENT_COLUMNS + " WHERE s.user_id IN ({marks}) AND s.metric = ? AND s.created_at >= ?"
+    " AND s.created_at < ?"
+)
+_USERS_PER_READ = 500
+"""Users per statement (SQLite allows 32,766 parameters; fewer keep each statement short)."""
 _AUDIT_AFTER = (
     "SELECT id, at, key_name, action, target, reason, details FROM audit WHERE id > ? ORDER BY id"
 )
@@ -228,10 +234,14 @@ def events_of_users(
 ) -> list[LedgerEvent]:
     """:meth:`SqliteCheckpoints.events_of_users` on the reader's connection, in one snapshot."""
     found: list[LedgerEvent] = []
+    chosen = list(users)
     conn.execute("BEGIN")
     try:
-        for user in users:
-            found += (_event(r) for r in conn.execute(_OWN, (user, metric, since, until)))
+        for first in range(0, len(chosen), _USERS_PER_READ):
+            some = chosen[first : first + _USERS_PER_READ]
+            marks = ", ".join("?" * len(some))
+            statement = _OWN_MANY.format(marks=marks)
+            found += (_event(r) for r in conn.execute(statement, (*some, metric, since, until)))
     finally:
         conn.execute("COMMIT")
     found.sort(key=lambda e: e.event_id)
