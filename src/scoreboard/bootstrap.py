@@ -33,7 +33,7 @@ from scoreboard.events import BoardChanged
 from scoreboard.keeper import Keeper
 from scoreboard.model import Top
 from scoreboard.moderation import Moderation
-from scoreboard.ports import Bus, PointsWindow, RankIndex, SharedIndex, Store
+from scoreboard.ports import Bus, Checkpoints, PointsWindow, RankIndex, SharedIndex, Store
 from scoreboard.service import IndexFactory, ScoreService
 from scoreboard.settings import Settings
 from scoreboard.subscriptions import LiveViews
@@ -86,6 +86,8 @@ class Components:
     """The background consistency check, and the taking up of repairs made elsewhere."""
     views: LiveViews | None = None
     """The ``/ws`` views of this process's sockets."""
+    checkpoints: Checkpoints | None = None
+    """The store's checkpoints for reading the past (``None``: a store without them)."""
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -226,6 +228,7 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
 
     service.notify = notify
     moderation.on_queued = courier.poke
+    checkpoints = store if isinstance(store, Checkpoints) else None
     return Components(
         settings,
         store,
@@ -238,8 +241,17 @@ def build(settings: Settings, *, metrics: Metrics | None = None) -> Components:
         shared_indexes=shared,
         webhooks=WebhookRegistry(store, policy, resolve, on_queued=courier.poke),
         courier=courier,
-        keeper=Keeper(service, bus, shared, views=views),
+        keeper=Keeper(
+            service,
+            bus,
+            shared,
+            views=views,
+            checkpoints=checkpoints,
+            checkpoint_interval=settings.checkpoint_interval,
+            checkpoint_rows=settings.checkpoint_rows,
+        ),
         views=views,
+        checkpoints=checkpoints,
         watch=Watch(
             service,
             store,

@@ -21,6 +21,10 @@ Loops started by the composition root (``bootstrap.running``) and stopped with i
   was published meanwhile), so a process behind a seq that was already shared one check earlier
   lost a message and takes the shared board, which its sockets get as a SNAPSHOT. A page stays
   behind for at most about two checks.
+- **Checkpoints for reading the past**, every ``checkpoint_interval`` (an hour): the standings
+  of each served board's current period, for ``scoreboard.past`` to replay from (the store's
+  :class:`~scoreboard.ports.Checkpoints`; nothing with a store without them). In scaled mode
+  every process takes them: a turn that finds nothing new since the last one writes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from datetime import UTC, datetime
 from scoreboard.errors import Unavailable
 from scoreboard.events import BoardChanged, StandingMoved
 from scoreboard.model import Top
-from scoreboard.ports import Bus, SharedIndex
+from scoreboard.past import CHECKPOINT_INTERVAL, CHECKPOINT_SIZE
+from scoreboard.ports import Bus, Checkpoints, SharedIndex
 from scoreboard.service import ScoreService
 from scoreboard.subscriptions import LiveViews
 
@@ -56,11 +61,18 @@ class Keeper:
         subscribe_timeout: float = SUBSCRIBE_TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         views: LiveViews | None = None,
+        checkpoints: Checkpoints | None = None,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        checkpoint_rows: int = CHECKPOINT_SIZE,
     ) -> None:
         """``shared``: the boards' shared indexes by board id (filled as boards are added),
         empty when the indexes live in this process; ``views``: the ``/ws`` views, fed with
-        every move the bus brings."""
+        every move the bus brings; ``checkpoints``: where to take the past reads' checkpoints
+        (``None``: none are taken)."""
         self.views = views
+        self.checkpoints = checkpoints
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_rows = checkpoint_rows
         self.service = service
         self.bus = bus
         self.shared = shared if shared is not None else {}
@@ -83,6 +95,8 @@ class Keeper:
         except TimeoutError:
             log.warning("serving before the board event subscription is confirmed")
         self._tasks.append(asyncio.create_task(self._tick()))
+        if self.checkpoints is not None:
+            self._tasks.append(asyncio.create_task(self._checkpoint()))
 
     async def stop(self) -> None:
         tasks = self._tasks + [t for board in self._boards.values() for t in board]
@@ -140,6 +154,25 @@ class Keeper:
                 log.warning("board upkeep postponed: %s", exc)
             except Exception:  # never let the loop die: the next tick tries again
                 log.exception("board upkeep failed")
+
+    async def _checkpoint(self) -> None:
+        while True:
+            await asyncio.sleep(self.checkpoint_interval)
+            await self.take_checkpoints()
+
+    async def take_checkpoints(self) -> int:
+        """A checkpoint of each served board's current period now; how many were written. A
+        failure is logged and left to the next turn (a read meanwhile replays a longer span)."""
+        if self.checkpoints is None:
+            return 0
+        targets = [(served.board, served.period) for served in self.service.boards.values()]
+        try:
+            return await self.checkpoints.take_checkpoints(targets, self.checkpoint_rows)
+        except Unavailable as exc:
+            log.warning("checkpoints postponed: %s", exc)
+        except Exception:  # never let the loop die: the next turn tries again
+            log.exception("checkpoints failed")
+        return 0
 
     async def _take_up_changes(self) -> None:
         store = self.service.store

@@ -10,6 +10,7 @@ Every rank index orders users by :func:`rank_key` and must pass the same contrac
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -360,6 +361,41 @@ class EventRecord:
     voided: bool
 
 
+class CheckpointRow(NamedTuple):
+    """A row of a checkpoint: a user's standing as the checkpoint found it (``hidden`` as in
+    ``standings``: bit 1 not shown)."""
+
+    user_id: str
+    score: int
+    rank_score: int
+    reached: int
+    hidden: int
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a read of a board at an instant needs from the latest checkpoint of its period
+    before that instant (``Checkpoints.replay``), all read in one snapshot.
+
+    The checkpoint counted every event of the metric in the period through event ``through``,
+    all of them dated ``at`` or earlier. ``rows`` are its first rows in rank order (shown or
+    not); every other user's key was after ``bound`` (``None``: there was no other user).
+    ``after`` are the events dated after ``at`` up to the read's instant, by event id;
+    ``recounted`` the users to count from ``own`` (all their events of the period up to the
+    instant) rather than from their row: those with an event committed after ``through`` but
+    dated before ``at``, and those named by an audit entry after the checkpoint's
+    (``audit``)."""
+
+    at: datetime
+    through: int
+    bound: tuple[int, int, str] | None
+    rows: tuple[CheckpointRow, ...]
+    after: tuple[LedgerEvent, ...]
+    recounted: frozenset[str]
+    own: tuple[LedgerEvent, ...]
+    audit: tuple[AuditEntry, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Moved:
     """A standing a moderation action changed: the user's place on ``board`` in ``period`` is
@@ -435,6 +471,24 @@ class AuditEntry:
     target: str
     reason: str | None
     details: dict[str, object]
+
+
+def audit_subjects(audit: Iterable[AuditEntry]) -> tuple[set[str], set[int]]:
+    """Every user the entries may be about (each target, each details' ``user_id``) and every
+    event they name (a target ``event:N``, whose user a reader looks up). More than the
+    actions about a user name: a reader that recounts them all recounts some ids that are no
+    user's, which costs it only the lookup."""
+    users: set[str] = set()
+    events: set[int] = set()
+    for entry in audit:
+        users.add(entry.target)
+        kind, _, number = entry.target.partition(":")
+        if kind == "event" and number.isdigit():
+            events.add(int(number))
+        user = entry.details.get("user_id")
+        if isinstance(user, str):
+            users.add(user)
+    return users, events
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,18 @@ board recorded: an instant before the board's first period, or in an archive ``k
 reads as an empty board. An ``at`` after now reads as now: a client's clock a moment ahead gets
 the latest board rather than an error.
 
-**What it costs.** Each read walks the period's events up to ``at`` (the store's ledger walk,
+**From a checkpoint** (:class:`~scoreboard.ports.Checkpoints`, written by the keeper every
+interval: a board's first rows then), the top ranks at ``at`` are the checkpoint's rows plus the
+events after it, and the users it cannot place are recounted from their own events
+(:func:`from_checkpoint` says why that is the recount's answer). A read uses it only when it
+settles what is asked (the top ``k``, or a user's rank among the ranks it settles); otherwise,
+and for a page (whose answer counts every user) and a trajectory, the period is recounted.
+
+**What a recount costs.** It walks the period's events up to ``at`` (the store's ledger walk,
 by event id) and keeps one tally per user: time and memory in O(events of the period up to
 ``at``) and O(users of it). A trajectory walks each period it spans once, whatever its number
-of points, plus O(users) each time the user's own standing moves. Nothing is stored for them,
-so they need no migration and cannot go stale; ``docs/design.md`` (Reading the past) gives the
-figures, and the checkpoints that would make a long period's reads fast.
+of points, plus O(users) each time the user's own standing moves. ``docs/design.md`` (Reading
+the past) gives both paths' costs, and docs/benchmarks.md the figures.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -30,10 +36,23 @@ from scoreboard import periods
 from scoreboard.boards import Board
 from scoreboard.consistency import Tally, tally
 from scoreboard.errors import InvalidRequest
-from scoreboard.model import Entry, RankedEntry, Standing, rank_key
+from scoreboard.model import (
+    AuditEntry,
+    Entry,
+    RankedEntry,
+    Replay,
+    Standing,
+    rank_key,
+    rank_score,
+)
 from scoreboard.periods import Period
-from scoreboard.ports import Store
+from scoreboard.ports import Checkpoints, Store
 
+CHECKPOINT_SIZE = 1000
+"""Rows a checkpoint keeps (the first in rank order): a read from it answers the top ranks
+while fewer than ``CHECKPOINT_SIZE - 10`` of those users fell below its last row."""
+CHECKPOINT_INTERVAL = 3600.0
+"""Seconds between checkpoints: a read replays at most about this span of events."""
 POINTS_MAX = 1000
 """Most points a trajectory answers; a longer one asks for a coarser bucket."""
 _MICROSECOND = timedelta(microseconds=1)
@@ -46,26 +65,59 @@ Bucket = Literal["hour", "day"]
 @dataclass(frozen=True, slots=True)
 class PastBoard:
     """A board's standings at ``at``: the period that held it (``None``: the board had none
-    then, a manual board before its first season), and every shown user's tally."""
+    then, a manual board before its first season), and every shown user's tally; or, read from
+    a checkpoint (``replayed``), what it settles: every shown user missing from ``tallies``
+    ranks after ``bound`` (``None``: none is missing), except the ``pending`` ones, each with a
+    lower bound of their ``rank_score``, who are yet to be recounted (:meth:`Past.settle`). So
+    only the first :meth:`proven` ranks are known."""
 
     at: datetime
     period: Period | None
     tallies: dict[str, Tally]
     order: str
+    bound: tuple[int, int, str] | None = None
+    pending: dict[str, int] = field(default_factory=dict)
+    replayed: bool = False
+    """Read from a checkpoint rather than recounted."""
 
     def key(self, user_id: str) -> tuple[int, int, str]:
         found = self.tallies[user_id]
         return rank_key(found.score, found.reached, user_id, self.order)
 
+    @property
+    def complete(self) -> bool:
+        """Every shown user is in ``tallies``."""
+        return self.bound is None and not self.pending
+
+    def _unknown_from(self) -> tuple[int, int, str] | None:
+        """The least key a user not in ``tallies`` may have (``None``: there is none)."""
+        floor = min(self.pending.values(), default=None)
+        lowest = None if floor is None else (floor, -1, "")
+        if self.bound is not None and (lowest is None or self.bound < lowest):
+            lowest = self.bound
+        return lowest
+
+    def proven(self) -> int:
+        """How many of the first ranks ``tallies`` settle."""
+        lowest = self._unknown_from()
+        if lowest is None:
+            return len(self.tallies)
+        return sum(1 for user in self.tallies if self.key(user) <= lowest)
+
     def ranked(self, count: int) -> list[str]:
-        """The first ``count`` users in rank order."""
+        """The first ``count`` users in rank order (at most :meth:`proven` of them are the
+        board's)."""
         return heapq.nsmallest(count, self.tallies, key=self.key)
 
     def rank(self, user_id: str) -> int | None:
-        """1-based; ``None`` for a user not on the board then."""
+        """1-based; ``None`` for a user not on the board then (or, from a checkpoint, not
+        settled: unknown)."""
         if user_id not in self.tallies:
             return None
         mine = self.key(user_id)
+        lowest = self._unknown_from()
+        if lowest is not None and mine > lowest:
+            return None
         return 1 + sum(1 for user in self.tallies if self.key(user) < mine)
 
 
@@ -82,8 +134,17 @@ class Point:
 class Past:
     """The past reads over a store (its ledger walk: ``AdminStore.ledger``)."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        checkpoints: Checkpoints | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        """``checkpoints``: where the keeper's checkpoints are (``None``: every read recounts
+        its period)."""
         self.store = store
+        self.checkpoints = checkpoints
         self._clock = clock
 
     # -- the board at an instant --------------------------------------------------------------
@@ -91,11 +152,27 @@ class Past:
     async def board_at(self, board: Board, at: datetime) -> PastBoard:
         """The board's shown standings as they stood at ``at`` (inclusive); a time after now
         reads as now (the latest the ledger knows, not a guess at the future)."""
+        return await self._board_at(board, at, fast=False)
+
+    async def _board_at(self, board: Board, at: datetime, *, fast: bool) -> PastBoard:
+        """``fast``: from a checkpoint when one serves (the answer may then be partial, see
+        :class:`PastBoard`); otherwise, or when none does, the whole period recounted."""
         at = min(at, self._clock())
         period = await self.period_at(board, at)
         recorded = period is not None and await self.store.period(board.id, period.id) is not None
         tallies: dict[str, Tally] = {}
         if period is not None and recorded:
+            if fast and self.checkpoints is not None:
+                end = at + _MICROSECOND
+                until = end if period.ends_at is None else min(end, period.ends_at)
+                replay = await self.checkpoints.replay(board, period, until)
+                if replay is not None:
+                    replayed = from_checkpoint(board, replay)
+                    if replayed is not None:
+                        tallies, pending = replayed
+                        shown = {user: found for user, found in tallies.items() if found.shown}
+                        bound = replay.bound
+                        return PastBoard(at, period, shown, board.order, bound, pending, True)
             await self._tally(board, period, at + _MICROSECOND, tallies)
         shown = {user: found for user, found in tallies.items() if found.shown}
         return PastBoard(at, period, shown, board.order)
@@ -126,19 +203,36 @@ class Past:
             before = page[-1].id
 
     async def top(self, board: Board, at: datetime, k: int) -> tuple[PastBoard, list[RankedEntry]]:
-        past = await self.board_at(board, at)
+        past = await self._board_at(board, at, fast=True)
+        if not past.complete:
+            ranked = past.ranked(k)
+            await self.settle(board, past, past.key(ranked[-1]) if len(ranked) == k else None)
+            if past.proven() < k and not past.complete:
+                past = await self.board_at(board, at)
         return past, await self._entries(past, 0, k)
 
     async def page(
         self, board: Board, at: datetime, offset: int, limit: int
     ) -> tuple[PastBoard, list[RankedEntry]]:
-        past = await self.board_at(board, at)
+        """The page's answer counts the board's users, which a checkpoint knows only when it
+        holds them all."""
+        past = await self._board_at(board, at, fast=True)
+        if past.bound is not None:
+            past = await self.board_at(board, at)
+        await self.settle(board, past, None)
         return past, await self._entries(past, offset, limit)
 
     async def user(self, board: Board, at: datetime, user_id: str) -> tuple[PastBoard, Entry, int]:
         """``None`` entry and rank 0 are never returned: a user not on the board then is
         ``LookupError`` (the caller's 404)."""
-        past = await self.board_at(board, at)
+        past = await self._board_at(board, at, fast=True)
+        if not past.complete:
+            if user_id in past.pending:
+                await self._recount(board, past, [user_id])
+            if user_id in past.tallies:
+                await self.settle(board, past, past.key(user_id))
+            if past.rank(user_id) is None and not past.complete:
+                past = await self.board_at(board, at)
         rank = past.rank(user_id)
         found = past.tallies.get(user_id)
         if rank is None or found is None:
@@ -148,6 +242,40 @@ class Past:
         updated = at if event is None else event.at
         standing = Standing(user_id, name, found.score, 0, found.reached)
         return past, Entry(standing, updated), rank
+
+    async def settle(
+        self, board: Board, past: PastBoard, before: tuple[int, int, str] | None
+    ) -> None:
+        """Recount the pending users of ``past`` who may rank before the key ``before``
+        (``None``: up to its bound, or all of them when it has none)."""
+        limit = before or past.bound
+        users = [u for u, floor in past.pending.items() if limit is None or (floor, -1, "") < limit]
+        await self._recount(board, past, users)
+
+    async def _recount(self, board: Board, past: PastBoard, users: list[str]) -> None:
+        """The ``users``' tallies from their own events (an index range each), into ``past``."""
+        period = past.period
+        if not users or period is None:
+            return
+        end = past.at + _MICROSECOND
+        until = end if period.ends_at is None else min(end, period.ends_at)
+        found: dict[str, Tally] = {}
+        if self.checkpoints is not None:  # one read for them all
+            events = await self.checkpoints.events_of_users(
+                board.metric, users, period.starts_at, until
+            )
+            tally(board, events, found)
+        else:
+            for user in users:
+                async for chunk in self.store.ledger(
+                    board.metric, period.starts_at, until, user_id=user
+                ):
+                    tally(board, chunk, found)
+        for user in users:
+            mine = found.get(user)
+            if mine is not None and mine.shown:
+                past.tallies[user] = mine
+            past.pending.pop(user, None)
 
     async def _entries(self, past: PastBoard, offset: int, limit: int) -> list[RankedEntry]:
         users = past.ranked(offset + limit)[offset:]
@@ -275,6 +403,71 @@ class Past:
             found = past.tallies.get(user_id)
             figures[index] = (None if found is None else found.score, past.rank(user_id))
         return figures
+
+
+RECOUNTED_ACTIONS = frozenset({"void", "restore", "hide", "unhide", "ban", "unban"})
+"""Audit actions that change what a named user's events count for, or whether the user is
+shown: a read from a checkpoint older than one recounts that user (the store names them)."""
+HARMLESS_ACTIONS = frozenset({"rename", "unlock_name", "adjust", "rollover", "erase"})
+"""Audit actions that leave every checkpoint true: names are read at answer time, an
+adjustment is an event like any, a rollover changes no event, and an erasure deletes the
+user's checkpoint rows with everything else of theirs. Any action in neither set is let
+through only by its prefix below (a webhook's); any other (a ``repair``: the checkpoint may
+have copied what it repaired; one added later) makes the read recount its period."""
+_HARMLESS_PREFIXES = ("webhook_",)
+
+
+def from_checkpoint(board: Board, replay: Replay) -> tuple[dict[str, Tally], dict[str, int]] | None:
+    """The tallies a read gets from ``replay`` (the checkpoint's rows and the events after it;
+    the users it recounted from their own events), and the users still pending, each with a
+    lower bound of their ``rank_score``; ``None`` when an audit entry after the checkpoint is one
+    this code cannot account for.
+
+    Why it is the recount's answer: a user's tally over a set of events is the same whatever
+    way the set is split (a sum adds, a best keeps the better value and, at equal value, the
+    lower event id), and the period's events up to the instant are exactly the checkpoint's
+    (every event through ``through``, all dated up to ``at``) and the rest: those dated after
+    ``at`` (``after``) and those committed after ``through`` but dated before ``at`` (whose
+    users are recounted). A row's user whose events or status an audit entry changed is
+    recounted too; every other row is as the checkpoint found it, plus its ``after`` events. A
+    user with neither a row nor a later event ranked after the checkpoint's last row then, and
+    still does. A user with later events but no row had, at the checkpoint, no events (then the
+    later ones are all) or a ``rank_score`` of at least the bound's: with the later ones, a sum
+    is at least the bound's (or 0) plus theirs, a best at least the better of the bound's and
+    theirs. Such a user is pending with that lower bound; only those it leaves in the way of an
+    answer are recounted (:meth:`Past.settle`)."""
+    if not all(_accounted(entry) for entry in replay.audit):
+        return None
+    tallies: dict[str, Tally] = {
+        row.user_id: Tally(row.score, row.reached, row.hidden & 1 == 0)
+        for row in replay.rows
+        if row.user_id not in replay.recounted
+    }
+    later: dict[str, Tally] = {}
+    tally(
+        board,
+        (e for e in replay.after if e.user_id not in replay.recounted and e.user_id not in tallies),
+        later,
+    )
+    tally(board, (e for e in replay.after if e.user_id in tallies), tallies)
+    tally(board, (e for e in replay.own if e.user_id in replay.recounted), tallies)
+    pending: dict[str, int] = {}
+    if replay.bound is None:  # the checkpoint held every user: the later events are all theirs
+        tallies.update(later)
+    else:
+        floor = replay.bound[0]
+        for user, found in later.items():
+            key = rank_score(found.score, board.order)
+            pending[user] = min(floor, 0) + key if board.aggregate == "sum" else min(floor, key)
+    return tallies, pending
+
+
+def _accounted(entry: AuditEntry) -> bool:
+    return (
+        entry.action in RECOUNTED_ACTIONS
+        or entry.action in HARMLESS_ACTIONS
+        or entry.action.startswith(_HARMLESS_PREFIXES)
+    )
 
 
 def buckets(timezone: str, bucket: Bucket, since: datetime, until: datetime) -> list[datetime]:

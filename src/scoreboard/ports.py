@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.events import BoardEvent
@@ -33,6 +33,7 @@ from scoreboard.model import (
     PointsReservation,
     PointsTicket,
     RankedEntry,
+    Replay,
     ScoreEvent,
     ScoreUpdate,
     Standing,
@@ -361,6 +362,35 @@ class Outbox(Protocol):
 
 class Store(ScoreStore, AdminStore, Outbox, Protocol):
     """What each store adapter is: the truth, what operators do to it, and the outbox."""
+
+
+@runtime_checkable
+class Checkpoints(Protocol):
+    """Checkpoints of the boards' standings, so that a read of the past replays the events
+    after the latest one instead of the whole period (``scoreboard.past``). Derived state:
+    losing them costs speed, never an answer. The SQLite and PostgreSQL stores have them; a
+    store without them (memory) reads every past by recounting."""
+
+    async def take_checkpoints(self, boards: Sequence[tuple[Board, Period]], size: int) -> int:
+        """Record, for each ``(board, period)`` with events, the standings as they are now (the
+        first ``size`` rows in rank order, shown or not), in one transaction serialized with the
+        updates; first note, for every checkpoint already recorded, the users of events
+        committed since the previous call but dated before its ``at``. How many were written."""
+        ...
+
+    async def replay(self, board: Board, period: Period, until: datetime) -> Replay | None:
+        """What reading ``board`` in ``period`` just before ``until`` needs from the latest
+        checkpoint dated before ``until`` of the board's present shape (metric, aggregate,
+        order), in one snapshot; ``None`` when there is none."""
+        ...
+
+    async def events_of_users(
+        self, metric: str, users: Sequence[str], since: datetime | None, until: datetime
+    ) -> list[LedgerEvent]:
+        """Every event of ``metric`` of each of ``users`` committed in ``[since, until)``
+        (``None``: unbounded), voided ones included, by event id, in one read (an index range
+        per user): a replay's recount of the users it cannot place otherwise."""
+        ...
 
 
 class RankIndex(Protocol):

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     """Users a minute whose standings and rank index entry ``serve`` checks in the background
     against the events (``scoreboard_consistency_errors_total``, docs/operations.md, "Verify
     and repair"); 0 turns the check off."""
+    checkpoint_interval: float = Field(default=3600.0, ge=1, le=86_400)
+    """Seconds between the keeper's checkpoints of each board's current period, from which a
+    read of the past (``at=``) replays (docs/design.md, "Reading the past"): a read replays at
+    most about this span of events."""
+    checkpoint_rows: int = Field(default=1000, ge=20, le=100_000)
+    """Rows (the first in rank order) each checkpoint keeps per board. More rows cost storage
+    and a little time per read, and leave fewer users after a checkpoint to recount: those
+    whose score at it was unknown (below the last row) and whose later events could lift them
+    into the ranks asked."""
     # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
     webhook_allow_hosts: str = ""
     """Comma-separated hosts a webhook may point at over plain http and whatever they resolve

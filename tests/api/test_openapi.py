@@ -220,12 +220,20 @@ TIMES = [
 ]
 
 
+WITHOUT_OFFSET = {"2026-11-27T10:00:00"}
+"""Times the server reads (as UTC, issue 16) though the ``date-time`` format wants an offset:
+the server is more lenient than the document there, and nowhere else."""
+
+
 @pytest.mark.parametrize("name", ["since", "until"])
 @pytest.mark.parametrize("moment", TIMES)
 async def test_the_time_format_is_the_documented_one(api: Api, name: str, moment: str) -> None:
     path = "/api/users/{user_id}/history"
     documented = accepts(parameter(await document(api), path, name), moment)
-    assert documented is not await refused(api, "/api/users/alice/history", {name: moment})
+    taken = not await refused(api, "/api/users/alice/history", {name: moment})
+    assert taken is (documented or moment in WITHOUT_OFFSET)
+    if moment in WITHOUT_OFFSET:
+        assert not documented  # the exception is needed: the document does want an offset
 
 
 CURSORS = [

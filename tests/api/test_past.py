@@ -105,7 +105,8 @@ BAD = [
     ("/users/alice", {"at": "2026-11-27 10:00"}, "invalid_time"),
     ("/users/alice", {"at": "2026-11-27T10:00:00Z", "period": "all"}, "invalid_parameter"),
     ("/users/alice/trajectory", {"bucket": "week"}, "invalid_bucket"),
-    ("/users/alice/trajectory", {"since": "2026-11-27T10:00:00"}, "invalid_time"),
+    ("/users/alice/trajectory", {"since": "2026-11-27 10:00:00"}, "invalid_time"),
+    ("/users/alice/trajectory", {"until": "2026-11-27T10:00"}, "invalid_time"),
     ("/users/alice/trajectory", {"until": "soon"}, "invalid_time"),
     (
         "/users/alice/trajectory",
@@ -128,8 +129,23 @@ async def test_bad_parameters_are_400_and_change_nothing(
     assert await api.state() == before
 
 
-async def test_since_and_until_keep_their_offset(api: Api) -> None:
-    response = await api.client.get(
-        "/api/users/alice/history", params={"since": "2026-11-27T10:00:00"}
+async def test_since_and_until_read_a_time_without_offset_as_utc(
+    story: tuple[Api, list[datetime]],
+) -> None:
+    """As ``at`` does (issue 16): the same answer as with ``Z``, on a user's history and
+    trajectory; and an offset still moves the instant."""
+    api, (t1, _, t3) = story
+    for path, extra in (
+        ("/api/users/alice/history", {}),
+        (f"{MAIN}/users/alice/trajectory", {"bucket": "hour"}),
+    ):
+        zulu = {"since": stamp(t1), "until": stamp(t3), **extra}
+        plain = {"since": stamp(t1, offset=False), "until": stamp(t3, offset=False), **extra}
+        assert await get(api, path, **plain) == await get(api, path, **zulu)
+    history = await get(
+        api, "/api/users/alice/history", since=stamp(t1 + timedelta(hours=1), offset=False)
     )
-    assert assert_error(response, 400)["error"] == "invalid_time"
+    assert history["events"] == []
+    east = (t1 + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "+01:00"
+    shifted = await get(api, "/api/users/alice/history", since=east)
+    assert shifted == await get(api, "/api/users/alice/history", since=stamp(t1))

@@ -199,7 +199,7 @@ async def test_unknown_users_are_404(seeded: Api) -> None:
         ("/api/users/alice/history", {"since": "yesterday"}),
         ("/api/users/alice/history", {"until": "2026-13-01T00:00:00Z"}),
         ("/api/users/alice/history", {"since": "2026-01-02"}),  # a date is not a time
-        ("/api/users/alice/history", {"since": "2026-01-02T10:00:00"}),  # no offset
+        ("/api/users/alice/history", {"since": "2026-01-02T10:00"}),  # no seconds
         ("/api/users/alice/history", {"since": "2026-01-02 10:00:00Z"}),
         ("/api/users/alice/history", {"since": "2026-02-29T00:00:00Z"}),
         ("/api/users/alice/history", {"until": "2026-01-01T00:00:60Z"}),  # not a leap second

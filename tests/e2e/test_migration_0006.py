@@ -108,7 +108,7 @@ async def test_0005_upgrades_in_place_and_downgrades_back(kind: str, tmp_path: P
         assert before["standings"]
 
         migrations.upgrade(url)
-        assert migrations.revision(url) == migrations.head() == "0006"
+        assert migrations.revision(url) == migrations.head()
         assert snapshot(url) == before
         assert migrations.rows(url, "webhooks", ["id"], "id") == []
 

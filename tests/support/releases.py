@@ -97,3 +97,7 @@ one board. The release migration 0004 upgrades from."""
 BEFORE_MODERATION = Release("3795253", "0004")
 """The last commit before moderation (``Boards in scaled mode, end to end``): many boards,
 periods and seasons, no admin API. The release migration 0005 upgrades from."""
+
+BEFORE_CHECKPOINTS = Release("4d574db", "0006")
+"""The last commit before checkpoints (``Webhook test waits for the courier``): webhooks, every
+read of the past recounted from the ledger. The release migration 0007 upgrades from."""

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from scoreboard import applying
 from scoreboard.adapters.memory_bus import MemoryBus
 from scoreboard.adapters.memory_store import MemoryScoreStore
 from scoreboard.boards import Board, BoardsConfig, Metric
-from scoreboard.errors import NotFound
+from scoreboard.errors import NotFound, Unavailable
 from scoreboard.events import EncodedBoard
 from scoreboard.keeper import Keeper
 from scoreboard.model import ScoreUpdate
@@ -313,3 +314,39 @@ async def test_a_day_that_ended_while_no_process_ran_is_closed_when_one_starts(
         (2, "alice", 10),
     ]
     assert [n for n in await restart() if n.event == "period.closed"] == []
+
+
+@dataclass
+class Taken:
+    """A fake ``Checkpoints`` (the memory store has none): what the keeper asked for."""
+
+    turns: list[list[tuple[str, str]]] = field(default_factory=list)
+    fail: bool = False
+
+    async def take_checkpoints(self, boards: Any, size: int) -> int:
+        self.turns.append([(board.id, period.id) for board, period in boards])
+        if self.fail:
+            raise Unavailable("the store is down")
+        return len(boards)
+
+    async def replay(self, board: Any, period: Any, until: Any) -> None:
+        return None
+
+
+async def test_the_keeper_checkpoints_every_served_boards_current_period(
+    store: MemoryScoreStore, clock: Clock
+) -> None:
+    """Each turn names every served board with its current period, and a failing turn is only
+    logged: the next one comes all the same."""
+    bus = MemoryBus()
+    service = await started_service(store, CONFIG, clock=clock, bus=bus)
+    taken = Taken(fail=True)
+    keeper = Keeper(service, bus, clock=clock, checkpoints=taken, checkpoint_interval=CHECK)
+    await keeper.start(await store.config_version())
+    try:
+        await until(lambda: len(taken.turns) >= 2)
+    finally:
+        await keeper.stop()
+    assert sorted(taken.turns[-1]) == [("main", "all"), ("season", "1"), ("today", "2026-11-30")]
+    taken.fail = False
+    assert await keeper.take_checkpoints() == 3

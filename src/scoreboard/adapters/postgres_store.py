@@ -62,6 +62,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from scoreboard import periods
+from scoreboard.adapters.postgres_checkpoints import PostgresCheckpoints, drop_checkpoints
 from scoreboard.adapters.postgres_outbox import PostgresOutbox, enqueue_in, forget_in
 from scoreboard.boards import Board, BoardsConfig
 from scoreboard.errors import (
@@ -355,7 +356,7 @@ def _time(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC)
 
 
-class PostgresScoreStore(PostgresOutbox):
+class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
     """``dsn`` is our ``postgresql://USER@HOST:PORT/DB`` URL, which asyncpg takes as it is."""
 
     def __init__(
@@ -583,6 +584,7 @@ class PostgresScoreStore(PostgresOutbox):
                     board,
                     doomed,
                 )
+                await drop_checkpoints(connection, board, doomed)
                 return doomed
 
         return await self._guard(prune, deadline=_ADMIN_TIMEOUT)
@@ -961,8 +963,11 @@ class PostgresScoreStore(PostgresOutbox):
             rows = await c.fetch(
                 "SELECT board_id, period_id FROM standings WHERE user_id = $1", user_id
             )
-            for table in ("standings", "totals", "scores", "users"):
+            tables = ("standings", "checkpoint_rows", "checkpoint_late", "totals", "scores")
+            for table in (*tables, "users"):
                 await c.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
+            # A checkpoint's bound keeps its place without the id (see sqlite_store.erase_rows).
+            await c.execute("UPDATE checkpoints SET bound_user = '' WHERE bound_user = $1", user_id)
             await forget_in(c, user_id)
             quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
             await c.execute(

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from scoreboard import periods
+from scoreboard.adapters.sqlite_checkpoints import SqliteCheckpoints, drop_checkpoints
 from scoreboard.adapters.sqlite_lock import DatabaseInUse, SharedHold
 from scoreboard.adapters.sqlite_outbox import SqliteOutbox, enqueue_in, forget_in
 from scoreboard.boards import Board, BoardsConfig
@@ -489,7 +490,7 @@ class _SqliteAdmin(SqliteOutbox):
         return replace(key, key_hash=key_hash)
 
 
-class SqliteScoreStore(_SqliteAdmin):
+class SqliteScoreStore(_SqliteAdmin, SqliteCheckpoints):
     def __init__(
         self,
         path: Path,
@@ -1134,6 +1135,7 @@ def _prune(
             conn.execute(
                 "DELETE FROM periods WHERE board_id = ? AND period_id = ?", (board, period)
             )
+            drop_checkpoints(conn, board, period)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -1367,10 +1369,12 @@ def _void(
 # Verify and repair (scoreboard.consistency): keyset walks of the ledger (by event id) and of a
 # period's rows (by user id), and a recount that sets the row's hidden bit from the user's
 # status (a repair must not trust the row's own bit, which is what may be wrong).
+# The walk is by event id: ``+s.metric`` keeps SQLite from taking the (metric, created_at)
+# index instead, which would sort the whole span again for every chunk of the walk.
 _LEDGER_COLUMNS = (
     "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
     " u.status = 'active', s.created_at FROM scores s JOIN users u ON u.user_id = s.user_id"
-    " WHERE s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
+    " WHERE +s.metric = ? AND s.created_at >= ? AND s.created_at < ? AND s.score_id > ?"
 )
 _LEDGER = _LEDGER_COLUMNS + " ORDER BY s.score_id LIMIT ?"
 _LEDGER_OF = _LEDGER_COLUMNS + " AND s.user_id = ? ORDER BY s.score_id LIMIT ?"
@@ -1504,8 +1508,11 @@ def erase_rows(conn: sqlite3.Connection, user_id: str, erased_as: str) -> list[t
             "SELECT board_id, period_id FROM standings WHERE user_id = ?", (user_id,)
         ).fetchall()
     ]
-    for table in ("standings", "totals", "scores", "users"):
+    tables = ("standings", "checkpoint_rows", "checkpoint_late", "totals", "scores", "users")
+    for table in tables:
         conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))  # noqa: S608
+    # A checkpoint's bound keeps its place without the id: no two users share (score, event).
+    conn.execute("UPDATE checkpoints SET bound_user = '' WHERE bound_user = ?", (user_id,))
     forget_in(conn, user_id)
     quoted, replacement = json.dumps(user_id), json.dumps(erased_as)
     conn.execute(

@@ -164,14 +164,19 @@ def _served(request: Request, board: str) -> tuple[ScoreService, Served]:
     return service, service.served(board)
 
 
+def _past(request: Request) -> Past:
+    components = request.app.state.components
+    return Past(components.store, checkpoints=components.checkpoints)
+
+
 def _at(request: Request, board: str, at: str, period: str | None) -> tuple[Past, Served, datetime]:
     """The past reads, the board, and the instant ``at`` (``period`` with it is a 400)."""
     if period is not None:
         raise InvalidRequest("at and period exclude each other", code="invalid_parameter")
-    moment = parse_time(at, "at", utc_by_default=True)
+    moment = parse_time(at, "at")
     assert moment is not None
     _, served = _served(request, board)
-    return Past(request.app.state.components.store), served, moment
+    return _past(request), served, moment
 
 
 def _period_id(past: PastBoard) -> str | None:
@@ -373,8 +378,8 @@ async def board_trajectory(
     since: Annotated[
         str | None,
         Query(
-            description="inclusive (default: the current period's start; on a board that never "
-            "resets, a day of hours or 30 days before until)",
+            description="inclusive, without an offset UTC (default: the current period's "
+            "start; on a board that never resets, a day of hours or 30 days before until)",
             json_schema_extra=_TIME,
             examples=["2026-11-27T00:00:00Z"],
         ),
@@ -382,7 +387,7 @@ async def board_trajectory(
     until: Annotated[
         str | None,
         Query(
-            description="exclusive (default and at most: now)",
+            description="exclusive, without an offset UTC (default and at most: now)",
             json_schema_extra=_TIME,
             examples=["2026-11-28T00:00:00Z"],
         ),
@@ -398,7 +403,7 @@ async def board_trajectory(
     end = parse_time(until, "until")
     service, served = _served(request, board)
     service.check_user_id(user_id)
-    reads = Past(request.app.state.components.store)
+    reads = _past(request)
     points = await reads.trajectory(
         served.board, user_id, start, end, "hour" if bucket == "hour" else "day"
     )

@@ -156,11 +156,12 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def parse_time(value: str | None, name: str, *, utc_by_default: bool = False) -> datetime | None:
+def parse_time(value: str | None, name: str) -> datetime | None:
     """An RFC 3339 date-time (the OpenAPI ``date-time`` format), as UTC, within
-    ``EARLIEST``..``LATEST``: a time outside them selects the same events as that bound.
-    ``utc_by_default``: a time without an offset is read as UTC (``at``); otherwise the offset
-    is required, as RFC 3339 has it (``since`` and ``until``, documented as ``date-time``).
+    ``EARLIEST``..``LATEST``: a time outside them selects the same events as that bound. A time
+    without an offset is read as UTC, for every parameter that takes a time (``at``, ``since``,
+    ``until``: issue 16 asks them to read alike); the document still says ``date-time``, so a
+    client that follows it sends an offset, and the server is only more lenient than that.
 
     A leap second (``23:59:60`` in UTC) is the last microsecond of the minute before it.
     """
@@ -168,16 +169,13 @@ def parse_time(value: str | None, name: str, *, utc_by_default: bool = False) ->
         return None
     match = _RFC3339.fullmatch(value)
     if match is None:
-        raise _bad_time(name, utc_by_default)
-    offset_given = match.end(7 if match.group(7) else 6) < len(value)
-    if not offset_given and not utc_by_default:
         raise _bad_time(name)
     year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
     fraction, sign, offset_hours, offset_minutes = match.group(7, 8, 9, 10)
     offset = timedelta()
     if sign is not None:
         if int(offset_hours) > 23 or int(offset_minutes) > 59:
-            raise _bad_time(name, utc_by_default)
+            raise _bad_time(name)
         offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
         offset = -offset if sign == "-" else offset
     leap = second == 60
@@ -185,7 +183,7 @@ def parse_time(value: str | None, name: str, *, utc_by_default: bool = False) ->
         # Year 0 (valid in RFC 3339, not in Python) is a leap year like 2000, and before EARLIEST.
         local = datetime(year or 2000, month, day, hour, minute, 59 if leap else second)
     except ValueError:
-        raise _bad_time(name, utc_by_default) from None
+        raise _bad_time(name) from None
     if year == 0:
         return EARLIEST
     try:
@@ -194,17 +192,16 @@ def parse_time(value: str | None, name: str, *, utc_by_default: bool = False) ->
         return EARLIEST if offset > timedelta() else LATEST
     if leap:
         if (moment.hour, moment.minute) != (23, 59):
-            raise _bad_time(name, utc_by_default)
+            raise _bad_time(name)
         moment = moment.replace(microsecond=999_999)
     elif fraction:
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     return min(max(moment, EARLIEST), LATEST)
 
 
-def _bad_time(name: str, utc_by_default: bool = False) -> InvalidRequest:
-    without = " (without an offset: UTC)" if utc_by_default else ""
+def _bad_time(name: str) -> InvalidRequest:
     return InvalidRequest(
-        f"{name} must be an RFC 3339 time{without}, e.g. 2026-11-27T10:00:00Z",
+        f"{name} must be an RFC 3339 time (without an offset: UTC), e.g. 2026-11-27T10:00:00Z",
         code="invalid_time",
     )
 
@@ -291,11 +288,19 @@ async def history(
     user_id: UserId,
     since: Annotated[
         str | None,
-        Query(description="inclusive", json_schema_extra=_TIME, examples=["2026-11-27T10:00:00Z"]),
+        Query(
+            description="inclusive (without an offset: UTC)",
+            json_schema_extra=_TIME,
+            examples=["2026-11-27T10:00:00Z"],
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        Query(description="exclusive", json_schema_extra=_TIME, examples=["2026-11-28T10:00:00Z"]),
+        Query(
+            description="exclusive (without an offset: UTC)",
+            json_schema_extra=_TIME,
+            examples=["2026-11-28T10:00:00Z"],
+        ),
     ] = None,
     bucket: Annotated[
         str | None,
