@@ -61,16 +61,16 @@ test-browser: $(NODE_STAMP)
 # The unit and contract tiers on the LOWEST versions pyproject.toml allows (each dependency at its
 # lower bound, tools/lowest_constraints.py), in a virtualenv of their own made afresh each time:
 # the lower bounds are claims, and this tests them. The test tools come at the lock's versions.
-# Not in .ci/run: 4.5 minutes here (1 to install, 3.5 for the two tiers, on a busy machine).
+# .ci/run runs it after `make test`; the two tiers run on TEST_JOBS workers like the suite.
 LOWEST := .venv-lowest
-LOWEST_TOOLS := pytest pytest-asyncio hypothesis
+LOWEST_TOOLS := pytest pytest-asyncio pytest-xdist hypothesis jsonschema-rs
 test-lowest:
 	rm -rf $(LOWEST)
 	$(PYTHON) -m venv $(LOWEST)
 	$(PYTHON) tools/lowest_constraints.py $(LOWEST_TOOLS:%=--with %) > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check \
 	  -c $(LOWEST)/constraints.txt . $(LOWEST_TOOLS)
-	$(LOWEST)/bin/python -m pytest tests/unit tests/contract $(PYTEST_ARGS)
+	$(LOWEST)/bin/python -m pytest -n $(TEST_JOBS) --dist loadfile tests/unit tests/contract $(PYTEST_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
