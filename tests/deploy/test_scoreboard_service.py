@@ -50,16 +50,21 @@ def systemd_analyze() -> str:
     return found
 
 
-@pytest.fixture
-def unit(tmp_path: Path) -> Path:
-    """A copy of the unit whose ``ExecStart`` is this environment's ``scoreboard``."""
-    executable = Path(sys.executable).with_name("scoreboard")
-    assert executable.exists(), f"no {executable}: install the package (make run does)"
+def unit_with(folder: Path, executable: Path) -> Path:
+    """A copy of the unit in ``folder`` whose ``ExecStart`` is ``executable``."""
+    assert executable.exists(), f"no {executable}"
     text = UNIT.read_text()
     assert text.count(f"ExecStart={INSTALLED} ") == 1, "ExecStart changed: update this test"
-    copy = tmp_path / UNIT.name
+    copy = folder / UNIT.name
     copy.write_text(text.replace(INSTALLED, str(executable)))
     return copy
+
+
+@pytest.fixture
+def unit(tmp_path: Path) -> Path:
+    """A copy of the unit whose ``ExecStart`` is this environment's ``scoreboard`` (the
+    package tier verifies it again with the one installed from the wheel)."""
+    return unit_with(tmp_path, Path(sys.executable).with_name("scoreboard"))
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,13 +77,17 @@ def analyze(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit(unit: Path) -> None:
+def assert_verified(unit: Path) -> None:
     done = analyze("verify", str(unit))
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     # Unknown keys and bad values are only warnings (exit 0): they must not be there either.
     about_unit = [line for line in output.splitlines() if "scoreboard@" in line]
     assert about_unit == [], "\n".join(about_unit)
+
+
+def test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit(unit: Path) -> None:
+    assert_verified(unit)
 
 
 def test_systemd_analyze_security_rates_the_sandbox_ok(unit: Path) -> None:

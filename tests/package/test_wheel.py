@@ -222,3 +222,13 @@ def wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"serve did not become healthy:\n{log.read_text()}")
         time.sleep(0.05)
+
+
+def test_the_systemd_unit_verifies_with_the_scoreboard_the_wheel_installed(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """``deploy/scoreboard@.service`` with ``ExecStart`` at this wheel's ``scoreboard``, as a
+    site owner installs it (docs/deploy.md): ``systemd-analyze verify`` has nothing to say."""
+    from tests.deploy.test_scoreboard_service import assert_verified, unit_with
+
+    assert_verified(unit_with(tmp_path, installed.bin("scoreboard")))
