@@ -65,6 +65,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.to_thread(acceptor.join, 120)
     for conn in accepted:
         conn.setblocking(False)
+        # As asyncio's transports (and so the service's) do: without it, Nagle's algorithm
+        # holds a frame back until the previous one is acknowledged (a first run: p99 241 ms).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     print(f"{len(accepted)} sockets connected", flush=True)
 
     rounds = int(args.rate * args.seconds)
