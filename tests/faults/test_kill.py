@@ -1,8 +1,10 @@
 """SIGKILL mid-load: every acknowledged update survives, none is applied twice, a retry gets
-the stored result, the SQLite file stays intact, the service answers again within 5 s.
+the stored result, the SQLite file stays intact, the service answers again after each restart.
 
 CI runs a few kills per mode (the whole tier must stay within minutes); ``bench/kill_loop.py``
-runs the same loop with the counts ``docs/reliability.md`` reports.
+runs the same loop with the counts ``docs/reliability.md`` reports, and its restart times
+(median about 1 s, "within 5 s") are the figures: here the suite's other workers share the 2
+CPUs, and a restart has been seen to take 6.8 s, so this only bounds it against a hang.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from tests.support.timing import scaled
 
 KILLS = int(os.environ.get("SCOREBOARD_FAULT_KILLS", "4"))
 ACKS_PER_KILL = int(os.environ.get("SCOREBOARD_FAULT_ACKS_PER_KILL", "300"))
+RESTART_HANG = 20
+"""Seconds after which a restart counts as hung (the speed figure is bench/kill_loop.py's)."""
 
 
 async def test_embedded_sigkill_loses_and_doubles_nothing(tmp_path: Path) -> None:
@@ -40,7 +44,7 @@ async def test_embedded_sigkill_loses_and_doubles_nothing(tmp_path: Path) -> Non
     assert report.verdict.clean, report.verdict
     assert report.integrity_failures == 0
     assert report.retry_problems == []
-    assert max(report.restart_seconds) < scaled(5), report.restart_seconds
+    assert max(report.restart_seconds) < scaled(RESTART_HANG), report.restart_seconds
 
 
 @pytest.mark.postgres
@@ -67,4 +71,4 @@ async def test_scaled_sigkill_of_either_process_loses_and_doubles_nothing(
     assert report.verdict.acknowledged >= KILLS * ACKS_PER_KILL
     assert report.verdict.clean, report.verdict
     assert report.retry_problems == []
-    assert max(report.restart_seconds) < scaled(5), report.restart_seconds
+    assert max(report.restart_seconds) < scaled(RESTART_HANG), report.restart_seconds
