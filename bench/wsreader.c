@@ -12,7 +12,10 @@
  * of bench/kernel_floor.py, where a plain loop of send calls is the server).
  * RECORDS gets, per socket and per read that brought a newer seq, one binary record
  * (uint32 socket, uint32 0, int64 seq, double seconds on CLOCK_MONOTONIC, the clock Python's
- * time.perf_counter reads); PAYLOADS gets each distinct seq's frame once (int64 seq, uint32
+ * time.perf_counter reads). The time is the kernel's receive timestamp of the read's first
+ * packet (SO_TIMESTAMPNS, moved from the realtime clock to the monotonic one), not the moment
+ * this loop got to the socket: sweeping 10,000 sockets takes tens of milliseconds, and that
+ * sweep is the reader's delay, not the server's; PAYLOADS gets each distinct seq's frame once (int64 seq, uint32
  * length, the bytes). Both are buffered and written when stdin says "flush"; the answer on
  * stdout is "ok FRAMES LOWEST_LAST_SEQ HIGHEST_SEQ OPEN". "quit" ends it and prints its CPU
  * time ("cpu USER SYSTEM", seconds). "ready N" is printed once every socket is upgraded.
@@ -29,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +62,38 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double realtime_minus_monotonic;
+
+static void calibrate(void) {
+    struct timespec real, mono;
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    realtime_minus_monotonic = (double)(real.tv_sec - mono.tv_sec) +
+                               (double)(real.tv_nsec - mono.tv_nsec) / 1e9;
+}
+
+/* One read; *stamp gets the kernel's receive time of its first packet when it has one. */
+static ssize_t read_stamped(int fd, unsigned char *buf, size_t n, double *stamp) {
+    struct iovec iov = {.iov_base = buf, .iov_len = n};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    ssize_t r = recvmsg(fd, &msg, 0);
+    if (r <= 0) return r;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            *stamp = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - realtime_minus_monotonic;
+            break;
+        }
+    }
+    return r;
 }
 
 static void die(const char *what) {
@@ -134,15 +170,17 @@ static void record(uint32_t id, int64_t seq, double at) {
 /* Everything readable on socket s; returns 1 when it just finished its handshake. */
 static int on_readable(Sock *s, uint32_t id) {
     int upgraded_now = 0;
-    double at = now();
+    double at = -1;
     for (;;) {
         if (s->cap - s->len < 65536) {
             s->cap = s->cap * 2 + 65536;
             s->buf = realloc(s->buf, s->cap);
             if (!s->buf) die("realloc");
         }
-        ssize_t r = read(s->fd, s->buf + s->len, s->cap - s->len);
+        double stamp = -1;
+        ssize_t r = read_stamped(s->fd, s->buf + s->len, s->cap - s->len, &stamp);
         if (r > 0) {
+            if (at < 0) at = stamp >= 0 ? stamp : now();
             s->len += (size_t)r;
             continue;
         }
@@ -217,6 +255,7 @@ int main(int argc, char **argv) {
     payloads = fopen(argv[6], "wb");
     if (!out || !payloads) die("fopen");
 
+    calibrate();
     struct rlimit lim;
     getrlimit(RLIMIT_NOFILE, &lim);
     if (lim.rlim_cur < (rlim_t)count + 64) {
@@ -242,6 +281,8 @@ int main(int argc, char **argv) {
         if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) die("connect");
         if (!raw) send_all(fd, (unsigned char *)request, (size_t)n);
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        int on = 1;
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
         socks[i] = (Sock){.fd = fd, .last_seq = -1, .upgraded = raw};
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl");
