@@ -387,11 +387,7 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
                 min_size=self.min_size,
                 max_size=self.max_size,
                 command_timeout=_TIMEOUT,
-                # Opening a connection gives up within a call's deadline too: the deadline
-                # cancels a call, but a connect caught in asyncpg's SSL negotiation with a
-                # server that never answers was seen to run on to this timeout (an update
-                # answered after 10 s in tests/faults/test_postgres_outage.py).
-                timeout=CALL_TIMEOUT,
+                timeout=_TIMEOUT,
                 reset=_keep_session,
             )
         except _UNAVAILABLE as exc:
