@@ -130,11 +130,9 @@ async def test_updates_fail_fast_and_heal_when_postgres_hangs(
             server.stop()
             await http.aclose()
     print(f"statuses {dict(load.statuses)}, slowest answer {load.slowest:.2f} s, heal {heal:.2f} s")
-    unanswered = load.statuses[None]
-    assert set(load.statuses) <= {200, 503, None}, (load.statuses, server_log[-3000:])
+    assert set(load.statuses) <= {200, 503}, (load.statuses, server_log[-3000:])
     assert load.missing_retry_after == 0
-    if not unanswered:
-        assert load.slowest < scaled(ANSWER_WITHIN), load.slowest
+    assert load.slowest < scaled(ANSWER_WITHIN), load.slowest
 
     server = ServerProcess(tmp_path / "s2", {**env, "SCOREBOARD_DATABASE_URL": database_url})
     server.start()
@@ -147,10 +145,3 @@ async def test_updates_fail_fast_and_heal_when_postgres_hangs(
     assert problems == []
     verdict = ledger.check(read_postgres(database_url))
     assert verdict.clean, verdict
-    if unanswered:
-        # A known bug, not yet found (closing note of 2026-12-01): 1 or 2 of about 50 updates
-        # went unanswered for the client's 10 s while PostgreSQL hung, in 1 of 4 fresh-clone
-        # runs on 4 workers (and often with a 1.5 s connect timeout, since reverted: the cause
-        # is around asyncpg opening connections into the black hole). Everything else above
-        # held: no 500, nothing lost or doubled, healed at once. Reported, not hidden.
-        pytest.xfail(f"{unanswered} update(s) unanswered within 10 s while PostgreSQL hung")

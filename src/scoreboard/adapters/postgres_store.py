@@ -379,6 +379,8 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
         self._feeds: dict[tuple[str, str], tuple[tuple[Board, ...], str]] = {}
         """By (metric, source): the boards an event feeds and the statement that applies it."""
         self._known_periods: set[tuple[str, str]] = set()
+        self._releasing: set[asyncio.Task[None]] = set()
+        """Terminated connections on their way back to the pool (see ``_guard``)."""
 
     async def open(self) -> None:
         try:
@@ -413,22 +415,46 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
         """Run ``use`` on a pool connection within ``CALL_TIMEOUT``; connection failures and
         the deadline become ``Unavailable``.
 
-        When the deadline cancels a statement, the connection is closed on the spot:
-        asyncpg would otherwise send a cancel request on a *new* connection and make the
-        release wait for it, which hangs exactly when the server does."""
+        At the deadline the connection is closed as well as the call cancelled, and a closed
+        or cancelled connection goes back to the pool in the background. Cancelling alone is
+        delivered once, and what runs after it can wait on the hung server with no deadline
+        at all: a transaction block's ROLLBACK, or asyncpg's release, which waits for the
+        cancel request it sends on a *new* connection (up to ``command_timeout``). Both hung
+        an update for 10 s under a black hole before this."""
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(deadline) as scope:
                 connection = await self.pool.acquire()
+                cut = loop.call_at(scope.when() or loop.time(), connection.terminate)
                 try:
-                    return await use(connection)
-                except (asyncio.CancelledError, asyncpg.InternalClientError):
-                    connection.terminate()  # never hand a broken connection to the next call
+                    result = await use(connection)
+                except BaseException as exc:
+                    cut.cancel()
+                    if connection.is_closed() or isinstance(
+                        exc, (asyncio.CancelledError, asyncpg.InternalClientError)
+                    ):
+                        connection.terminate()  # never hand a broken connection on
+                        self._release_later(connection)
+                    else:
+                        await self.pool.release(connection)
                     raise
-                finally:
-                    await self.pool.release(connection)
+                cut.cancel()
+                await self.pool.release(connection)
+                return result
         except _UNAVAILABLE as exc:
             log.error("postgresql call failed: %s: %s", type(exc).__name__, exc)
             raise Unavailable("the score store is unavailable, try again shortly") from exc
+
+    def _release_later(self, connection: PoolConnectionProxy[asyncpg.Record]) -> None:
+        async def release() -> None:
+            try:
+                await self.pool.release(connection)
+            except Exception as exc:  # the pool closed meanwhile: nothing left to give back
+                log.debug("releasing a terminated connection failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     # -- the board configuration ------------------------------------------------------------
 
