@@ -42,6 +42,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,59 @@ def _ms(match: re.Match[str] | None) -> float:
 _TOP_LEVEL = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_publish", "cmdstat_zcard")
 
 
+def cpu_by_command(service: int | None = None) -> dict[str, float]:
+    """CPU seconds used so far by every live process and its exited children, summed by
+    command name (the kernel's ``comm``: ``postgres``, ``redis-server``, ``wrk``...), from
+    ``/proc``; the process tree under pid ``service`` counts as ``service``, and any other
+    ``python`` or ``pytest`` process (other work on the machine) as ``others``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, tuple[str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        # utime + stime, and cutime + cstime: children that exited (pgbench's backends)
+        used[pid] = (name, sum(int(f) for f in fields[11:15]) / tick)
+    totals: dict[str, float] = {}
+    for pid, (name, seconds) in used.items():
+        ancestor = pid
+        while ancestor not in (0, 1, service) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if service is not None and ancestor == service:
+            name = "service"
+        elif name.startswith(("python", "pytest", "scoreboard", "uvicorn")):
+            name = "others"
+        elif name.startswith("kworker"):
+            name = "kernel workers"
+        totals[name] = totals.get(name, 0.0) + seconds
+    return totals
+
+
+def pg_commits(db: str) -> int:
+    """Transactions committed in ``db`` so far (PostgreSQL's statistics, which lag by up to
+    half a second: measure over seconds)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def cpu_per_request(
+    before: dict[str, float], after: dict[str, float], done: float
+) -> dict[str, float]:
+    """Microseconds of CPU per request by command, for those that used any."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    return {name: round(t / done * 1e6, 1) for name, t in sorted(used.items()) if t > 0.05}
+
+
 def redis_busy_usec() -> tuple[float, float]:
     """Microseconds Redis spent in the service's commands, and their count, so far."""
     client = redis.Redis.from_url(REDIS_URL)
@@ -260,14 +314,28 @@ def wait_quiet() -> float:
 
 
 def throughput(
-    url: str, scripts: tuple[Path, Path], seconds: int, *, redis_cost: bool = False
+    url: str,
+    scripts: tuple[Path, Path],
+    seconds: int,
+    *,
+    redis_cost: bool = False,
+    service: int | None = None,
+    db: str | None = None,
 ) -> dict[str, Any]:
     update, top = scripts
     subprocess.run(["wrk", "-t1", "-c16", "-d2s", "-s", str(update), url], capture_output=True)
     load_before = os.getloadavg()[0]
     quiet = wait_quiet()
     busy0, calls0 = redis_busy_usec() if redis_cost else (0.0, 0.0)
+    cpu0 = cpu_by_command(service)
+    commits0 = pg_commits(db) if db else 0
     result: dict[str, Any] = {"updates": wrk(url, update, seconds)}
+    if db:
+        done = result["updates"]["rps"] * seconds
+        result["pg_commits_per_update"] = round((pg_commits(db) - commits0) / done, 2)
+    result["cpu_us_per_update"] = cpu_per_request(
+        cpu0, cpu_by_command(service), result["updates"]["rps"] * seconds
+    )
     if redis_cost:
         busy1, calls1 = redis_busy_usec()
         done = result["updates"]["rps"] * seconds
@@ -279,56 +347,78 @@ def throughput(
     return result
 
 
-PGBENCH_UPDATE = """\\set uid random(1, 100000)
-\\set delta random(1, 1000)
-WITH total AS (
-    INSERT INTO users AS u (user_id, username, score, version, reached_seq, created_at, updated_at)
-    VALUES ('u' || :uid, 'u' || :uid, :delta, 1, nextval('scores_score_id_seq'),
-            clock_timestamp(), clock_timestamp())
-    ON CONFLICT (user_id) DO UPDATE SET score = u.score + EXCLUDED.score,
-        version = u.version + 1, reached_seq = nextval('scores_score_id_seq'),
-        username = u.username, updated_at = clock_timestamp()
-    RETURNING username, score, version, reached_seq, updated_at
-), event AS (
-    INSERT INTO scores (score_id, user_id, score_delta, action_id, created_at, score_after)
-    SELECT reached_seq, 'u' || :uid, :delta, gen_random_uuid()::text, updated_at, score
-    FROM total RETURNING score_id
-)
-SELECT username, score, version, reached_seq FROM total, event;
-"""
+def pgbench_script(db: str) -> str:
+    """The store's own update statement for the default metric, as the service sends it on
+    ``db`` (its boards configuration, version and periods), for pgbench: the per-update values
+    become pgbench variables (1,000 users, delta 1..1000, a fresh action id, the commit time),
+    the rest stay what the service binds."""
+    from scoreboard.adapters.postgres_store import PostgresScoreStore
+    from scoreboard.boards import DEFAULT_METRIC
+    from scoreboard.model import ScoreUpdate
+
+    async def read() -> tuple[str, list[object]]:
+        store = PostgresScoreStore(db, min_size=1, max_size=1)
+        await store.open()
+        try:
+            await store.load_config()
+            boards, statement = store._feeds[(DEFAULT_METRIC, "user")]
+            update = ScoreUpdate("u1", 1)
+            return statement, store._params(update, "a", datetime.now(UTC), boards)
+        finally:
+            await store.close()
+
+    statement, params = asyncio.run(read())
+    per_update = {1: "('u' || :uid)", 2: ":delta", 3: "md5(random()::text)", 5: "clock_timestamp()"}
+
+    def literal(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if n in per_update:
+            return per_update[n]
+        value = params[n - 1]
+        if value is None:
+            return "NULL"
+        if isinstance(value, int):
+            return str(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    body = re.sub(r"\$(\d+)", literal, statement).strip()
+    return "\\set uid random(1, 1000)\n\\set delta random(1, 1000)\n" + body + ";\n"
 
 
-def pg_capacity(folder: Path, seconds: int) -> dict[str, float]:
-    """pgbench running the store's update statement (postgres_store._APPLY, literal form) on
-    a migrated database: what one PostgreSQL here commits per second, durably."""
-    from scoreboard.migrate import upgrade
-
+def pg_capacity(folder: Path, seconds: int, db: str, clients: tuple[int, ...]) -> dict[str, Any]:
+    """pgbench running the store's update statement (``pgbench_script``) on ``db``, the
+    database the scaled run just used (the same tables, the same sizes): what PostgreSQL here
+    commits per second, durably, with prepared statements like asyncpg's."""
     script = folder / "update.sql"
-    script.write_text(PGBENCH_UPDATE)
-    results = {}
-    with pg_database() as db:
-        upgrade(db)
-        for clients in (16, 64):
-            out = subprocess.run(
-                [
-                    "pgbench",
-                    "-n",
-                    "-c",
-                    str(clients),
-                    "-j",
-                    "2",
-                    "-T",
-                    str(seconds),
-                    "-f",
-                    str(script),
-                    db,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            tps = re.search(r"tps = ([\d.]+)", out)
-            results[f"tps_c{clients}"] = float(tps.group(1)) if tps else float("nan")
+    script.write_text(pgbench_script(db))
+    results: dict[str, Any] = {}
+    for n in clients:
+        cpu0 = cpu_by_command()
+        out = subprocess.run(
+            [
+                "pgbench",
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(n),
+                "-j",
+                "2",
+                "-T",
+                str(seconds),
+                "-f",
+                str(script),
+                db,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        tps = re.search(r"tps = ([\d.]+)", out)
+        results[f"tps_c{n}"] = float(tps.group(1)) if tps else float("nan")
+        results[f"cpu_us_per_tx_c{n}"] = cpu_per_request(
+            cpu0, cpu_by_command(), results[f"tps_c{n}"] * seconds
+        )
     return results
 
 
@@ -583,6 +673,11 @@ def main() -> None:
     parser.add_argument("--fanout-seconds", type=float, default=5)
     parser.add_argument("--fanout-rounds", type=int, default=3, help="median of (3)")
     parser.add_argument("--visibility", type=int, default=300, help="updates for visibility")
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only updates and reads per second, and pgbench beside them (about 1 minute)",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", type=Path, help="keep the servers' folders and logs here")
     parser.add_argument("--quiet-wait", type=float, default=60, help="see QUIET (60 s)")
@@ -601,17 +696,22 @@ def main() -> None:
         sqlite = {"SCOREBOARD_DATABASE_URL": "sqlite:///e.db"}
         embedded = Server(folder / "embedded", sqlite).start()
         try:
-            results["embedded"] = throughput(embedded.url, scripts, args.seconds)
+            assert embedded.proc is not None
+            results["embedded"] = throughput(
+                embedded.url, scripts, args.seconds, service=embedded.proc.pid
+            )
         finally:
             embedded.stop()
-        embedded = Server(folder / "embedded-fanout", sqlite).start()  # a fresh board
-        try:
-            ws = [embedded.url.replace("http", "ws") + "/ws/scoreboard"]
-            results["embedded_fanout"] = {
-                f"{n}x{rate:g}": rounds(embedded.url, ws, n, rate, args) for n, rate in args.fanout
-            }
-        finally:
-            embedded.stop()
+        if not args.throughput_only:
+            embedded = Server(folder / "embedded-fanout", sqlite).start()  # a fresh board
+            try:
+                ws = [embedded.url.replace("http", "ws") + "/ws/scoreboard"]
+                results["embedded_fanout"] = {
+                    f"{n}x{rate:g}": rounds(embedded.url, ws, n, rate, args)
+                    for n, rate in args.fanout
+                }
+            finally:
+                embedded.stop()
 
         with pg_database() as db, redis_prefix() as prefix:
             env = {
@@ -621,31 +721,40 @@ def main() -> None:
             }
             workers = Server(folder / "workers", env, ["--workers", "2"]).start()
             try:
+                assert workers.proc is not None
                 results["scaled_workers2"] = throughput(
-                    workers.url, scripts, args.seconds, redis_cost=True
+                    workers.url,
+                    scripts,
+                    args.seconds,
+                    redis_cost=True,
+                    service=workers.proc.pid,
+                    db=db,
                 )
             finally:
                 workers.stop()
-        # A fresh board for the two-process runs, so their leader is on top.
-        with pg_database() as db, redis_prefix() as prefix:
-            env = {
-                "SCOREBOARD_DATABASE_URL": db,
-                "SCOREBOARD_REDIS_URL": REDIS_URL,
-                "SCOREBOARD_REDIS_PREFIX": prefix,
-            }
-            a = Server(folder / "a", env).start()
-            b = Server(folder / "b", env).start()
-            try:
-                results["scaled_visibility"] = uvloop.run(visibility(a.url, b.url, args.visibility))
-                ws = [s.url.replace("http", "ws") + "/ws/scoreboard" for s in (a, b)]
-                results["scaled_fanout"] = {
-                    f"{n}x{rate:g}": rounds(a.url, ws, n, rate, args) for n, rate in args.fanout
+            # Two workers hold 2 x SCOREBOARD_DATABASE_POOL_SIZE (16) connections: 32 is the
+            # same concurrency, 16 and 64 show the slope around it.
+            results["postgres_capacity"] = pg_capacity(folder, args.seconds, db, (16, 32, 64))
+        if not args.throughput_only:
+            # A fresh board for the two-process runs, so their leader is on top.
+            with pg_database() as db, redis_prefix() as prefix:
+                env = {
+                    "SCOREBOARD_DATABASE_URL": db,
+                    "SCOREBOARD_REDIS_URL": REDIS_URL,
+                    "SCOREBOARD_REDIS_PREFIX": prefix,
                 }
-            finally:
-                a.stop()
-                b.stop()
-
-        results["postgres_capacity"] = pg_capacity(folder, args.seconds)
+                a = Server(folder / "a", env).start()
+                b = Server(folder / "b", env).start()
+                try:
+                    seen = uvloop.run(visibility(a.url, b.url, args.visibility))
+                    results["scaled_visibility"] = seen
+                    ws = [s.url.replace("http", "ws") + "/ws/scoreboard" for s in (a, b)]
+                    results["scaled_fanout"] = {
+                        f"{n}x{rate:g}": rounds(a.url, ws, n, rate, args) for n, rate in args.fanout
+                    }
+                finally:
+                    a.stop()
+                    b.stop()
 
     print(json.dumps(results, indent=2))
     if args.json:
@@ -660,10 +769,10 @@ def main() -> None:
             f"{e[kind]['p99_ms']:.1f}) | {s[kind]['rps']:.0f} ({s[kind]['p50_ms']:.1f} / "
             f"{s[kind]['p99_ms']:.1f}) | {s[kind]['rps'] / e[kind]['rps']:.2f} |"
         )
-    v = results["scaled_visibility"]
+    v = results.get("scaled_visibility", {"p50_ms": float("nan"), "p99_ms": float("nan")})
     print(f"\nvisibility on B after ack on A: p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms")
     for name in ("embedded", "scaled"):
-        for run, f in results[f"{name}_fanout"].items():
+        for run, f in results.get(f"{name}_fanout", {}).items():
             print(
                 f"fan-out {name} {run} (clients x updates/s): {f['updates']:.0f} updates: "
                 f"p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, max {f['max_ms']:.1f} ms, "
@@ -676,8 +785,13 @@ def main() -> None:
         f"Redis: {r['redis_usec_per_update']:.0f} µs of Redis CPU per update "
         f"({r['redis_calls_per_update']:.1f} round trips); "
         f"PostgreSQL (pgbench, the update statement): {c['tps_c16']:.0f} tps at 16 clients, "
-        f"{c['tps_c64']:.0f} at 64"
+        f"{c['tps_c32']:.0f} at 32, {c['tps_c64']:.0f} at 64; scaled updates / pgbench at 32: "
+        f"{r['updates']['rps'] / c['tps_c32']:.2f}"
     )
+    print(f"CPU µs per update, scaled (by command): {r['cpu_us_per_update']}")
+    print(f"PostgreSQL transactions committed per scaled update: {r['pg_commits_per_update']}")
+    print(f"CPU µs per update, embedded (by command): {e['cpu_us_per_update']}")
+    print(f"CPU µs per pgbench transaction at 32 clients: {c['cpu_us_per_tx_c32']}")
 
 
 if __name__ == "__main__":
