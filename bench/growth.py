@@ -280,6 +280,13 @@ def report(info: dict[str, str], settings: dict[str, Any], results: dict[str, An
         f"servers on CPU {settings['server_cpu']}, wrk and clients on CPU {settings['wrk_cpu']}. "
         "CPUs columns: server, load generator, other processes.",
     ]
+    if "finished" in info:
+        others = [p["others_cpus"] for points in results.values() for p in points]
+        lines.append(
+            f"run {info['date']} to {info['finished']}; /proc/loadavg before: "
+            f"{info['loadavg_before']}, after: {info['loadavg_after']}; other processes used "
+            f"{min(others):.2f}-{max(others):.2f} CPUs during the measured points"
+        )
     if results.get("users"):
         lines += [
             "",
@@ -516,6 +523,7 @@ def main() -> None:
     servers.RESULTS.mkdir(exist_ok=True)
     info = machine.info(servers.ROOT)
     started = time.monotonic()
+    info["loadavg_before"] = Path("/proc/loadavg").read_text().strip()
     results: dict[str, Any] = {}
     settings = vars(args) | {"json": None, "report": None}
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as folder:
@@ -534,6 +542,8 @@ def main() -> None:
         try:
             for part in parts:
                 results[part] = steps[part]()
+                info["finished"] = machine.info(servers.ROOT)["date"]
+                info["loadavg_after"] = Path("/proc/loadavg").read_text().strip()
                 if args.json:  # every finished part kept, should a later one fail
                     saved = {"machine": info, "settings": settings, "results": results}
                     args.json.write_text(json.dumps(saved, indent=2, default=str) + "\n")
