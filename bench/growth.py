@@ -360,7 +360,8 @@ def charts(folder: Path, results: dict[str, Any]) -> list[Path]:
         ):
             axes.plot(xs, [p[key] for p in points], style, marker="o", label=label)
         axes.set_ylabel("CPUs busy")
-        axes.set_ylim(0, 1.2)
+        top = max(p[key] for p in points for key in ("server_cpus", "loadgen_cpus", "others_cpus"))
+        axes.set_ylim(0, max(1.2, top * 1.1))
         axes.set_xlabel(xlabel)
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=7)
