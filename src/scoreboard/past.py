@@ -258,7 +258,8 @@ class Past:
     ) -> tuple[PastBoard, Entry, int] | None:
         """The user's rank at ``at`` read backward from the present standings, in one snapshot
         (``AdminStore.backward``); ``None`` when this path does not serve: ``at`` outside the
-        board's current period, or more than :data:`BACKWARD_MOST` events dated after it.
+        board's current period, more than :data:`BACKWARD_MOST` events dated after it, or
+        fewer before it than after (the recount reads less).
 
         Why it is the recount's answer: the current period's standings are the tally of every
         event of the period (under today's voids and statuses: moderation recomputes them, an

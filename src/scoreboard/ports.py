@@ -266,7 +266,8 @@ class AdminStore(Protocol):
         (the users of the events of the metric dated in ``[at, period end)``), then ``place``
         called with them, and the number of shown standings rows whose ``(rank_score,
         reached)`` sorts before the key it answers (0 when it answers ``None``). ``None``
-        (nothing read past the first step) when more than ``most`` events are dated there."""
+        (nothing read past the first steps) when more than ``most`` events are dated there, or
+        fewer are dated before ``at`` in the period than after it (a recount reads less)."""
         ...
 
     def stored(

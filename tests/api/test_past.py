@@ -155,10 +155,10 @@ async def test_since_and_until_read_a_time_without_offset_as_utc(
 async def test_a_rank_at_t_is_read_backward_from_now(
     story: tuple[Api, list[datetime]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After t2 (bob 30, alice 10): alice gains 25, carol and dan arrive, dan is hidden and
-    bob's event voided. At t2 alice is first (bob's 30 no longer counts), and the read came
-    backward from the present standings, not from a recount."""
-    api, (_, t2, _) = story
+    """After t3 (alice 35, bob 30): carol and dan arrive, dan is hidden and bob's event voided.
+    At t3 alice is first and bob, carol and dan nowhere; now carol is second. Every read came
+    backward from the present standings (fewer events after t3 than before), not recounted."""
+    api, (_, _, t3) = story
     await api.ok("carol", 20, action_id="c1", name="Carol")
     await api.ok("dan", 99, action_id="d1", name="Dan")
     components = api.app.state.components
@@ -179,10 +179,11 @@ async def test_a_rank_at_t_is_read_backward_from_now(
         return found
 
     monkeypatch.setattr(Past, "_backward", spy)
-    alice = await get(api, f"{MAIN}/users/alice", at=stamp(t2))
-    assert (alice["rank"], alice["score"], alice["period"]) == (1, 10, "all")
-    response = await api.client.get(f"{MAIN}/users/bob", params={"at": stamp(t2)})
-    assert assert_error(response, 404)["error"] == "unknown_user"
+    alice = await get(api, f"{MAIN}/users/alice", at=stamp(t3))
+    assert (alice["rank"], alice["score"], alice["period"]) == (1, 35, "all")
+    for gone in ("bob", "carol", "dan"):
+        response = await api.client.get(f"{MAIN}/users/{gone}", params={"at": stamp(t3)})
+        assert assert_error(response, 404)["error"] == "unknown_user"
     carol = await get(api, f"{MAIN}/users/carol", at=stamp(datetime.now(UTC)))
-    assert (carol["rank"], carol["score"]) == (2, 20)  # behind alice's 35; dan hidden
-    assert answered == [True, True, True]
+    assert (carol["rank"], carol["score"]) == (2, 20)  # behind alice; dan hidden
+    assert answered == [True] * 5

@@ -639,6 +639,9 @@ class MemoryScoreStore(MemoryOutbox):
         ]
         if len(found) > most:
             return None
+        earlier = [e for e in self._by_id.values() if e.metric == board.metric and e.at in before]
+        if len(earlier) < len(found):
+            return None
         users = frozenset(found)
         events = tuple(
             LedgerEvent(

@@ -215,6 +215,10 @@ _MOVED = (
     "SELECT user_id FROM scores WHERE metric = $1 AND created_at >= $2"
     " AND created_at < COALESCE($3, 'infinity'::timestamptz) LIMIT $4"
 )
+_BEFORE = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM scores WHERE metric = $1"
+    " AND created_at >= COALESCE($2, '-infinity'::timestamptz) AND created_at < $3 LIMIT $4) s"
+)
 _ROWS_OF = (
     "SELECT user_id, rank_score, reached, hidden FROM standings WHERE board_id = $1"
     " AND period_id = $2 AND user_id = ANY($3::varchar[])"
@@ -238,6 +242,9 @@ async def backward(
     async with c.transaction(isolation="repeatable_read", readonly=True):
         found = await c.fetch(_MOVED, board.metric, at, period.ends_at, most + 1)
         if len(found) > most:
+            return None
+        before = await c.fetchval(_BEFORE, board.metric, period.starts_at, at, len(found))
+        if before < len(found):
             return None
         users = frozenset(r[0] for r in found)
         events = tuple(

@@ -262,6 +262,10 @@ def events_of_users(
 _MOVED = (
     "SELECT user_id FROM scores WHERE metric = ? AND created_at >= ? AND created_at < ? LIMIT ?"
 )
+_BEFORE = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM scores WHERE metric = ? AND created_at >= ?"
+    " AND created_at < ? LIMIT ?)"
+)
 _ROWS_MANY = (
     "SELECT user_id, rank_score, reached, hidden FROM standings WHERE board_id = ?"
     " AND period_id = ? AND user_id IN ({marks})"
@@ -290,6 +294,9 @@ def backward(
     try:
         found = conn.execute(_MOVED, (board.metric, instant, end, most + 1)).fetchall()
         if len(found) > most:
+            return None
+        (before,) = conn.execute(_BEFORE, (board.metric, start, instant, len(found))).fetchone()
+        if before < len(found):
             return None
         users = frozenset(r[0] for r in found)
         asked = sorted(users | {user_id})
