@@ -409,7 +409,8 @@ class RowKey(NamedTuple):
 class Movers:
     """A board's period read backward from now (``AdminStore.backward``), in one snapshot: the
     ``users`` with an event of the metric dated at or after the instant (voided ones included),
-    every event of theirs in the period dated before it (``events``, by event id), and the
+    every event of theirs in the period dated before it (``events``, by event id; their ``at``
+    may be ``None``: the tally does not need it), and the
     present standings rows of them and of the asked user (``rows``; none for a user without
     one)."""
 

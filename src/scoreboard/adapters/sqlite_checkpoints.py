@@ -262,6 +262,13 @@ def events_of_users(
 _MOVED = (
     "SELECT user_id FROM scores WHERE metric = ? AND created_at >= ? AND created_at < ? LIMIT ?"
 )
+# The movers' own events without their time (which the tally does not need, and whose parsing
+# was half the read's time).
+_OWN_UNTIMED = (
+    "SELECT s.score_id, s.user_id, s.score_delta, s.source, s.voided_at IS NOT NULL,"
+    " u.status = 'active' FROM scores s JOIN users u ON u.user_id = s.user_id"
+    " WHERE s.user_id IN ({marks}) AND s.metric = ? AND s.created_at >= ? AND s.created_at < ?"
+)
 _BEFORE = (
     "SELECT COUNT(*) FROM (SELECT 1 FROM scores WHERE metric = ? AND created_at >= ?"
     " AND created_at < ? LIMIT ?)"
@@ -307,10 +314,11 @@ def backward(
             marks = ", ".join("?" * len(some))
             mine = [u for u in some if u in users]
             if mine:
-                statement = _OWN_MANY.format(marks=", ".join("?" * len(mine)))
+                statement = _OWN_UNTIMED.format(marks=", ".join("?" * len(mine)))
+                found_events = conn.execute(statement, (*mine, board.metric, start, instant))
                 events += (
-                    _event(r)
-                    for r in conn.execute(statement, (*mine, board.metric, start, instant))
+                    LedgerEvent(i, u, d, source, bool(v), bool(a))
+                    for i, u, d, source, v, a in found_events
                 )
             for u, key, reached, hidden in conn.execute(
                 _ROWS_MANY.format(marks=marks), (board.id, period.id, *some)
