@@ -16,6 +16,12 @@ events after it, and the users it cannot place are recounted from their own even
 settles what is asked (the top ``k``, or a user's rank among the ranks it settles); otherwise,
 and for a page (whose answer counts every user) and a trajectory, the period is recounted.
 
+**Backward from now** (:meth:`Past._backward`), one user's rank at ``at`` in the board's
+current period is the present standings less what happened after ``at``: it costs the events
+dated after ``at`` and the movers' own events before it, plus an index range count, and is
+tried before the checkpoint when fewer than :data:`BACKWARD_MOST` events (and no more than
+those before ``at``) are dated after ``at``.
+
 **What a recount costs.** It walks the period's events up to ``at`` (the store's ledger walk,
 by event id) and keeps one tally per user: time and memory in O(events of the period up to
 ``at``) and O(users of it). A trajectory walks each period it spans once, whatever its number
