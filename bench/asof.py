@@ -11,6 +11,9 @@ HTTP), at ``T`` = ``H`` + 1 min and ``H`` + 59 min (a checkpoint an hour: the lo
 
 - ``top10_checkpoint``: the top 10 at ``T`` from the checkpoint (``--repeat`` times);
 - ``user_near_top_checkpoint``: the rank at ``T`` of the 100th user, from the checkpoint;
+- ``user_middle_backward`` (issue 16's rank anywhere on the board): the rank of the median user
+  at ``T`` = now - 1 h and now - 1 day (now: the last event's time), read backward from the
+  present standings (``repeat`` times), checked against a recount of the period up to ``T``;
 - ``recount`` (the baseline, measured once in the same run, unless ``--no-recount``): the
   period recounted up to ``T``, which is what every read cost before, and what a read the
   checkpoint cannot answer still costs: ``user_middle_checkpoint``, the rank of the median user.
@@ -169,8 +172,8 @@ async def measure(store: Any, hour: datetime, repeat: int, recount_too: bool) ->
     (``repeat`` times), and, with ``recount_too``, once recounted (the same answers, checked)
     and a user in the middle of the board (which the checkpoint cannot answer: a recount)."""
     board = CONFIG.boards["main"]
-    recount = Past(store)
-    fast = Past(store, checkpoints=store)
+    recount = Past(store, backward=False)
+    fast = Past(store, checkpoints=store, backward=False)
     meter = machine.CpuMeter()
     result: dict[str, Any] = {}
     for label, at in (
@@ -202,6 +205,38 @@ async def measure(store: Any, hour: datetime, repeat: int, recount_too: bool) ->
             figures["top10_checkpoint"]["vs_recount"] = (
                 figures["top10_checkpoint"]["median_ms"] / base
             )
+        result[label] = figures
+    result["load"] = meter.stop()
+    return result
+
+
+async def measure_backward(store: Any, repeat: int, recount_too: bool) -> dict[str, Any]:
+    """The rank of the median user (of the present standings) at ``T`` = now - 1 h and now -
+    1 day, now being the last event's time, read backward from the present standings
+    (``repeat`` times); with ``recount_too``, checked against the recount of the period up to
+    ``T`` (timed once too)."""
+    board = CONFIG.boards["main"]
+    now = START + SPAN
+    back = Past(store, clock=lambda: now)
+    recount = Past(store, backward=False, clock=lambda: now)
+    total = await store.count("main", ALL_TIME.id)
+    (median,) = await store.page("main", ALL_TIME.id, total // 2, 1)
+    meter = machine.CpuMeter()
+    result: dict[str, Any] = {}
+    for label, at in (("1h", now - timedelta(hours=1)), ("1day", now - timedelta(days=1))):
+        found, _, rank = await back.user(board, at, median.user_id)
+        assert found.backward, "read backward"
+        figures: dict[str, Any] = {
+            "user_middle_backward": await timed(
+                repeat, lambda at=at: back.user(board, at, median.user_id)
+            ),
+            "rank": rank,
+        }
+        if recount_too:
+            began = time.perf_counter()
+            _, _, expected = await recount.user(board, at, median.user_id)
+            figures["recount"] = {"median_ms": (time.perf_counter() - began) * 1000}
+            assert rank == expected, (rank, expected)
         result[label] = figures
     result["load"] = meter.stop()
     return result
@@ -262,7 +297,12 @@ async def run_sqlite(
             lambda: SqliteScoreStore(path), fill_sqlite, path, users, events, size
         )
         try:
-            return {**times, **await measure(store, hour, repeat, recount_too)}
+            figures = await measure(store, hour, repeat, recount_too)
+            return {
+                **times,
+                **figures,
+                "backward": await measure_backward(store, repeat, recount_too),
+            }
         finally:
             await store.close()
 
@@ -287,7 +327,12 @@ async def run_postgres(
             lambda: PostgresScoreStore(url), fill_postgres, url, users, events, size
         )
         try:
-            return {**times, **await measure(store, hour, repeat, recount_too)}
+            figures = await measure(store, hour, repeat, recount_too)
+            return {
+                **times,
+                **figures,
+                "backward": await measure_backward(store, repeat, recount_too),
+            }
         finally:
             await store.close()
     finally:
@@ -334,6 +379,16 @@ def main() -> None:
                     f" (a recount) {f['user_middle_checkpoint']['median_ms']:.0f} ms"
                 )
             print(f"{line}; others used {figures['load']['others_cpus']:.2f} CPUs", flush=True)
+        for label in ("1h", "1day"):
+            f = figures["backward"][label]
+            line = (
+                f"{kind} at now-{label}: rank of the median user read backward"
+                f" {f['user_middle_backward']['median_ms']:.1f} ms (rank {f['rank']})"
+            )
+            if "recount" in f:
+                line += f"; recount {f['recount']['median_ms']:.0f} ms"
+            others = figures["backward"]["load"]["others_cpus"]
+            print(f"{line}; others used {others:.2f} CPUs", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps(report["machine"]))

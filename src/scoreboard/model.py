@@ -396,6 +396,29 @@ class Replay:
     audit: tuple[AuditEntry, ...]
 
 
+class RowKey(NamedTuple):
+    """A standings row as it sorts (``rank_score``, ``reached``) and why it is not shown
+    (``hidden``: 0 shown, see migration 0005)."""
+
+    rank_score: int
+    reached: int
+    hidden: int
+
+
+@dataclass(frozen=True, slots=True)
+class Movers:
+    """A board's period read backward from now (``AdminStore.backward``), in one snapshot: the
+    ``users`` with an event of the metric dated at or after the instant (voided ones included),
+    every event of theirs in the period dated before it (``events``, by event id; their ``at``
+    may be ``None``: the tally does not need it), and the
+    present standings rows of them and of the asked user (``rows``; none for a user without
+    one)."""
+
+    users: frozenset[str]
+    events: tuple[LedgerEvent, ...]
+    rows: dict[str, RowKey]
+
+
 @dataclass(frozen=True, slots=True)
 class Moved:
     """A standing a moderation action changed: the user's place on ``board`` in ``period`` is

@@ -16,6 +16,12 @@ events after it, and the users it cannot place are recounted from their own even
 settles what is asked (the top ``k``, or a user's rank among the ranks it settles); otherwise,
 and for a page (whose answer counts every user) and a trajectory, the period is recounted.
 
+**Backward from now** (:meth:`Past._backward`), one user's rank at ``at`` in the board's
+current period is the present standings less what happened after ``at``: it costs the events
+dated after ``at`` and the movers' own events before it, plus an index range count, and is
+tried before the checkpoint when fewer than :data:`BACKWARD_MOST` events (and no more than
+those before ``at``) are dated after ``at``.
+
 **What a recount costs.** It walks the period's events up to ``at`` (the store's ledger walk,
 by event id) and keeps one tally per user: time and memory in O(events of the period up to
 ``at``) and O(users of it). A trajectory walks each period it spans once, whatever its number
@@ -39,6 +45,7 @@ from scoreboard.errors import InvalidRequest
 from scoreboard.model import (
     AuditEntry,
     Entry,
+    Movers,
     RankedEntry,
     Replay,
     Standing,
@@ -55,6 +62,9 @@ CHECKPOINT_INTERVAL = 3600.0
 """Seconds between checkpoints: a read replays at most about this span of events."""
 POINTS_MAX = 1000
 """Most points a trajectory answers; a longer one asks for a coarser bucket."""
+BACKWARD_MOST = 100_000
+"""Most events dated after ``at`` in its period for which a user's rank at ``at`` is read
+backward from now (:meth:`Past.user`); past it, the checkpoint or the recount."""
 _MICROSECOND = timedelta(microseconds=1)
 _HOUR = timedelta(hours=1)
 _SEASONS_PAGE = 100
@@ -79,6 +89,8 @@ class PastBoard:
     pending: dict[str, int] = field(default_factory=dict)
     replayed: bool = False
     """Read from a checkpoint rather than recounted."""
+    backward: bool = False
+    """Read backward from now for one user (:meth:`Past.user`): ``tallies`` hold only theirs."""
 
     def key(self, user_id: str) -> tuple[int, int, str]:
         found = self.tallies[user_id]
@@ -139,12 +151,15 @@ class Past:
         store: Store,
         *,
         checkpoints: Checkpoints | None = None,
+        backward: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         """``checkpoints``: where the keeper's checkpoints are (``None``: every read recounts
-        its period)."""
+        its period); ``backward``: a user's rank may be read backward from now (``False``: only
+        from a checkpoint or a recount, as the tests compare)."""
         self.store = store
         self.checkpoints = checkpoints
+        self.backward = backward
         self._clock = clock
 
     # -- the board at an instant --------------------------------------------------------------
@@ -224,7 +239,12 @@ class Past:
 
     async def user(self, board: Board, at: datetime, user_id: str) -> tuple[PastBoard, Entry, int]:
         """``None`` entry and rank 0 are never returned: a user not on the board then is
-        ``LookupError`` (the caller's 404)."""
+        ``LookupError`` (the caller's 404). Read backward from now when that serves
+        (:meth:`_backward`), else from a checkpoint when it settles the rank, else recounted."""
+        if self.backward:
+            read = await self._backward(board, min(at, self._clock()), user_id)
+            if read is not None:
+                return read
         past = await self._board_at(board, at, fast=True)
         if not past.complete:
             if user_id in past.pending:
@@ -237,11 +257,75 @@ class Past:
         found = past.tallies.get(user_id)
         if rank is None or found is None:
             raise LookupError(user_id)
+        return past, await self._entry(user_id, found, at), rank
+
+    async def _backward(
+        self, board: Board, at: datetime, user_id: str
+    ) -> tuple[PastBoard, Entry, int] | None:
+        """The user's rank at ``at`` read backward from the present standings, in one snapshot
+        (``AdminStore.backward``); ``None`` when this path does not serve: ``at`` outside the
+        board's current period, more than :data:`BACKWARD_MOST` events dated after it, or
+        fewer before it than after (the recount reads less).
+
+        Why it is the recount's answer: the current period's standings are the tally of every
+        event of the period (under today's voids and statuses: moderation recomputes them, an
+        erasure deletes them), and the recount at ``at`` the tally of those dated up to ``at``.
+        The two differ only for the users with an event dated after ``at`` (the movers, voided
+        events included, an adjustment being an event): every other user's row is their
+        standing at ``at``. So the users ahead at ``at`` are the shown rows before the user's
+        key then (an index range count), less the movers among them, plus the movers whose
+        own events up to ``at`` (recounted) put them before it. Not the other periods: a board
+        removed and added back has its old periods' rows without the events meanwhile."""
+        now = self._clock()
+        period = await self.period_at(board, at)
+        if period is None or period != await self.period_at(board, now):
+            return None
+        if await self.store.period(board.id, period.id) is None:
+            return None
+        order = board.order
+        placed: dict[str, Tally] = {}
+        then: dict[str, Tally] = {}
+
+        def place(movers: Movers) -> tuple[int, int] | None:
+            tally(board, movers.events, then)
+            if user_id in movers.users:
+                found = then.get(user_id)
+            else:
+                row = movers.rows.get(user_id)
+                found = None
+                if row is not None and row.hidden == 0:
+                    score = -row.rank_score if order == "desc" else row.rank_score
+                    found = Tally(score, row.reached, True)
+            if found is None or not found.shown:
+                return None
+            placed[user_id] = found
+            return rank_score(found.score, order), found.reached
+
+        read = await self.store.backward(
+            board, period, at + _MICROSECOND, user_id, BACKWARD_MOST, place
+        )
+        if read is None:
+            return None
+        movers, ahead = read
+        mine = placed.get(user_id)
+        if mine is None:
+            raise LookupError(user_id)
+        key = (rank_score(mine.score, order), mine.reached)
+        for user in movers.users:
+            row = movers.rows.get(user)
+            if row is not None and row.hidden == 0 and (row.rank_score, row.reached) < key:
+                ahead -= 1  # counted where it stands now, not where it stood
+            found = then.get(user)
+            if user != user_id and found is not None and found.shown:
+                ahead += (rank_score(found.score, order), found.reached) < key
+        past = PastBoard(at, period, {user_id: mine}, order, backward=True)
+        return past, await self._entry(user_id, mine, at), ahead + 1
+
+    async def _entry(self, user_id: str, found: Tally, at: datetime) -> Entry:
         name = await self._name(user_id)
         event = await self.store.event(found.reached)
         updated = at if event is None else event.at
-        standing = Standing(user_id, name, found.score, 0, found.reached)
-        return past, Entry(standing, updated), rank
+        return Entry(Standing(user_id, name, found.score, 0, found.reached), updated)
 
     async def settle(
         self, board: Board, past: PastBoard, before: tuple[int, int, str] | None

@@ -9,7 +9,7 @@ fakes of the unit tests; every adapter passes the same contract tests (``tests/c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -28,6 +28,7 @@ from scoreboard.model import (
     LedgerEvent,
     Moderated,
     Moved,
+    Movers,
     PeriodSummary,
     Placement,
     PointsReservation,
@@ -249,6 +250,24 @@ class AdminStore(Protocol):
         """Every event of ``metric`` committed in ``[since, until)`` (``None``: unbounded),
         voided ones included, by event id, in chunks (a keyset walk: flat memory); only
         ``user_id``'s with it (an index range read)."""
+        ...
+
+    async def backward(
+        self,
+        board: Board,
+        period: Period,
+        at: datetime,
+        user_id: str,
+        most: int,
+        place: Callable[[Movers], tuple[int, int] | None],
+    ) -> tuple[Movers, int] | None:
+        """``board``'s standings in ``period`` (recorded) read back to just before ``at``, in
+        one snapshot (``scoreboard.past`` says why that is the board then): the :class:`Movers`
+        (the users of the events of the metric dated in ``[at, period end)``), then ``place``
+        called with them, and the number of shown standings rows whose ``(rank_score,
+        reached)`` sorts before the key it answers (0 when it answers ``None``). ``None``
+        (nothing read past the first steps) when more than ``most`` events are dated there, or
+        fewer are dated before ``at`` in the period than after it (a recount reads less)."""
         ...
 
     def stored(

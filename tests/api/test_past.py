@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scoreboard.model import Audit
+from scoreboard.past import Past
 from tests.api.conftest import Api, assert_error
 
 MAIN = "/api/boards/main"
@@ -149,3 +150,40 @@ async def test_since_and_until_read_a_time_without_offset_as_utc(
     east = (t1 + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "+01:00"
     shifted = await get(api, "/api/users/alice/history", since=east)
     assert shifted == await get(api, "/api/users/alice/history", since=stamp(t1))
+
+
+async def test_a_rank_at_t_is_read_backward_from_now(
+    story: tuple[Api, list[datetime]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After t3 (alice 35, bob 30): carol and dan arrive, dan is hidden and bob's event voided.
+    At t3 alice is first and bob, carol and dan nowhere; now carol is second. Every read came
+    backward from the present standings (fewer events after t3 than before), not recounted."""
+    api, (_, _, t3) = story
+    await api.ok("carol", 20, action_id="c1", name="Carol")
+    await api.ok("dan", 99, action_id="d1", name="Dan")
+    components = api.app.state.components
+    config = components.service.config
+    (bob_event,) = await components.store.events_of("bob", limit=1)
+    await components.store.void(bob_event.event_id, config, Audit("ops", "void", "e"))
+    await components.store.set_status("dan", "hidden", config, Audit("ops", "hide", "dan"))
+    answered: list[bool] = []
+    backward = Past._backward
+
+    async def spy(self: Past, *args: Any) -> Any:
+        try:
+            found = await backward(self, *args)
+        except LookupError:  # answered: not on the board then
+            answered.append(True)
+            raise
+        answered.append(found is not None)
+        return found
+
+    monkeypatch.setattr(Past, "_backward", spy)
+    alice = await get(api, f"{MAIN}/users/alice", at=stamp(t3))
+    assert (alice["rank"], alice["score"], alice["period"]) == (1, 35, "all")
+    for gone in ("bob", "carol", "dan"):
+        response = await api.client.get(f"{MAIN}/users/{gone}", params={"at": stamp(t3)})
+        assert assert_error(response, 404)["error"] == "unknown_user"
+    carol = await get(api, f"{MAIN}/users/carol", at=stamp(datetime.now(UTC)))
+    assert (carol["rank"], carol["score"]) == (2, 20)  # behind alice; dan hidden
+    assert answered == [True] * 5

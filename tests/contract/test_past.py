@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from scoreboard.boards import Board
-from scoreboard.errors import InvalidRequest
+from scoreboard.errors import Banned, InvalidRequest, NotFound
 from scoreboard.model import Audit, ScoreUpdate, rank_key
 from scoreboard.past import Past, buckets
 from tests.contract.conftest import StoreClock, configure
@@ -221,3 +221,91 @@ async def test_a_trajectory_over_events_committed_out_of_time_order(
             assert (point.score, point.rank) == expected, (user, point)
     dan = await past.trajectory(board, "dan", MONDAY, end, "hour")
     assert [(p.score, p.rank) for p in dan] == [(1, 2), (1, 3), (1, 4), (1, 4)]
+
+
+async def _random_history(store: Any, store_clock: StoreClock, seed: int) -> list[datetime]:
+    """Updates on both metrics, adjustments, voids and restores, hidden, banned and erased users
+    (one back afterwards), all interleaved in time: the instants of the history."""
+    rng = random.Random(seed)
+    users = [f"u{i}" for i in range(8)]
+    at = MONDAY
+    instants = [MONDAY - timedelta(minutes=1)]
+    events: list[int] = []
+    for n in range(90):
+        at += timedelta(minutes=rng.randrange(1, 8))
+        store_clock.at(at)
+        instants += [at, at - timedelta(microseconds=1)]
+        user = rng.choice(users)
+        roll = rng.random()
+        try:
+            if roll < 0.55:
+                metric = "lap_ms" if rng.random() < 0.35 else "points"
+                delta = rng.randrange(1000, 90_000) if metric == "lap_ms" else rng.choice(DELTAS)
+                await store.apply(ScoreUpdate(user, delta, f"a{n}", metric=metric))
+            elif roll < 0.65:
+                delta = rng.choice([-30, 7, 25])
+                await store.adjust(ScoreUpdate(user, delta, f"j{n}", source="admin"), AUDIT)
+            elif roll < 0.80 and events:
+                await store.void(rng.choice(events), CONFIG, AUDIT, restore=rng.random() < 0.3)
+            elif roll < 0.93:
+                status = rng.choice(["hidden", "banned", "active", "active"])
+                await store.set_status(user, status, CONFIG, AUDIT)
+            else:
+                await store.erase(user, f"erased-{user}-{n}", AUDIT)
+        except (Banned, NotFound):  # a banned user's update, a void of an erased event
+            pass
+        else:
+            if roll < 0.65:
+                (newest,) = await store.events_of(user, limit=1)
+                events.append(newest.event_id)
+    return instants
+
+
+DELTAS = [-20, -5, 3, 10, 10, 50, 100]
+
+
+@pytest.mark.parametrize("seed", [3, 16, 29])
+async def test_a_rank_read_backward_from_now_is_the_recounts(
+    store: Any, store_clock: StoreClock, seed: int
+) -> None:
+    """Every user's rank at many instants, read backward from the present standings, against
+    the recount (and the path did answer: most instants are in the current period)."""
+    instants = await _random_history(store, store_clock, seed)
+    now = instants[-2] + timedelta(minutes=1)
+    back = Past(store, clock=lambda: now)
+    slow = Past(store, clock=lambda: now, backward=False)
+    served = reads = 0
+    for board in CONFIG.boards.values():
+        for at in [*random.Random(seed).sample(instants, 30), now]:
+            for user in [*(f"u{i}" for i in range(8)), "nobody"]:
+                want = await _rank(slow, board, at, user)
+                got = await _rank(back, board, at, user)
+                assert got[1:] == want[1:], (board.id, at, user)
+                reads += 1
+                served += got[0]
+    assert served > reads // 2, (served, reads)
+
+
+async def _rank(past: Past, board: Board, at: datetime, user: str) -> tuple[bool, Any, Any]:
+    """(read backward, rank, entry); ``None`` for a user not on the board then."""
+    try:
+        found, entry, rank = await past.user(board, at, user)
+    except LookupError:
+        return past.backward, None, None
+    return found.backward, rank, entry
+
+
+async def test_too_many_events_after_the_instant_fall_back(
+    store: Any, store_clock: StoreClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for minutes, user, delta in ((1, "ann", 10), (2, "bob", 30), (3, "ann", 25), (4, "cid", 5)):
+        store_clock.at(MONDAY + timedelta(minutes=minutes))
+        await store.apply(ScoreUpdate(user, delta, f"{user}{minutes}"))
+    past = Past(store, clock=lambda: MONDAY + timedelta(hours=1))
+    board = CONFIG.boards["main"]
+    at = MONDAY + timedelta(minutes=2, seconds=30)
+    found, _, rank = await past.user(board, at, "ann")
+    assert (found.backward, rank) == (True, 2)
+    monkeypatch.setattr("scoreboard.past.BACKWARD_MOST", 1)
+    found, _, rank = await past.user(board, at, "ann")
+    assert (found.backward, rank) == (False, 2)

@@ -39,8 +39,10 @@ from scoreboard.model import (
     LedgerEvent,
     Moderated,
     Moved,
+    Movers,
     PeriodSummary,
     RankedEntry,
+    RowKey,
     ScoreEvent,
     ScoreUpdate,
     Standing,
@@ -620,6 +622,51 @@ class MemoryScoreStore(MemoryOutbox):
         ]
         if out:
             yield out
+
+    async def backward(
+        self,
+        board: Board,
+        period: Period,
+        at: datetime,
+        user_id: str,
+        most: int,
+        place: Callable[[Movers], tuple[int, int] | None],
+    ) -> tuple[Movers, int] | None:
+        after = Period("", at, period.ends_at)
+        before = Period("", period.starts_at, at)
+        found = [
+            e.user_id for e in self._by_id.values() if e.metric == board.metric and e.at in after
+        ]
+        if len(found) > most:
+            return None
+        earlier = [e for e in self._by_id.values() if e.metric == board.metric and e.at in before]
+        if len(earlier) < len(found):
+            return None
+        users = frozenset(found)
+        events = tuple(
+            LedgerEvent(
+                e.event_id,
+                e.user_id,
+                e.delta,
+                e.source,
+                e.voided,
+                self._users[e.user_id].status == "active",
+                e.at,
+            )
+            for e in sorted(self._by_id.values(), key=lambda e: e.event_id)
+            if e.user_id in users and e.metric == board.metric and e.at in before
+        )
+        table = self._standings.get((board.id, period.id), {})
+
+        def key(row: _Row) -> tuple[int, int]:
+            return rank_score(row.standing.score, board.order), row.standing.reached
+
+        rows = {u: RowKey(*key(table[u]), table[u].hidden) for u in users | {user_id} if u in table}
+        movers = Movers(users, events, rows)
+        placed = place(movers)
+        if placed is None:
+            return movers, 0
+        return movers, sum(1 for row in table.values() if row.hidden == 0 and key(row) < placed)
 
     async def stored(
         self, board: str, period: str, *, user_id: str | None = None

@@ -20,7 +20,15 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from scoreboard.boards import Board
-from scoreboard.model import AuditEntry, CheckpointRow, LedgerEvent, Replay, audit_subjects
+from scoreboard.model import (
+    AuditEntry,
+    CheckpointRow,
+    LedgerEvent,
+    Movers,
+    Replay,
+    RowKey,
+    audit_subjects,
+)
 from scoreboard.periods import Period
 
 T = TypeVar("T")
@@ -200,6 +208,61 @@ async def drop_checkpoints(c: Connection, board: str, periods: Sequence[str]) ->
     )
 
 
+# Reading a period backward from now (``AdminStore.backward``): the users of the events dated
+# after the instant (the (metric, created_at) index), their rows, and a count of the shown rows
+# before a key (an ix_standings_rank range; ``hidden`` is read from each row).
+_MOVED = (
+    "SELECT user_id FROM scores WHERE metric = $1 AND created_at >= $2"
+    " AND created_at < COALESCE($3, 'infinity'::timestamptz) LIMIT $4"
+)
+_BEFORE = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM scores WHERE metric = $1"
+    " AND created_at >= COALESCE($2, '-infinity'::timestamptz) AND created_at < $3 LIMIT $4) s"
+)
+_ROWS_OF = (
+    "SELECT user_id, rank_score, reached, hidden FROM standings WHERE board_id = $1"
+    " AND period_id = $2 AND user_id = ANY($3::varchar[])"
+)
+_AHEAD = (
+    "SELECT COUNT(*) FROM standings WHERE board_id = $1 AND period_id = $2 AND hidden = 0"
+    " AND (rank_score < $3 OR (rank_score = $3 AND reached < $4))"
+)
+
+
+async def backward(
+    c: Connection,
+    board: Board,
+    period: Period,
+    at: datetime,
+    user_id: str,
+    most: int,
+    place: Callable[[Movers], tuple[int, int] | None],
+) -> tuple[Movers, int] | None:
+    """:meth:`PostgresCheckpoints.backward` on one connection, in one snapshot."""
+    async with c.transaction(isolation="repeatable_read", readonly=True):
+        found = await c.fetch(_MOVED, board.metric, at, period.ends_at, most + 1)
+        if len(found) > most:
+            return None
+        before = await c.fetchval(_BEFORE, board.metric, period.starts_at, at, len(found))
+        if before < len(found):
+            return None
+        users = frozenset(r[0] for r in found)
+        events = tuple(
+            _event(r)
+            for r in await c.fetch(_OWN, sorted(users), board.metric, period.starts_at, at)
+        )
+        rows = {
+            r[0]: RowKey(int(r[1]), int(r[2]), int(r[3]))
+            for r in await c.fetch(_ROWS_OF, board.id, period.id, sorted(users | {user_id}))
+        }
+        movers = Movers(users, events, rows)
+        placed = place(movers)
+        if placed is None:
+            return movers, 0
+        ahead = await c.fetchval(_AHEAD, board.id, period.id, placed[0], placed[1])
+        return movers, int(ahead)
+
+
 class PostgresCheckpoints:
     """Mixed into ``PostgresScoreStore``: its pool, through its guard."""
 
@@ -216,6 +279,20 @@ class PostgresCheckpoints:
 
     async def replay(self, board: Board, period: Period, until: datetime) -> Replay | None:
         return await self._guard(lambda c: replay(c, board, period, until), deadline=_READ_TIMEOUT)
+
+    async def backward(
+        self,
+        board: Board,
+        period: Period,
+        at: datetime,
+        user_id: str,
+        most: int,
+        place: Callable[[Movers], tuple[int, int] | None],
+    ) -> tuple[Movers, int] | None:
+        return await self._guard(
+            lambda c: backward(c, board, period, at, user_id, most, place),
+            deadline=_READ_TIMEOUT,
+        )
 
     async def events_of_users(
         self, metric: str, users: Sequence[str], since: datetime | None, until: datetime
