@@ -608,20 +608,23 @@ class MemoryScoreStore(MemoryOutbox):
     ) -> AsyncIterator[list[LedgerEvent]]:
         span = Period("", since, until)
         out = [
-            LedgerEvent(
-                e.event_id,
-                e.user_id,
-                e.delta,
-                e.source,
-                e.voided,
-                self._users[e.user_id].status == "active",
-                e.at,
-            )
+            self._ledger_event(e)
             for e in sorted(self._by_id.values(), key=lambda e: e.event_id)
             if e.metric == metric and e.at in span and user_id in (None, e.user_id)
         ]
         if out:
             yield out
+
+    def _ledger_event(self, e: _Event) -> LedgerEvent:
+        return LedgerEvent(
+            e.event_id,
+            e.user_id,
+            e.delta,
+            e.source,
+            e.voided,
+            self._users[e.user_id].status == "active",
+            e.at,
+        )
 
     async def backward(
         self,
@@ -644,15 +647,7 @@ class MemoryScoreStore(MemoryOutbox):
             return None
         users = frozenset(found)
         events = tuple(
-            LedgerEvent(
-                e.event_id,
-                e.user_id,
-                e.delta,
-                e.source,
-                e.voided,
-                self._users[e.user_id].status == "active",
-                e.at,
-            )
+            self._ledger_event(e)
             for e in sorted(self._by_id.values(), key=lambda e: e.event_id)
             if e.user_id in users and e.metric == board.metric and e.at in before
         )
