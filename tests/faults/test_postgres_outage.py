@@ -9,6 +9,7 @@ statement was sent cannot tell whether it committed (``docs/deploy.md``). Retryi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -145,3 +146,69 @@ async def test_updates_fail_fast_and_heal_when_postgres_hangs(
     assert problems == []
     verdict = ledger.check(read_postgres(database_url))
     assert verdict.clean, verdict
+
+
+async def test_a_session_ended_by_the_server_mid_call_is_unavailable_and_the_pool_heals() -> None:
+    """The server ends the session of a call in flight (here a rollover waiting for its lock;
+    in CI it was an administrator's ``pg_terminate_backend`` or a restart). asyncpg then hands
+    the connection back to the pool by itself and detaches the call's proxy: the store must
+    say *unavailable* with the server's own reason, not trip over the detached proxy, and the
+    next call must find a working pool."""
+    import asyncpg
+
+    from scoreboard.adapters.postgres_store import PostgresScoreStore
+    from scoreboard.boards import Board, BoardsConfig, Metric
+    from scoreboard.errors import Unavailable
+    from tests.contract.conftest import configure
+    from tests.support import services
+
+    config = BoardsConfig(
+        {"points": Metric("points", -1000, 1000)},
+        {"main": Board("main", "All time"), "season": Board("season", "Season", reset="manual")},
+    )
+    with services.postgres_database() as url:
+        store = PostgresScoreStore(url)
+        await store.open()
+        holder = await asyncpg.connect(url)
+        try:
+            await configure(store, config)
+            hold = holder.transaction()
+            await hold.start()
+            await holder.execute("LOCK TABLE scores IN ACCESS EXCLUSIVE MODE")
+            rolling = asyncio.create_task(store.rollover(config.boards["season"]))
+
+            async def rollover_waits() -> bool:
+                return bool(
+                    await holder.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE scores%'"
+                    )
+                )
+
+            await async_wait_until(rollover_waits, 10, "the rollover waiting for its lock")
+            ended = await holder.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE scores%'"
+            )
+            assert ended == 1
+            with pytest.raises(Unavailable) as failed:
+                await asyncio.wait_for(rolling, scaled(10))
+            # The reason logged is the server's, not the detached proxy (``released back to
+            # the pool``) that the store used to trip over when it looked at it afterwards.
+            assert "released back to the pool" not in str(failed.value.__cause__)
+            chain, reason = [], failed.value.__cause__
+            while reason is not None:
+                chain.append(reason)
+                reason = reason.__cause__ or reason.__context__
+            assert any(isinstance(e, asyncpg.AdminShutdownError) for e in chain), chain
+            await hold.rollback()
+
+            closed, opened = await asyncio.wait_for(
+                store.rollover(config.boards["season"]), scaled(10)
+            )
+            # The ended rollover changed nothing: this one closes season 1, as it would have.
+            assert (closed.id, opened.id) == ("1", "2")
+            assert await store.count("season", "2") == 0
+        finally:
+            await holder.close()
+            await store.close()

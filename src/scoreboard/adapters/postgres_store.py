@@ -49,6 +49,7 @@ saturated server) is answered 503 although it may still commit; its retry is saf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -356,6 +357,16 @@ def _time(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC)
 
 
+def _closed(connection: PoolConnectionProxy[asyncpg.Record]) -> bool:
+    """Whether ``connection`` is closed. A connection that closes (terminated at the deadline,
+    or by the server) detaches its proxy and goes back to the pool by itself, after which
+    every method of the proxy, ``is_closed`` included, raises ``InterfaceError``."""
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
 class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
     """``dsn`` is our ``postgresql://USER@HOST:PORT/DB`` URL, which asyncpg takes as it is."""
 
@@ -430,10 +441,11 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
                     result = await use(connection)
                 except BaseException as exc:
                     cut.cancel()
-                    if connection.is_closed() or isinstance(
+                    if _closed(connection) or isinstance(
                         exc, (asyncio.CancelledError, asyncpg.InternalClientError)
                     ):
-                        connection.terminate()  # never hand a broken connection on
+                        with contextlib.suppress(asyncpg.InterfaceError):
+                            connection.terminate()  # never hand a broken connection on
                         self._release_later(connection)
                     else:
                         await self.pool.release(connection)
