@@ -282,8 +282,20 @@ def webhook_policy(settings: Settings) -> Policy:
 
 
 def store_of(settings: Settings) -> Store:
-    """The store alone (the command line's ``boards``), not opened."""
-    return _build_store(settings, None)
+    """The store alone, not opened, for the command line (``boards``, ``export``, ``keys``,
+    ``verify``): an operator's command waits out a busy server instead of failing within the
+    deadline a request has."""
+    if settings.is_sqlite:
+        return _build_store(settings, None)
+    from scoreboard.adapters.postgres_store import COMMAND_CALL_TIMEOUT, PostgresScoreStore
+
+    size = settings.database_pool_size
+    return PostgresScoreStore(
+        settings.database_url,
+        min_size=min(2, size),
+        max_size=size,
+        call_timeout=COMMAND_CALL_TIMEOUT,
+    )
 
 
 @contextlib.asynccontextmanager

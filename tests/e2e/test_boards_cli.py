@@ -18,6 +18,7 @@ import pytest
 from tests.e2e.test_cli import SERVE, assert_one_line_error, run
 from tests.support import services
 from tests.support.server import SECRET, ServerProcess
+from tests.support.timing import scaled
 from tests.support.tokens import token
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "boards.toml"
@@ -193,3 +194,47 @@ def boards_on(tmp_path: Path, url: str, *args: str) -> str:
     result = run(tmp_path, "boards", *args, database_url=url, jwt_secret=SECRET)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@pytest.mark.postgres
+def test_a_command_waits_out_a_busy_database_longer_than_a_request_would(tmp_path: Path) -> None:
+    """A request gives PostgreSQL 1.5 s (``CALL_TIMEOUT``) and answers 503; an operator's
+    command waits longer. In CI, a rollover under load failed with "the score store is
+    unavailable" because one of its reads took longer than a request's deadline."""
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    from scoreboard.adapters.postgres_store import CALL_TIMEOUT
+    from tests.e2e.test_cli import command_env
+
+    with services.postgres_database(migrate=True) as url:
+        assert boards_on(tmp_path, url, "apply", str(write(tmp_path, "s.toml", SEASONS)))
+        with psycopg.connect(url) as busy:
+            busy.execute("LOCK TABLE board_config IN ACCESS EXCLUSIVE MODE")
+            command = subprocess.Popen(
+                [sys.executable, "-m", "scoreboard", "boards", "rollover", "season"],
+                cwd=tmp_path,
+                env=command_env(database_url=url, jwt_secret=SECRET),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            with psycopg.connect(url, autocommit=True) as look:
+                deadline = time.monotonic() + scaled(30)
+                while look.execute(waiting).fetchone() != (1,):
+                    assert time.monotonic() < deadline, "the command never reached the lock"
+                    assert command.poll() is None, command.communicate()
+                    time.sleep(0.05)
+            time.sleep(2 * CALL_TIMEOUT)  # the database stays busy past a request's deadline
+            assert command.poll() is None, command.communicate()
+            busy.rollback()
+        out, err = command.communicate(timeout=scaled(60))
+        assert command.returncode == 0, err
+        assert "season 1 ended, season 2 started" in out

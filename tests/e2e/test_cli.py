@@ -25,13 +25,18 @@ from tests.support.timing import scaled
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) ")
 
 
-def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def command_env(**env: str) -> dict[str, str]:
+    """This environment without its ``SCOREBOARD_`` settings, plus ``env`` as settings."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
     base.update({f"SCOREBOARD_{k.upper()}": v for k, v in env.items()})
+    return base
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scoreboard", *args],
         cwd=tmp_path,
-        env=base,
+        env=command_env(**env),
         capture_output=True,
         text=True,
         timeout=scaled(60),

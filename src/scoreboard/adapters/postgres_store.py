@@ -43,7 +43,9 @@ a 503 within it instead of requests piling up until TCP gives up. asyncpg's own
 ``command_timeout`` does not cover waiting for a connection, which is where such requests wait.
 A call cancelled by the deadline closes its connection at once (see ``_guard``); the pool opens
 new ones when the server answers again. Trade-off: a commit slower than 1.5 s (a
-saturated server) is answered 503 although it may still commit; its retry is safe.
+saturated server) is answered 503 although it may still commit; its retry is safe. The command
+line's store (``bootstrap.store_of``) is built with ``call_timeout=COMMAND_CALL_TIMEOUT``: an
+operator's one command waits out a busy server rather than fail in the 1.5 s a request has.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ POOL_MAX = 16
 _CHUNK = 10_000
 _TIMEOUT = 10.0
 CALL_TIMEOUT = 1.5
+COMMAND_CALL_TIMEOUT = 30.0
 _ADMIN_TIMEOUT = 60.0
 """Applying a configuration (filling new boards) and rolling over may take longer."""
 
@@ -377,10 +380,13 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
         min_size: int = POOL_MIN,
         max_size: int = POOL_MAX,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        call_timeout: float = CALL_TIMEOUT,
     ) -> None:
         """``clock``: an update's commit time (its ``created_at`` and the period it counts in;
-        this process's clock, so that the two always agree)."""
+        this process's clock, so that the two always agree). ``call_timeout``: the deadline of
+        each call (see the module docstring)."""
         self.dsn = dsn
+        self.call_timeout = call_timeout
         self.min_size = min_size
         self.max_size = max_size
         self._clock = clock
@@ -421,10 +427,10 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
         self,
         use: Callable[[PoolConnectionProxy[asyncpg.Record]], Awaitable[T]],
         *,
-        deadline: float = CALL_TIMEOUT,
+        deadline: float | None = None,
     ) -> T:
-        """Run ``use`` on a pool connection within ``CALL_TIMEOUT``; connection failures and
-        the deadline become ``Unavailable``.
+        """Run ``use`` on a pool connection within ``deadline`` (``call_timeout`` if None);
+        connection failures and the deadline become ``Unavailable``.
 
         At the deadline the connection is closed as well as the call cancelled, and a closed
         or cancelled connection goes back to the pool in the background. Cancelling alone is
@@ -434,7 +440,8 @@ class PostgresScoreStore(PostgresCheckpoints, PostgresOutbox):
         an update for 10 s under a black hole before this."""
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(deadline) as scope:
+            limit = self.call_timeout if deadline is None else max(deadline, self.call_timeout)
+            async with asyncio.timeout(limit) as scope:
                 connection = await self.pool.acquire()
                 cut = loop.call_at(scope.when() or loop.time(), connection.terminate)
                 try:
