@@ -1,7 +1,8 @@
 """Redis hangs (black hole), becomes unreachable, or dies and comes back empty: updates still
 succeed (PostgreSQL is the truth) and answer within a short Redis timeout, reads keep serving,
 and once Redis is back every process's top 10 and every live client converge on the true board
-(from PostgreSQL) within 5 s.
+(from PostgreSQL) within 5 s: under load, to a board PostgreSQL had since Redis came back
+(see ``Cluster.caught_up``); once the load stops, exactly.
 
 The rate limiter is on (with a limit nobody reaches) so that its Redis calls are part of every
 update: it must fail open, quickly.
@@ -40,6 +41,30 @@ def true_top(database_url: str) -> list[tuple[str, int]]:
     return [(user, score) for user, score in rows]
 
 
+def true_scores(database_url: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT user_id, score FROM standings WHERE board_id = 'main' AND period_id = 'all'"
+        ).fetchall()
+    return dict(rows)
+
+
+def between(board: list[tuple[str, int]], since: dict[str, int], now: dict[str, int]) -> bool:
+    """Whether ``board`` is a top 10 PostgreSQL could have had between ``since`` and ``now``
+    (the load only adds points, so each user's score only grows): every score shown lies
+    between the user's two, the board is in order, and nobody left off had, already at
+    ``since``, more than the last score shown."""
+    scores = [score for _, score in board]
+    if len(board) != min(10, len(now)) or scores != sorted(scores, reverse=True):
+        return False
+    if any(not since.get(user, 0) <= score <= now.get(user, 0) for user, score in board):
+        return False
+    shown = {user for user, _ in board}
+    return all(score <= scores[-1] for user, score in since.items() if user not in shown)
+
+
 class Cluster:
     def __init__(self, tmp_path: Path, database_url: str, redis_url: str) -> None:
         env = {
@@ -64,6 +89,17 @@ class Cluster:
         truth = true_top(self.database_url)
         tops = await self.tops()
         return all(t == truth for t in tops) and all(w.board == truth for w in watchers)
+
+    async def caught_up(self, watchers: list[BoardWatcher], since: dict[str, int]) -> bool:
+        """Under load: every process's top 10 and every live client's board shows PostgreSQL
+        as it was at some moment after ``since`` was read. An exact comparison with one
+        reading matches only when no update lands during the check (a board read later is
+        ahead of it; one fed by the other process may be ahead on one user and behind on
+        another): that measured the load, 5-11 s on a busy machine, not the healing. The
+        exact comparison is made once the load stops."""
+        boards = [*await self.tops(), *(w.board for w in watchers)]
+        now = true_scores(self.database_url)
+        return all(between(board, since, now) for board in boards)
 
 
 @pytest.mark.parametrize("fault", ["blackhole", "down", "restart_empty"])
@@ -110,8 +146,9 @@ async def test_updates_succeed_and_boards_converge_when_redis_fails(
             else:
                 redis_server.start()  # empty: no persistence
             healed_at = time.monotonic()
+            healed = true_scores(database_url)
             await async_wait_until(
-                lambda: cluster.converged(watchers), 15, "every board to equal PostgreSQL's"
+                lambda: cluster.caught_up(watchers, healed), 15, "every board to catch up"
             )
             figures["converged_under_load"] = time.monotonic() - healed_at
             await load.stop()
