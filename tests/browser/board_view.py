@@ -42,6 +42,7 @@ def wait_for_rows(page: Page, rows: list[list[str]], within: float, since: float
     except PlaywrightTimeout:
         raise AssertionError(
             f"within {scaled(within):.1f}s the page should show {rows}, it shows {shown(page)}"
+            f" ({max(remaining, 0):.2f}s of it were left when the wait began)"
         ) from None
 
 
